@@ -1,0 +1,65 @@
+# ITSM Platform. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# Tests run on PostgreSQL and Redis on 127.0.0.1 unless the environment says otherwise.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/itsm_db
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/14
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...).")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+.PHONY: venv
+venv: $(STAMP) ## Create .venv and install the pinned requirements
+
+.PHONY: run
+run: venv ## Start the API (127.0.0.1:8000, PORT overrides), a Celery worker and Celery Beat; Ctrl-C stops all
+	@mkdir -p var
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py setup_demo
+	PROMETHEUS_MULTIPROC_DIR=$${PROMETHEUS_MULTIPROC_DIR:-$(CURDIR)/var/prometheus} exec $(PY) scripts/run_platform.py
+
+.PHONY: test
+test: venv ## Run the test suite against PostgreSQL and Redis (DATABASE_URL and REDIS_URL override)
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: venv ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+.PHONY: format
+format: venv ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+.PHONY: types
+types: venv ## mypy with the Django and DRF plugins
+	$(BIN)/mypy
+
+.PHONY: migrations-check
+migrations-check: venv ## Fail if a model change has no migration
+	$(PY) manage.py makemigrations --check --dry-run
+
+.PHONY: check
+check: lint types migrations-check test ## Everything CI runs
+
+.PHONY: clean
+clean: ## Remove the embedded database, broker files and caches (not .venv)
+	rm -rf var staticfiles .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,33 @@
+"""gunicorn settings, read from the environment. Multiprocess Prometheus metrics need the hooks below."""
+
+import os
+import shutil
+from pathlib import Path
+
+bind = f"{os.environ.get('ITSM_BIND_HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("ITSM_GUNICORN_WORKERS", "4"))
+# Below Nginx's proxy_read_timeout (60 s), so gunicorn gives up first and Nginx can report it.
+timeout = int(os.environ.get("ITSM_GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 20
+keepalive = 5
+max_requests = int(os.environ.get("ITSM_GUNICORN_MAX_REQUESTS", "2000"))
+max_requests_jitter = 200
+# Trust X-Forwarded-* only from the proxy in front (Nginx); the default is loopback only.
+forwarded_allow_ips = os.environ.get("ITSM_FORWARDED_ALLOW_IPS", "127.0.0.1")
+accesslog = "-"
+errorlog = "-"
+
+
+def on_starting(server):
+    """Empty the metrics directory: samples of a previous run's dead workers must not be summed in."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)
+        Path(directory).mkdir(parents=True, exist_ok=True)
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

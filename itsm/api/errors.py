@@ -1,0 +1,112 @@
+"""JSON errors everywhere: the DRF exception handler, Django's error handlers, and the database-down guard."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from itsm.exceptions import InvalidInput, NotPermitted, StaleVersion, TransitionNotAllowed
+
+logger = logging.getLogger(__name__)
+
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+RETRY_AFTER_SECONDS = "5"
+DATABASE_DOWN = "The database is unavailable. Retry shortly."
+
+
+class PreconditionRequired(exceptions.APIException):
+    status_code = 428
+    default_detail = 'This request needs an If-Match header with the ETag you last read (for example If-Match: "12-3").'
+    default_code = "precondition_required"
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Map domain exceptions to their HTTP status; everything else keeps DRF's JSON shapes."""
+    if isinstance(exc, TransitionNotAllowed):
+        return Response(
+            {"detail": str(exc), "code": "transition_not_allowed", "allowed": sorted(exc.allowed)},
+            status=status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, StaleVersion):
+        return Response(
+            {"detail": str(exc), "code": "precondition_failed"},
+            status=status.HTTP_412_PRECONDITION_FAILED,
+            headers={"ETag": exc.current_etag},
+        )
+    if isinstance(exc, InvalidInput):
+        return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, NotPermitted):
+        return Response({"detail": str(exc), "code": "permission_denied"}, status=status.HTTP_403_FORBIDDEN)
+    if isinstance(exc, DATABASE_ERRORS):
+        logger.warning("database unavailable: %s", exc)
+        return Response(
+            {"detail": DATABASE_DOWN, "code": "database_unavailable"},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+    return drf_exception_handler(exc, context)
+
+
+def database_unavailable_response() -> JsonResponse:
+    response = JsonResponse({"detail": DATABASE_DOWN, "code": "database_unavailable"}, status=503)
+    response["Retry-After"] = RETRY_AFTER_SECONDS
+    return response
+
+
+class DatabaseUnavailableMiddleware:
+    """A database outage outside DRF (admin, health, middleware) is a JSON 503 with Retry-After, not an HTML 500."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, DATABASE_ERRORS):
+            logger.warning("database unavailable: %s", exception)
+            return database_unavailable_response()
+        return None
+
+
+def _json_error(detail: str, code: str, status_code: int) -> JsonResponse:
+    return JsonResponse({"detail": detail, "code": code}, status=status_code)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return _json_error("Bad request.", "bad_request", 400)
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return _json_error("You do not have permission to perform this action.", "permission_denied", 403)
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return _json_error("Not found.", "not_found", 404)
+
+
+def server_error(request: HttpRequest) -> JsonResponse:
+    # Called inside Django's exception handling, so the exception that got here is still current.
+    if isinstance(sys.exc_info()[1], DATABASE_ERRORS):
+        return database_unavailable_response()
+    return _json_error("Internal server error. It has been logged.", "server_error", 500)
+
+
+def not_found_view(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    return page_not_found(request)
+
+
+__all__ = ["Conflict", "Http404", "PermissionDenied", "PreconditionRequired", "exception_handler"]

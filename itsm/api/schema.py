@@ -1,0 +1,44 @@
+"""Document the error responses every operation can give, so clients (and schemathesis) know them all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": "An error. Validation errors (400) instead map each field name to a list of messages.",
+    "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
+    "additionalProperties": True,
+}
+
+_COMMON = {
+    "401": "Not signed in: send Authorization: Token <token>.",
+    "403": "Signed in, but your role does not allow this.",
+    "429": "Too many requests.",
+    "503": "The database is unavailable; retry after the Retry-After header's seconds.",
+}
+_WITH_INPUT = {"400": "Invalid input: per-field messages."}
+_DETAIL = {"404": "No such object, or not visible to you."}
+_WRITE_TICKET = {
+    "412": "If-Match does not match the current ETag: someone changed the ticket.",
+    "428": "If-Match is missing.",
+}
+
+
+def document_error_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    ref = {"$ref": "#/components/schemas/Error"}
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            codes = dict(_COMMON)
+            codes.update(_WITH_INPUT)  # malformed query parameters are a 400 on reads too
+            if "{" in path:
+                codes.update(_DETAIL)
+            if method in ("put", "patch") and path.startswith("/api/v1/tickets/"):
+                codes.update(_WRITE_TICKET)
+            responses = operation.setdefault("responses", {})
+            for code, description in codes.items():
+                responses.setdefault(
+                    code, {"description": description, "content": {"application/json": {"schema": ref}}}
+                )
+    return result

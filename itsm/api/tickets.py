@@ -1,0 +1,259 @@
+"""/api/v1/tickets/: filterset, serializers and viewset, with comments, events and transitions."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import django_filters
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from itsm.api.errors import PreconditionRequired
+from itsm.api.filters import StableOrderingFilter, TicketSearchFilter
+from itsm.exceptions import InvalidInput, StaleVersion
+from itsm.models import Comment, Event, Service, Ticket
+from itsm.queries import comments_visible_to, events_visible_to, tickets_visible_to
+from itsm.roles import Role, is_staff_role
+from itsm.services import tickets as ticket_services
+
+User = get_user_model()
+
+
+class TicketFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=Ticket.Status.choices)
+    priority = django_filters.MultipleChoiceFilter(choices=Ticket.Priority.choices)
+    sla = django_filters.MultipleChoiceFilter(field_name="sla_status", choices=Ticket.SlaStatus.choices)
+    assignee = django_filters.NumberFilter(field_name="assignee_id")
+    requester = django_filters.NumberFilter(field_name="requester_id")
+    service = django_filters.NumberFilter(field_name="service_id")
+    category = django_filters.CharFilter(field_name="category", max_length=100)
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Ticket
+        fields: list[str] = []
+
+
+class TicketSerializer(serializers.ModelSerializer):
+    """A ticket as the API shows it. Status changes only through the transition endpoint."""
+
+    service = serializers.PrimaryKeyRelatedField(queryset=Service.objects.all(), required=False, allow_null=True)
+    assignee = serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.filter(groups__name__in=[Role.AGENT, Role.ADMIN]).distinct(),
+        required=False,
+        allow_null=True,
+    )
+
+    class Meta:
+        model = Ticket
+        fields = [
+            "id",
+            "title",
+            "description",
+            "status",
+            "priority",
+            "category",
+            "service",
+            "requester",
+            "assignee",
+            "created_at",
+            "updated_at",
+            "first_response_at",
+            "resolved_at",
+            "closed_at",
+            "response_due_at",
+            "resolution_due_at",
+            "sla_status",
+        ]
+        read_only_fields = [
+            "id",
+            "status",
+            "requester",
+            "created_at",
+            "updated_at",
+            "first_response_at",
+            "resolved_at",
+            "closed_at",
+            "response_due_at",
+            "resolution_due_at",
+            "sla_status",
+        ]
+        extra_kwargs = {"description": {"max_length": 20000}, "title": {"allow_blank": False}}
+
+
+class TransitionSerializer(serializers.Serializer):
+    to = serializers.ChoiceField(choices=Ticket.Status.choices)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
+
+
+class TransitionConflict(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    allowed = serializers.ListField(child=serializers.CharField())
+
+
+class CommentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Comment
+        fields = ["id", "ticket", "author", "body", "internal", "created_at"]
+        read_only_fields = ["id", "ticket", "author", "created_at"]
+        extra_kwargs = {"body": {"max_length": 20000, "allow_blank": False}}
+
+
+class EventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Event
+        fields = ["id", "kind", "actor", "field", "old_value", "new_value", "note", "created_at"]
+        read_only_fields = fields
+
+
+def paginated(serializer_class: type[serializers.Serializer]) -> serializers.Serializer:
+    """The schema of one page of `serializer_class` items, for actions that paginate by hand."""
+    return inline_serializer(
+        name=f"Paginated{serializer_class.__name__.removesuffix('Serializer')}List",
+        fields={
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": serializer_class(many=True),
+        },
+    )
+
+
+_ETAG = re.compile(r'^(?:W/)?"(\d+)-(\d+)"$')
+
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    location=OpenApiParameter.HEADER,
+    required=True,
+    description='The ETag of the ticket as last read, e.g. "12-3". 412 when stale, 428 when missing.',
+)
+
+
+def expected_version(request: Request, ticket_id: int) -> int:
+    """The version the client read, from If-Match. Missing is 428, another ticket's or garbage is 412."""
+    header = request.headers.get("If-Match", "").strip()
+    if not header:
+        raise PreconditionRequired()
+    match = _ETAG.match(header)
+    if match is None or int(match.group(1)) != ticket_id:
+        current = Ticket.objects.filter(pk=ticket_id).values_list("version", flat=True).first()
+        raise StaleVersion(f'"{ticket_id}-{current}"')
+    return int(match.group(2))
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the tickets you can see"),
+    create=extend_schema(summary="Open a ticket"),
+    retrieve=extend_schema(summary="One ticket (with its ETag)"),
+    update=extend_schema(summary="Replace a ticket's editable fields", parameters=[IF_MATCH]),
+    partial_update=extend_schema(summary="Edit some fields of a ticket", parameters=[IF_MATCH]),
+    destroy=extend_schema(summary="Delete a ticket (admins only)"),
+)
+class TicketViewSet(viewsets.ModelViewSet):
+    serializer_class = TicketSerializer
+    filter_backends = [DjangoFilterBackend, TicketSearchFilter, StableOrderingFilter]
+    filterset_class = TicketFilter
+    ordering_fields = ["created_at", "updated_at", "id", "priority", "status", "response_due_at", "resolution_due_at"]
+    ordering = ["-created_at"]
+
+    def get_queryset(self) -> QuerySet[Ticket]:
+        return tickets_visible_to(self.request.user)
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        ticket = self.get_object()
+        return Response(self.get_serializer(ticket).data, headers={"ETag": ticket.etag})
+
+    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
+        data = dict(serializer.validated_data)
+        if data.get("assignee") is not None and not is_staff_role(self.request.user):
+            raise InvalidInput({"assignee": ["Only agents can assign tickets."]})
+        serializer.instance = ticket_services.ticket_create(
+            requester=self.request.user, actor=self.request.user, **data
+        )
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        self.perform_create(serializer)
+        ticket: Ticket = serializer.instance  # type: ignore[assignment]
+        return Response(
+            serializer.data, status=status.HTTP_201_CREATED, headers={"ETag": ticket.etag, "Location": f"{ticket.pk}/"}
+        )
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        ticket = self.get_object()
+        version = expected_version(request, ticket.pk)
+        serializer = self.get_serializer(ticket, data=request.data, partial=kwargs.get("partial", False))
+        serializer.is_valid(raise_exception=True)
+        ticket = ticket_services.ticket_update(
+            ticket_id=ticket.pk, actor=request.user, expected_version=version, changes=dict(serializer.validated_data)
+        )
+        return Response(self.get_serializer(ticket).data, headers={"ETag": ticket.etag})
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        ticket = self.get_object()
+        ticket_services.ticket_delete(ticket_id=ticket.pk, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        request=TransitionSerializer,
+        responses={
+            200: TicketSerializer,
+            409: OpenApiResponse(TransitionConflict, description="Not an allowed next state."),
+        },
+        summary="Change a ticket's status",
+    )
+    @action(detail=True, methods=["post"])
+    def transition(self, request: Request, pk: str | None = None) -> Response:
+        ticket = self.get_object()
+        body = TransitionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        ticket = ticket_services.ticket_transition(
+            ticket_id=ticket.pk, actor=request.user, to=body.validated_data["to"], note=body.validated_data["note"]
+        )
+        return Response(self.get_serializer(ticket).data, headers={"ETag": ticket.etag})
+
+    @extend_schema(
+        methods=["GET"], responses=paginated(CommentSerializer), summary="A ticket's comments", filters=False
+    )
+    @extend_schema(
+        methods=["POST"], request=CommentSerializer, responses={201: CommentSerializer}, summary="Comment on a ticket"
+    )
+    @action(detail=True, methods=["get", "post"], filter_backends=[])
+    def comments(self, request: Request, pk: str | None = None) -> Response:
+        ticket = self.get_object()
+        if request.method == "POST":
+            body = CommentSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            comment = ticket_services.comment_create(
+                ticket_id=ticket.pk,
+                author=request.user,
+                body=body.validated_data["body"],
+                internal=body.validated_data.get("internal", False),
+            )
+            return Response(CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
+        return self._paginated(comments_visible_to(request.user, ticket), CommentSerializer)
+
+    @extend_schema(responses=paginated(EventSerializer), summary="A ticket's timeline of changes", filters=False)
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def events(self, request: Request, pk: str | None = None) -> Response:
+        ticket = self.get_object()
+        return self._paginated(events_visible_to(request.user, ticket), EventSerializer)
+
+    def _paginated(self, queryset: QuerySet[Any], serializer_class: type[serializers.Serializer]) -> Response:
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(serializer_class(page, many=True).data)

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class ItsmConfig(AppConfig):
+    name = "itsm"
+    verbose_name = "IT service management"
+
+    def ready(self) -> None:
+        from itsm import checks  # noqa: F401  (registers the system checks)

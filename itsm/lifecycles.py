@@ -1,0 +1,36 @@
+"""The allowed status transitions of each aggregate, as data. The services are the only code that applies them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+TICKET_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "new": frozenset({"open", "in_progress", "resolved", "closed"}),
+    "open": frozenset({"in_progress", "pending", "resolved", "closed"}),
+    "in_progress": frozenset({"open", "pending", "resolved"}),
+    "pending": frozenset({"in_progress", "resolved"}),
+    "resolved": frozenset({"open", "closed"}),
+    "closed": frozenset(),
+}
+
+# What a requester may do to their own ticket: withdraw or accept it (close), or reopen a resolved one.
+TICKET_REQUESTER_TARGETS = frozenset({"closed", "open"})
+
+# Statuses in which the ticket's clocks stop: waiting on the requester, or done.
+TICKET_PAUSED_STATUSES = frozenset({"pending"})
+TICKET_DONE_STATUSES = frozenset({"resolved", "closed"})
+
+
+class TransitionNotAllowed(Exception):
+    """Raised when a status change is not in the table; the API answers 409."""
+
+    def __init__(self, current: str, target: str, allowed: frozenset[str]) -> None:
+        self.current, self.target, self.allowed = current, target, allowed
+        names = ", ".join(sorted(allowed)) or "none (final state)"
+        super().__init__(f"Cannot move from {current!r} to {target!r}. Allowed next states: {names}.")
+
+
+def check_transition(table: Mapping[str, frozenset[str]], current: str, target: str) -> None:
+    allowed = table[current]
+    if target not in allowed:
+        raise TransitionNotAllowed(current, target, allowed)

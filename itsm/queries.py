@@ -1,0 +1,33 @@
+"""Reads that decide visibility. Every list, detail, search and timeline view starts from these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from itsm.models import Comment, Event, Ticket
+from itsm.roles import is_staff_role
+
+
+def tickets_visible_to(user: Any) -> QuerySet[Ticket]:
+    """Agents and admins see every ticket; a requester sees only the tickets they requested."""
+    tickets = Ticket.objects.all()
+    if is_staff_role(user):
+        return tickets
+    return tickets.filter(requester=user)
+
+
+def comments_visible_to(user: Any, ticket: Ticket) -> QuerySet[Comment]:
+    comments = Comment.objects.filter(ticket=ticket).select_related("author")
+    if is_staff_role(user):
+        return comments
+    return comments.filter(internal=False)
+
+
+def events_visible_to(user: Any, ticket: Ticket) -> QuerySet[Event]:
+    """A requester's timeline leaves out internal notes."""
+    events = Event.objects.filter(ticket=ticket).select_related("actor")
+    if is_staff_role(user):
+        return events
+    return events.exclude(field="internal_comment")

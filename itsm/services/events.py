@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from itsm.models import Event, Ticket
+
+
+def event_record(
+    *,
+    ticket: Ticket,
+    actor: Any,
+    kind: str,
+    field: str = "",
+    old: object = "",
+    new: object = "",
+    note: str = "",
+    at: datetime | None = None,
+) -> Event:
+    """Append one entry to a ticket's timeline."""
+    return Event.objects.create(
+        ticket=ticket,
+        actor=actor if getattr(actor, "pk", None) else None,
+        kind=kind,
+        field=field,
+        old_value="" if old is None else str(old),
+        new_value="" if new is None else str(new),
+        note=note,
+        created_at=at or timezone.now(),
+    )

@@ -1,0 +1,182 @@
+"""SLA state of tickets: due times recomputed from the event history, and the scan that marks breaches."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from itsm import metrics, sla
+from itsm.lifecycles import TICKET_DONE_STATUSES, TICKET_PAUSED_STATUSES
+from itsm.models import BusinessCalendar, Event, SlaPolicy, Ticket
+from itsm.services.events import event_record
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_POLICY_NAME = "Default"
+
+
+def sla_policy_default() -> SlaPolicy:
+    """The policy applied to tickets; created with the manual's targets on a 24×7 calendar if none exists."""
+    policy = SlaPolicy.objects.select_related("calendar").filter(is_default=True).first()
+    if policy is not None:
+        return policy
+    calendar, _ = BusinessCalendar.objects.get_or_create(name="24×7", defaults={"kind": BusinessCalendar.Kind.ALWAYS})
+    policy, _ = SlaPolicy.objects.get_or_create(
+        name=DEFAULT_POLICY_NAME, defaults={"calendar": calendar, "is_default": True}
+    )
+    return policy
+
+
+def calendar_from(model: BusinessCalendar) -> sla.Calendar:
+    if model.kind == BusinessCalendar.Kind.ALWAYS:
+        return sla.ALWAYS
+    return sla.Calendar(
+        tz=ZoneInfo(model.time_zone),
+        weekdays=frozenset(model.weekdays),
+        day_start=model.day_start,
+        day_end=model.day_end,
+        holidays=frozenset(model.holidays.values_list("date", flat=True)),
+    )
+
+
+@dataclass(frozen=True)
+class SlaTimes:
+    response_due_at: datetime | None
+    resolution_due_at: datetime | None
+    at_risk_at: datetime | None
+
+
+def ticket_status_history(ticket: Ticket) -> list[tuple[datetime, str]]:
+    """(time, status) of the creation and of every status change, oldest first."""
+    changes: list[tuple[datetime, str]] = [(ticket.created_at, Ticket.Status.NEW)]
+    changes += list(
+        Event.objects.filter(ticket=ticket, kind=Event.Kind.TRANSITION, field="status")
+        .order_by("created_at", "id")
+        .values_list("created_at", "new_value")
+    )
+    return changes
+
+
+def ticket_sla_times(
+    *, ticket: Ticket, policy: SlaPolicy, calendar: sla.Calendar, changes: list[tuple[datetime, str]] | None = None
+) -> SlaTimes:
+    """Due times of the ticket's two targets and the moment it becomes at risk, from its status history."""
+    if changes is None:
+        changes = ticket_status_history(ticket)
+    response_minutes, resolution_minutes = policy.targets_for(ticket.priority)
+    risk_share = settings.ITSM_SLA_AT_RISK_PERCENT / 100
+
+    response_running = sla.running_intervals(changes, TICKET_PAUSED_STATUSES, until=ticket.first_response_at)
+    done = ticket.status in TICKET_DONE_STATUSES
+    resolution_running = sla.running_intervals(
+        changes, TICKET_PAUSED_STATUSES | TICKET_DONE_STATUSES, until=ticket.resolved_at if done else None
+    )
+    response_due = sla.due_at(calendar, response_running, response_minutes)
+    resolution_due = sla.due_at(calendar, resolution_running, resolution_minutes)
+
+    warnings = []
+    if not done and ticket.status not in TICKET_PAUSED_STATUSES:
+        if ticket.first_response_at is None:
+            warnings.append(sla.due_at(calendar, response_running, response_minutes * risk_share))
+        warnings.append(sla.due_at(calendar, resolution_running, resolution_minutes * risk_share))
+    at_risk_at = min((w for w in warnings if w is not None), default=None)
+    return SlaTimes(response_due, resolution_due, at_risk_at)
+
+
+def sla_status_at(ticket: Ticket, now: datetime) -> str:
+    """The SLA state the stored due times give at `now`. A breach is never forgotten."""
+    status = Ticket.SlaStatus
+    if ticket.sla_status == status.BREACHED:
+        return status.BREACHED
+    response_missed = ticket.response_due_at is not None and (
+        (ticket.first_response_at or now) > ticket.response_due_at
+    )
+    resolution_end = ticket.resolved_at if ticket.status in TICKET_DONE_STATUSES else now
+    resolution_missed = ticket.resolution_due_at is not None and (resolution_end or now) > ticket.resolution_due_at
+    if response_missed or resolution_missed:
+        return status.BREACHED
+    if ticket.status in TICKET_DONE_STATUSES:
+        return status.MET
+    if ticket.status in TICKET_PAUSED_STATUSES:
+        return status.PAUSED
+    if ticket.sla_at_risk_at is not None and now >= ticket.sla_at_risk_at:
+        return status.AT_RISK
+    return status.OK
+
+
+def ticket_sla_refresh(*, ticket: Ticket, policy: SlaPolicy | None = None, now: datetime | None = None) -> list[str]:
+    """Recompute the ticket's due times and SLA state in memory; return the changed field names.
+
+    The caller holds the row lock and saves; an SLA state change is written as an event here.
+    """
+    now = now or timezone.now()
+    policy = policy or sla_policy_default()
+    times = ticket_sla_times(ticket=ticket, policy=policy, calendar=calendar_from(policy.calendar))
+    changed = []
+    for name, value in (
+        ("response_due_at", times.response_due_at),
+        ("resolution_due_at", times.resolution_due_at),
+        ("sla_at_risk_at", times.at_risk_at),
+    ):
+        if getattr(ticket, name) != value:
+            setattr(ticket, name, value)
+            changed.append(name)
+    changed += _apply_sla_status(ticket, sla_status_at(ticket, now), now)
+    return changed
+
+
+def _apply_sla_status(ticket: Ticket, new_status: str, now: datetime) -> list[str]:
+    old_status = ticket.sla_status
+    if new_status == old_status:
+        return []
+    ticket.sla_status = new_status
+    event_record(
+        ticket=ticket, actor=None, kind=Event.Kind.SLA, field="sla_status", old=old_status, new=new_status, at=now
+    )
+    if new_status in (Ticket.SlaStatus.AT_RISK, Ticket.SlaStatus.BREACHED):
+        metrics.SLA_STATE_CHANGES.labels(state=new_status, priority=ticket.priority).inc()
+    return ["sla_status"]
+
+
+def sla_scan(*, now: datetime | None = None, batch_size: int = 500) -> dict[str, int]:
+    """Mark running tickets that crossed their at-risk moment or a due time. Safe to run twice for one minute."""
+    now = now or timezone.now()
+    counts = {Ticket.SlaStatus.AT_RISK.value: 0, Ticket.SlaStatus.BREACHED.value: 0}
+    candidate_ids = list(
+        Ticket.objects.filter(
+            sla_status__in=[Ticket.SlaStatus.OK, Ticket.SlaStatus.AT_RISK], sla_at_risk_at__lte=now
+        ).values_list("id", flat=True)[:batch_size]
+    )
+    for ticket_id in candidate_ids:
+        with transaction.atomic():
+            ticket = Ticket.objects.select_for_update().filter(pk=ticket_id).first()
+            if ticket is None:
+                continue
+            changed = _apply_sla_status(ticket, sla_status_at(ticket, now), now)
+            if changed:
+                ticket.save(update_fields=changed)
+                counts[ticket.sla_status] = counts.get(ticket.sla_status, 0) + 1
+    if any(counts.values()):
+        logger.info("SLA scan at %s: %s", now.isoformat(), counts)
+    return counts
+
+
+def sla_recompute_open_tickets(*, batch_size: int = 500) -> int:
+    """Recompute due times of every ticket not yet done, after a policy or calendar change."""
+    policy = sla_policy_default()
+    count = 0
+    ids = list(Ticket.objects.exclude(status__in=TICKET_DONE_STATUSES).values_list("id", flat=True))
+    for start in range(0, len(ids), batch_size):
+        with transaction.atomic():
+            for ticket in Ticket.objects.select_for_update().filter(pk__in=ids[start : start + batch_size]):
+                changed = ticket_sla_refresh(ticket=ticket, policy=policy)
+                if changed:
+                    ticket.save(update_fields=changed)
+                count += 1
+    return count

@@ -1,0 +1,198 @@
+"""Every write to a ticket: creation, edits, status changes and comments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from itsm import metrics
+from itsm.exceptions import InvalidInput, NotPermitted, StaleVersion
+from itsm.lifecycles import TICKET_REQUESTER_TARGETS, TICKET_TRANSITIONS, check_transition
+from itsm.models import Comment, Event, Service, Ticket
+from itsm.roles import Role, is_staff_role, role_of
+from itsm.services.events import event_record
+from itsm.services.sla import ticket_sla_refresh
+
+# Fields a requester may edit on their own ticket, and while it is in one of these statuses.
+REQUESTER_EDITABLE_FIELDS = frozenset({"title", "description"})
+REQUESTER_EDITABLE_STATUSES = frozenset({Ticket.Status.NEW, Ticket.Status.OPEN})
+AGENT_EDITABLE_FIELDS = frozenset({"title", "description", "priority", "category", "service", "assignee"})
+# Changing any of these moves a due time.
+SLA_FIELDS = frozenset({"priority"})
+
+
+def ticket_create(
+    *,
+    requester: Any,
+    title: str,
+    description: str = "",
+    priority: str = Ticket.Priority.MEDIUM,
+    category: str = "",
+    service: Service | None = None,
+    assignee: Any = None,
+    actor: Any = None,
+) -> Ticket:
+    """Open a ticket for `requester` (agents may open one on someone's behalf) and start its SLA clocks."""
+    now = timezone.now()
+    with transaction.atomic():
+        ticket = Ticket(
+            title=title,
+            description=description,
+            priority=priority,
+            category=category,
+            service=service,
+            requester=requester,
+            assignee=assignee,
+            created_at=now,
+            updated_at=now,
+        )
+        ticket.save()
+        event_record(ticket=ticket, actor=actor or requester, kind=Event.Kind.CREATED, new=ticket.title, at=now)
+        changed = ticket_sla_refresh(ticket=ticket, now=now)
+        if changed:
+            ticket.save(update_fields=changed)
+    metrics.TICKETS_CREATED.labels(priority=priority).inc()
+    return ticket
+
+
+def _locked(ticket_id: int) -> Ticket:
+    return Ticket.objects.select_for_update().get(pk=ticket_id)
+
+
+def ticket_update(*, ticket_id: int, actor: Any, expected_version: int | None, changes: dict[str, Any]) -> Ticket:
+    """Apply field edits if the client saw the current version; one event per changed field."""
+    with transaction.atomic():
+        ticket = _locked(ticket_id)
+        if expected_version is not None and expected_version != ticket.version:
+            raise StaleVersion(ticket.etag)
+        _check_may_edit(ticket, actor, set(changes))
+        now = timezone.now()
+        changed: list[str] = []
+        for name, value in changes.items():
+            old = getattr(ticket, name)
+            if old == value:
+                continue
+            setattr(ticket, name, value)
+            changed.append(name)
+            event_record(
+                ticket=ticket,
+                actor=actor,
+                kind=Event.Kind.CHANGED,
+                field=name,
+                old=_display(old),
+                new=_display(value),
+                at=now,
+            )
+        if not changed:
+            return ticket
+        if SLA_FIELDS & set(changed):
+            changed += ticket_sla_refresh(ticket=ticket, now=now)
+        ticket.updated_at = now
+        ticket.version = F("version") + 1
+        ticket.save(update_fields=[*changed, "updated_at", "version"])
+    ticket.refresh_from_db(fields=["version"])
+    return ticket
+
+
+def _check_may_edit(ticket: Ticket, actor: Any, fields: set[str]) -> None:
+    if is_staff_role(actor):
+        allowed = AGENT_EDITABLE_FIELDS
+    else:
+        if ticket.status not in REQUESTER_EDITABLE_STATUSES:
+            raise NotPermitted("Requesters may edit a ticket only while it is new or open.")
+        allowed = REQUESTER_EDITABLE_FIELDS
+    refused = sorted(fields - allowed)
+    if refused:
+        raise InvalidInput({name: ["You may not change this field."] for name in refused})
+
+
+def _display(value: Any) -> str:
+    if value is None:
+        return ""
+    return str(getattr(value, "pk", value))
+
+
+def ticket_transition(*, ticket_id: int, actor: Any, to: str, note: str = "") -> Ticket:
+    """Move a ticket to another status by the lifecycle table; asking for the current status changes nothing."""
+    if to not in Ticket.Status.values:
+        raise InvalidInput(
+            {"to": [f'"{to}" is not a ticket status. Choose one of: {", ".join(Ticket.Status.values)}.']}
+        )
+    with transaction.atomic():
+        ticket = _locked(ticket_id)
+        if ticket.status == to:
+            return ticket
+        if not is_staff_role(actor) and to not in TICKET_REQUESTER_TARGETS:
+            raise NotPermitted("Requesters may only close their ticket or reopen a resolved one.")
+        check_transition(TICKET_TRANSITIONS, ticket.status, to)
+        now = timezone.now()
+        old = ticket.status
+        ticket.status = to
+        changed = ["status", "updated_at", "version"]
+        if to == Ticket.Status.RESOLVED:
+            ticket.resolved_at = now
+            changed.append("resolved_at")
+        elif to == Ticket.Status.CLOSED:
+            ticket.closed_at = now
+            changed.append("closed_at")
+            if ticket.resolved_at is None:
+                ticket.resolved_at = now
+                changed.append("resolved_at")
+        elif old == Ticket.Status.RESOLVED:
+            ticket.resolved_at = None
+            changed.append("resolved_at")
+        event_record(
+            ticket=ticket, actor=actor, kind=Event.Kind.TRANSITION, field="status", old=old, new=to, note=note, at=now
+        )
+        changed += ticket_sla_refresh(ticket=ticket, now=now)
+        ticket.updated_at = now
+        ticket.version = F("version") + 1
+        ticket.save(update_fields=sorted(set(changed)))
+    metrics.TICKET_TRANSITIONS.labels(to=to).inc()
+    ticket.refresh_from_db(fields=["version"])
+    return ticket
+
+
+def comment_create(*, ticket_id: int, author: Any, body: str, internal: bool = False) -> Comment:
+    """Add a comment. An agent's first public comment is the first response that stops the response clock."""
+    staff = is_staff_role(author)
+    if internal and not staff:
+        raise InvalidInput({"internal": ["Only agents can write internal notes."]})
+    with transaction.atomic():
+        ticket = _locked(ticket_id)
+        now = timezone.now()
+        comment = Comment.objects.create(ticket=ticket, author=author, body=body, internal=internal, created_at=now)
+        event_record(
+            ticket=ticket,
+            actor=author,
+            kind=Event.Kind.COMMENT,
+            field="internal_comment" if internal else "comment",
+            new=comment.pk,
+            at=now,
+        )
+        changed = ["updated_at"]
+        ticket.updated_at = now
+        if staff and not internal and ticket.first_response_at is None and author.pk != ticket.requester_id:
+            ticket.first_response_at = now
+            changed.append("first_response_at")
+            event_record(
+                ticket=ticket,
+                actor=author,
+                kind=Event.Kind.CHANGED,
+                field="first_response_at",
+                new=now.isoformat(),
+                at=now,
+            )
+            changed += ticket_sla_refresh(ticket=ticket, now=now)
+        ticket.save(update_fields=changed)
+    return comment
+
+
+def ticket_delete(*, ticket_id: int, actor: Any) -> None:
+    """Delete a ticket with its comments and events. Admins only."""
+    if role_of(actor) != Role.ADMIN:
+        raise NotPermitted("Only admins can delete tickets.")
+    Ticket.objects.filter(pk=ticket_id).delete()

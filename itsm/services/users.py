@@ -1,0 +1,49 @@
+"""Users and their roles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from itsm.exceptions import InvalidInput
+from itsm.roles import Role
+
+
+def roles_ensure() -> dict[Role, Group]:
+    """The three role groups exist (they are data, created on first use and by the migration)."""
+    return {role: Group.objects.get_or_create(name=role.value)[0] for role in Role}
+
+
+def user_upsert(
+    *, username: str, role: str, password: str | None, email: str = "", check_password: bool = True
+) -> tuple[Any, bool]:
+    """Create or update a user with exactly one role. Returns (user, created)."""
+    if role not in Role.__members__.values():
+        raise InvalidInput({"role": [f"Unknown role {role!r}: choose requester, agent or admin."]})
+    user_model = get_user_model()
+    with transaction.atomic():
+        user, created = user_model.objects.get_or_create(username=username)
+        if email:
+            user.email = email
+        if password is not None:
+            if check_password:
+                try:
+                    validate_password(password, user)
+                except ValidationError as exc:
+                    raise InvalidInput({"password": list(exc.messages)}) from None
+            user.set_password(password)
+        elif created:
+            user.set_unusable_password()
+        # Admins use the Django admin; agents may too, to work tickets there.
+        user.is_staff = role in (Role.ADMIN, Role.AGENT)
+        user.is_superuser = role == Role.ADMIN
+        user.save()
+        groups = roles_ensure()
+        user.groups.remove(*groups.values())
+        user.groups.add(groups[Role(role)])
+    return user, created

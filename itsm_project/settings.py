@@ -1,0 +1,291 @@
+"""Django settings for the ITSM platform, read from the environment only.
+
+Every variable is listed in `.env.example` and explained in `docs/configuration.md`. With nothing set, the
+platform runs on embedded defaults: SQLite in `var/`, a local-memory cache and Celery on kombu's
+`filesystem://` transport in `var/`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import dj_database_url
+
+from itsm_project.env import env_bool, env_float, env_int, env_list, env_secret, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("ITSM_VAR_DIR", str(BASE_DIR / "var")))
+
+
+def _generated_secret_key() -> str:
+    """A per-checkout key for the embedded mode; production must set DJANGO_SECRET_KEY (check itsm.E001)."""
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+# --- Core -----------------------------------------------------------------------------------------------
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY")
+SECRET_KEY_GENERATED = not SECRET_KEY
+if SECRET_KEY_GENERATED:
+    SECRET_KEY = _generated_secret_key()
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "django_prometheus",
+    "rest_framework",
+    "knox",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "itsm",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "itsm.api.errors.DatabaseUnavailableMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "itsm_project.urls"
+WSGI_APPLICATION = "itsm_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------------------
+DATABASE_URL = env_secret("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'itsm.sqlite3'}"
+_database = dj_database_url.parse(
+    DATABASE_URL,
+    conn_max_age=env_int("ITSM_DB_CONN_MAX_AGE", 60),
+    conn_health_checks=True,
+)
+if _database["ENGINE"] == "django.db.backends.postgresql":
+    _database["ENGINE"] = "django_prometheus.db.backends.postgresql"
+    _database["OPTIONS"] = {
+        "connect_timeout": env_int("ITSM_DB_CONNECT_TIMEOUT", 5),
+        "options": f"-c statement_timeout={env_int('ITSM_DB_STATEMENT_TIMEOUT_MS', 30000)}",
+    }
+elif _database["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    _database["ENGINE"] = "django_prometheus.db.backends.sqlite3"
+    # The API, the worker and beat share the file: WAL lets readers go on while one process writes.
+    _database["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DATABASES = {"default": _database}
+DATABASE_IS_POSTGRES = "postgresql" in _database["ENGINE"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache ----------------------------------------------------------------------------------------------
+REDIS_URL = env_secret("REDIS_URL")
+_redis_timeout = env_float("ITSM_REDIS_TIMEOUT", 0.25)
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_prometheus.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "itsm",
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                # The cache is not critical: with Redis down or frozen, calls fail fast and are ignored.
+                "IGNORE_EXCEPTIONS": True,
+                "SOCKET_CONNECT_TIMEOUT": _redis_timeout,
+                "SOCKET_TIMEOUT": _redis_timeout,
+            },
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "itsm"}}
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+
+
+def _redis_database(url: str, number: int) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{number}", parts.query, parts.fragment))
+
+
+# --- Celery ---------------------------------------------------------------------------------------------
+# The broker lives in its own Redis database (cache database + 1) so that a cache flush never drops tasks.
+_cache_db = int(urlsplit(REDIS_URL).path.strip("/") or 0) if REDIS_URL else 0
+CELERY_BROKER_URL = env_secret("CELERY_BROKER_URL") or (
+    _redis_database(REDIS_URL, _cache_db + 1) if REDIS_URL else "filesystem://"
+)
+CELERY_BROKER_IS_FILESYSTEM = CELERY_BROKER_URL.startswith("filesystem")
+_visibility_timeout = env_int("ITSM_CELERY_VISIBILITY_TIMEOUT", 3600)
+if CELERY_BROKER_IS_FILESYSTEM:
+    _broker_dir = VAR_DIR / "broker"
+    for _sub in ("out", "processed"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+        "data_folder_in": str(_broker_dir / "out"),
+        "data_folder_out": str(_broker_dir / "out"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": _visibility_timeout,
+        "socket_timeout": 2,
+        "socket_connect_timeout": 2,
+    }
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Time limits stay below the visibility timeout, or Redis would hand a running task to a second worker.
+CELERY_TASK_TIME_LIMIT = env_int("ITSM_CELERY_TASK_TIME_LIMIT", 1800)
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
+CELERY_VISIBILITY_TIMEOUT = _visibility_timeout
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_TIMEZONE = "UTC"
+
+# --- Auth -----------------------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=env_int("ITSM_TOKEN_TTL_HOURS", 10)),
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": True,
+    "TOKEN_LIMIT_PER_USER": None,
+}
+
+# --- REST framework and OpenAPI --------------------------------------------------------------------------
+ITSM_PAGE_SIZE = env_int("ITSM_PAGE_SIZE", 25)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "knox.auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "itsm.api.pagination.Pagination",
+    "PAGE_SIZE": ITSM_PAGE_SIZE,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "itsm.api.errors.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Behind N trusted proxies the client address is the Nth from the right of X-Forwarded-For;
+    # with 0 (the default) X-Forwarded-For is ignored, so a client cannot pick its own throttle bucket.
+    "NUM_PROXIES": env_int("ITSM_NUM_PROXIES", 0),
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+ITSM_MAX_PAGE_SIZE = env_int("ITSM_MAX_PAGE_SIZE", 200)
+ITSM_LOGIN_FAILURES_PER_ACCOUNT = env_int("ITSM_LOGIN_FAILURES_PER_ACCOUNT", 5)
+ITSM_LOGIN_FAILURES_PER_ADDRESS = env_int("ITSM_LOGIN_FAILURES_PER_ADDRESS", 20)
+ITSM_LOGIN_FAILURE_WINDOW_SECONDS = env_int("ITSM_LOGIN_FAILURE_WINDOW_SECONDS", 900)
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ITSM Platform API",
+    "DESCRIPTION": "Service desk tickets with SLAs, incidents, maintenance windows and operations.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the installed sidecar package: /api/docs/ works without reaching a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "itsm.api.schema.document_error_responses",
+    ],
+}
+
+# --- Product settings ------------------------------------------------------------------------------------
+ITSM_SLA_AT_RISK_PERCENT = env_int("ITSM_SLA_AT_RISK_PERCENT", 80)
+ITSM_CLEANUP_RETENTION_DAYS = env_int("ITSM_CLEANUP_RETENTION_DAYS", 30)
+ITSM_DEMO_ADMIN_USERNAME = env_str("ITSM_DEMO_ADMIN_USERNAME", "admin")
+
+# --- Security (production sets ITSM_HTTPS=true behind a TLS-terminating proxy) ---------------------------
+ITSM_HTTPS = env_bool("ITSM_HTTPS", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+if ITSM_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    # Probes and scrapers talk plain HTTP inside the cluster.
+    SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^metrics$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("ITSM_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("ITSM_HSTS_PRELOAD", False)
+
+# --- Internationalisation and static files -----------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env_str("ITSM_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(env_str("ITSM_MEDIA_ROOT", str(VAR_DIR / "media")))
+
+# --- E-mail -------------------------------------------------------------------------------------------------
+EMAIL_BACKEND = env_str("ITSM_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("ITSM_DEFAULT_FROM_EMAIL", "itsm@localhost")
+
+# --- Logging ------------------------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("ITSM_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

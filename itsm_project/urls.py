@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from itsm.api import errors
+from itsm.api.health import health
+
+urlpatterns = [
+    path("health/", health, name="health"),
+    path("", include("django_prometheus.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("itsm.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # With DEBUG on, Django would answer unmatched URLs with its HTML debug page: keep them JSON.
+    re_path(r"^api/", errors.not_found_view),
+]
+
+handler400 = "itsm.api.errors.bad_request"
+handler403 = "itsm.api.errors.permission_denied"
+handler404 = "itsm.api.errors.page_not_found"
+handler500 = "itsm.api.errors.server_error"

@@ -1,0 +1,80 @@
+"""Personas and clients. Tests read like sentences: the requester cannot see the other requester's ticket."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from knox.models import AuthToken
+from rest_framework.test import APIClient
+
+from tests.factories import make_user
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> Iterator[None]:
+    """Login throttles and cached values must not leak from one test into the next."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def requester(db: Any) -> Any:
+    return make_user("rita", "requester")
+
+
+@pytest.fixture
+def other_requester(db: Any) -> Any:
+    return make_user("oscar", "requester")
+
+
+@pytest.fixture
+def agent(db: Any) -> Any:
+    return make_user("alice", "agent")
+
+
+@pytest.fixture
+def admin(db: Any) -> Any:
+    return make_user("adam", "admin")
+
+
+@pytest.fixture
+def client_for(db: Any) -> Callable[[Any], APIClient]:
+    """An API client that signs in with a real (hashed, expiring) token of the given user."""
+
+    def make(user: Any) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            _, token = AuthToken.objects.create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def anonymous() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def as_requester(client_for: Callable[[Any], APIClient], requester: Any) -> APIClient:
+    return client_for(requester)
+
+
+@pytest.fixture
+def as_other_requester(client_for: Callable[[Any], APIClient], other_requester: Any) -> APIClient:
+    return client_for(other_requester)
+
+
+@pytest.fixture
+def as_agent(client_for: Callable[[Any], APIClient], agent: Any) -> APIClient:
+    return client_for(agent)
+
+
+@pytest.fixture
+def as_admin(client_for: Callable[[Any], APIClient], admin: Any) -> APIClient:
+    return client_for(admin)
