@@ -13,6 +13,8 @@ from itsm.roles import is_staff_role
 def tickets_visible_to(user: Any) -> QuerySet[Ticket]:
     """Agents and admins see every ticket; a requester sees only the tickets they requested."""
     tickets = Ticket.objects.all()
+    if not getattr(user, "is_authenticated", False):
+        return tickets.none()
     if is_staff_role(user):
         return tickets
     return tickets.filter(requester=user)

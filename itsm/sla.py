@@ -8,11 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 # A calendar with no working time left in this horizon (e.g. every day a holiday) never falls due.
 _HORIZON = timedelta(days=3 * 366)
+
+
+def _utc(moment: datetime) -> datetime:
+    # Python adds and subtracts aware datetimes that share a ZoneInfo as wall-clock times, which is an hour off
+    # across a DST change; in UTC every minute is a real minute.
+    return moment.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -26,7 +32,8 @@ class Calendar:
     holidays: frozenset[date] = field(default_factory=frozenset)
 
     def working_periods(self, start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
-        """The working periods overlapping [start, end), clipped to it, in order."""
+        """The working periods overlapping [start, end), clipped to it, in order, in UTC."""
+        start, end = _utc(start), _utc(end)
         if self.tz is None:
             if start < end:
                 yield start, end
@@ -35,8 +42,8 @@ class Calendar:
         last = end.astimezone(self.tz).date()
         while day <= last:
             if day.weekday() in self.weekdays and day not in self.holidays:
-                opens = datetime.combine(day, self.day_start, self.tz)
-                closes = datetime.combine(day, self.day_end, self.tz)
+                opens = _utc(datetime.combine(day, self.day_start, self.tz))
+                closes = _utc(datetime.combine(day, self.day_end, self.tz))
                 lo, hi = max(opens, start), min(closes, end)
                 if lo < hi:
                     yield lo, hi
@@ -50,7 +57,7 @@ Interval = tuple[datetime, datetime | None]
 
 
 def due_at(calendar: Calendar, running: Sequence[Interval], minutes: float) -> datetime | None:
-    """The moment the clock has run `minutes` of working time, or None while it is stopped short of that."""
+    """The moment (in UTC) the clock has run `minutes` of working time, or None while it is stopped short of that."""
     remaining = timedelta(minutes=minutes)
     for start, end in running:
         stop = end if end is not None else start + _HORIZON
@@ -68,11 +75,12 @@ def running_intervals(
 
     Changes at or after `until` are ignored, and a clock still running at the end stays open: the due time is
     then the deadline as if the clock had kept running, which is what a met target is measured against.
+    The creation always counts, even when `until` is the same instant (a ticket resolved as it was opened).
     """
     intervals: list[Interval] = []
     running_since: datetime | None = None
-    for when, status in status_changes:
-        if until is not None and when >= until:
+    for index, (when, status) in enumerate(status_changes):
+        if index > 0 and until is not None and when >= until:
             break
         if status in paused and running_since is not None:
             intervals.append((running_since, when))

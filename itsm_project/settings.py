@@ -234,6 +234,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"TicketStatusEnum": "itsm.models.tickets.Ticket.Status"},
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -260,7 +261,7 @@ if ITSM_HTTPS:
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("ITSM_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = env_bool("ITSM_HSTS_PRELOAD", False)
+    SECURE_HSTS_PRELOAD = env_bool("ITSM_HSTS_PRELOAD", True)
 
 # --- Internationalisation and static files -----------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -279,6 +280,13 @@ MEDIA_ROOT = Path(env_str("ITSM_MEDIA_ROOT", str(VAR_DIR / "media")))
 # --- E-mail -------------------------------------------------------------------------------------------------
 EMAIL_BACKEND = env_str("ITSM_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("ITSM_DEFAULT_FROM_EMAIL", "itsm@localhost")
+
+# --- Metrics ----------------------------------------------------------------------------------------------
+# In multiprocess mode (several gunicorn workers, Celery) prometheus_client needs the directory to exist
+# before the first metric is defined.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
+if PROMETHEUS_MULTIPROC_DIR:
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
 
 # --- Logging ------------------------------------------------------------------------------------------------
 LOGGING = {

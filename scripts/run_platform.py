@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -56,6 +57,7 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    _prepare_metrics_directory()
     for name, command in COMMANDS.items():
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
@@ -63,6 +65,10 @@ def main() -> int:
         processes[name] = process
         threading.Thread(target=_relay, args=(name, process.stdout), daemon=True).start()
         print(f"system | started {name} (pid {process.pid})", flush=True)
+        if name == "api":
+            # The manual's order: the API first. gunicorn empties the shared metrics directory before it
+            # binds, so the worker and beat may only start writing their samples after that.
+            _wait_for_port(int(os.environ.get("PORT", "8000")), process, stopping)
 
     exit_code = 0
     while not stopping.is_set():
@@ -91,6 +97,22 @@ def main() -> int:
         process.wait()
     print("system | all stopped", flush=True)
     return exit_code
+
+
+def _prepare_metrics_directory() -> None:
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[str], stopping: threading.Event) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None and not stopping.is_set():
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
 
 
 def _signal_group(process: subprocess.Popen[str], signum: int) -> None:

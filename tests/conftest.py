@@ -14,6 +14,12 @@ from tests.factories import make_user
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    """PBKDF2 with its production work factor costs ~0.3 s per user; tests check passwords, not their cost."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache() -> Iterator[None]:
     """Login throttles and cached values must not leak from one test into the next."""
     cache.clear()

@@ -26,7 +26,7 @@ def make_user(username: str, role: str = "requester", password: str = "correct-h
     return user
 
 
-class TeamFactory(factory.django.DjangoModelFactory):
+class TeamFactory(factory.django.DjangoModelFactory[Team]):
     class Meta:
         model = Team
 
@@ -34,7 +34,7 @@ class TeamFactory(factory.django.DjangoModelFactory):
     slug = factory.Sequence(lambda n: f"team-{n}")
 
 
-class ServiceFactory(factory.django.DjangoModelFactory):
+class ServiceFactory(factory.django.DjangoModelFactory[Service]):
     class Meta:
         model = Service
 

@@ -7,7 +7,8 @@ import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db import InterfaceError, OperationalError
+from django.db import IntegrityError, InterfaceError, OperationalError
+from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -50,6 +51,18 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, NotPermitted):
         return Response({"detail": str(exc), "code": "permission_denied"}, status=status.HTTP_403_FORBIDDEN)
+    if isinstance(exc, ProtectedError | RestrictedError):
+        names = sorted({obj._meta.verbose_name_plural for obj in exc.args[1]}) if len(exc.args) > 1 else []
+        return Response(
+            {"detail": f"Still in use by {', '.join(str(n) for n in names) or 'other records'}.", "code": "in_use"},
+            status=status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, IntegrityError):
+        # A unique constraint lost a race that validation could not see: the client may retry.
+        logger.info("integrity error mapped to 409: %s", exc)
+        return Response(
+            {"detail": "This conflicts with existing data.", "code": "conflict"}, status=status.HTTP_409_CONFLICT
+        )
     if isinstance(exc, DATABASE_ERRORS):
         logger.warning("database unavailable: %s", exc)
         return Response(

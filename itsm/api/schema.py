@@ -34,6 +34,8 @@ def document_error_responses(result: dict[str, Any], generator: Any, request: An
             codes.update(_WITH_INPUT)  # malformed query parameters are a 400 on reads too
             if "{" in path:
                 codes.update(_DETAIL)
+            if method == "delete":
+                codes["409"] = "Still referenced by other records."
             if method in ("put", "patch") and path.startswith("/api/v1/tickets/"):
                 codes.update(_WRITE_TICKET)
             responses = operation.setdefault("responses", {})

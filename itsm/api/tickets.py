@@ -20,6 +20,7 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 
 from itsm.api.errors import PreconditionRequired
 from itsm.api.filters import StableOrderingFilter, TicketSearchFilter
@@ -164,6 +165,7 @@ def expected_version(request: Request, ticket_id: int) -> int:
     destroy=extend_schema(summary="Delete a ticket (admins only)"),
 )
 class TicketViewSet(viewsets.ModelViewSet):
+    queryset = Ticket.objects.none()  # the schema's model; requests use get_queryset()
     serializer_class = TicketSerializer
     filter_backends = [DjangoFilterBackend, TicketSearchFilter, StableOrderingFilter]
     filterset_class = TicketFilter
@@ -191,7 +193,9 @@ class TicketViewSet(viewsets.ModelViewSet):
         self.perform_create(serializer)
         ticket: Ticket = serializer.instance  # type: ignore[assignment]
         return Response(
-            serializer.data, status=status.HTTP_201_CREATED, headers={"ETag": ticket.etag, "Location": f"{ticket.pk}/"}
+            serializer.data,
+            status=status.HTTP_201_CREATED,
+            headers={"ETag": ticket.etag, "Location": reverse("ticket-detail", args=[ticket.pk], request=request)},
         )
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from itsm import metrics, sla
@@ -72,8 +73,11 @@ def ticket_sla_times(
     response_minutes, resolution_minutes = policy.targets_for(ticket.priority)
     risk_share = settings.ITSM_SLA_AT_RISK_PERCENT / 100
 
-    response_running = sla.running_intervals(changes, TICKET_PAUSED_STATUSES, until=ticket.first_response_at)
     done = ticket.status in TICKET_DONE_STATUSES
+    # Resolving answers the requester too; while resolved, neither clock runs.
+    response_running = sla.running_intervals(
+        changes, TICKET_PAUSED_STATUSES | TICKET_DONE_STATUSES, until=_response_stopped_at(ticket)
+    )
     resolution_running = sla.running_intervals(
         changes, TICKET_PAUSED_STATUSES | TICKET_DONE_STATUSES, until=ticket.resolved_at if done else None
     )
@@ -89,13 +93,18 @@ def ticket_sla_times(
     return SlaTimes(response_due, resolution_due, at_risk_at)
 
 
+def _response_stopped_at(ticket: Ticket) -> datetime | None:
+    """When the response clock stopped: the first public agent reply, or the resolution if that came first."""
+    return min((t for t in (ticket.first_response_at, ticket.resolved_at) if t is not None), default=None)
+
+
 def sla_status_at(ticket: Ticket, now: datetime) -> str:
     """The SLA state the stored due times give at `now`. A breach is never forgotten."""
     status = Ticket.SlaStatus
     if ticket.sla_status == status.BREACHED:
         return status.BREACHED
     response_missed = ticket.response_due_at is not None and (
-        (ticket.first_response_at or now) > ticket.response_due_at
+        (_response_stopped_at(ticket) or now) > ticket.response_due_at
     )
     resolution_end = ticket.resolved_at if ticket.status in TICKET_DONE_STATUSES else now
     resolution_missed = ticket.resolution_due_at is not None and (resolution_end or now) > ticket.resolution_due_at
@@ -115,9 +124,12 @@ def ticket_sla_refresh(*, ticket: Ticket, policy: SlaPolicy | None = None, now: 
 
     The caller holds the row lock and saves; an SLA state change is written as an event here.
     """
-    now = now or timezone.now()
     policy = policy or sla_policy_default()
-    times = ticket_sla_times(ticket=ticket, policy=policy, calendar=calendar_from(policy.calendar))
+    return _refresh(ticket, policy, calendar_from(policy.calendar), now or timezone.now())
+
+
+def _refresh(ticket: Ticket, policy: SlaPolicy, calendar: sla.Calendar, now: datetime) -> list[str]:
+    times = ticket_sla_times(ticket=ticket, policy=policy, calendar=calendar)
     changed = []
     for name, value in (
         ("response_due_at", times.response_due_at),
@@ -148,10 +160,17 @@ def sla_scan(*, now: datetime | None = None, batch_size: int = 500) -> dict[str,
     """Mark running tickets that crossed their at-risk moment or a due time. Safe to run twice for one minute."""
     now = now or timezone.now()
     counts = {Ticket.SlaStatus.AT_RISK.value: 0, Ticket.SlaStatus.BREACHED.value: 0}
+    # Only tickets whose state changes now: a ticket already at risk waits here until a due time passes, or the
+    # hundreds that stay at risk for hours would fill every batch and keep the next breach from being marked.
+    overdue = Q(first_response_at__isnull=True, response_due_at__lt=now) | Q(resolution_due_at__lt=now)
     candidate_ids = list(
         Ticket.objects.filter(
-            sla_status__in=[Ticket.SlaStatus.OK, Ticket.SlaStatus.AT_RISK], sla_at_risk_at__lte=now
-        ).values_list("id", flat=True)[:batch_size]
+            Q(sla_status=Ticket.SlaStatus.OK) | (Q(sla_status=Ticket.SlaStatus.AT_RISK) & overdue),
+            sla_status__in=[Ticket.SlaStatus.OK, Ticket.SlaStatus.AT_RISK],
+            sla_at_risk_at__lte=now,
+        )
+        .order_by("sla_at_risk_at", "id")
+        .values_list("id", flat=True)[:batch_size]
     )
     for ticket_id in candidate_ids:
         with transaction.atomic():
@@ -170,12 +189,14 @@ def sla_scan(*, now: datetime | None = None, batch_size: int = 500) -> dict[str,
 def sla_recompute_open_tickets(*, batch_size: int = 500) -> int:
     """Recompute due times of every ticket not yet done, after a policy or calendar change."""
     policy = sla_policy_default()
+    # Read once: the calendar's holidays are one query, and there may be thousands of open tickets.
+    calendar = calendar_from(policy.calendar)
     count = 0
     ids = list(Ticket.objects.exclude(status__in=TICKET_DONE_STATUSES).values_list("id", flat=True))
     for start in range(0, len(ids), batch_size):
         with transaction.atomic():
             for ticket in Ticket.objects.select_for_update().filter(pk__in=ids[start : start + batch_size]):
-                changed = ticket_sla_refresh(ticket=ticket, policy=policy)
+                changed = _refresh(ticket, policy, calendar, timezone.now())
                 if changed:
                     ticket.save(update_fields=changed)
                 count += 1

@@ -125,9 +125,12 @@ def ticket_transition(*, ticket_id: int, actor: Any, to: str, note: str = "") ->
         ticket = _locked(ticket_id)
         if ticket.status == to:
             return ticket
-        if not is_staff_role(actor) and to not in TICKET_REQUESTER_TARGETS:
+        requester_only = not is_staff_role(actor)
+        if requester_only and to not in TICKET_REQUESTER_TARGETS:
             raise NotPermitted("Requesters may only close their ticket or reopen a resolved one.")
         check_transition(TICKET_TRANSITIONS, ticket.status, to)
+        if requester_only and not _requester_may(ticket.status, to):
+            raise NotPermitted("Requesters may only reopen a ticket that was resolved.")
         now = timezone.now()
         old = ticket.status
         ticket.status = to
@@ -156,6 +159,11 @@ def ticket_transition(*, ticket_id: int, actor: Any, to: str, note: str = "") ->
     return ticket
 
 
+def _requester_may(current: str, target: str) -> bool:
+    """Beyond the table: a requester reopens only a resolved ticket (in progress is the agents' call)."""
+    return target != Ticket.Status.OPEN or current == Ticket.Status.RESOLVED
+
+
 def comment_create(*, ticket_id: int, author: Any, body: str, internal: bool = False) -> Comment:
     """Add a comment. An agent's first public comment is the first response that stops the response clock."""
     staff = is_staff_role(author)
@@ -173,8 +181,9 @@ def comment_create(*, ticket_id: int, author: Any, body: str, internal: bool = F
             new=comment.pk,
             at=now,
         )
-        changed = ["updated_at"]
+        changed = ["updated_at", "version"]
         ticket.updated_at = now
+        ticket.version = F("version") + 1
         if staff and not internal and ticket.first_response_at is None and author.pk != ticket.requester_id:
             ticket.first_response_at = now
             changed.append("first_response_at")

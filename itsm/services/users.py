@@ -8,7 +8,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import Field
 
 from itsm.exceptions import InvalidInput
 from itsm.roles import Role
@@ -26,6 +28,21 @@ def user_upsert(
     if role not in Role.__members__.values():
         raise InvalidInput({"role": [f"Unknown role {role!r}: choose requester, agent or admin."]})
     user_model = get_user_model()
+    errors: dict[str, list[str]] = {}
+    try:
+        # The model field's own rules: not empty, the allowed characters, the maximum length.
+        username_field = user_model._meta.get_field(user_model.USERNAME_FIELD)
+        if isinstance(username_field, Field):
+            username_field.clean(username, None)
+    except ValidationError as exc:
+        errors["username"] = list(exc.messages)
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError as exc:
+            errors["email"] = list(exc.messages)
+    if errors:
+        raise InvalidInput(errors)
     with transaction.atomic():
         user, created = user_model.objects.get_or_create(username=username)
         if email:

@@ -26,3 +26,7 @@ class Command(BaseCommand):
             raise CommandError(messages) from None
         verb = "Created" if created else "Updated"
         self.stdout.write(self.style.SUCCESS(f"{verb} {user.username} as {options['role']}."))
+        if not user.has_usable_password():
+            self.stdout.write(
+                f"{user.username} has no password yet: run this again with --password to let them log in."
+            )

@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from tqdm import tqdm
 
@@ -32,14 +33,9 @@ PROBLEMS = [
 ]
 # Where tickets end up, roughly as on a real desk: most are done, a working set is open.
 STATUS_WEIGHTS = {"new": 8, "open": 10, "in_progress": 12, "pending": 5, "resolved": 15, "closed": 50}
-PATHS = {
-    "new": [],
-    "open": ["open"],
-    "in_progress": ["open", "in_progress"],
-    "pending": ["open", "in_progress", "pending"],
-    "resolved": ["open", "in_progress", "resolved"],
-    "closed": ["open", "in_progress", "resolved", "closed"],
-}
+# The share of tickets that miss a target, and of finished tickets that waited on their requester on the way.
+BREACH_SHARE = 0.15
+PENDING_DETOUR_SHARE = 0.2
 PRIORITY_WEIGHTS = {"critical": 3, "high": 17, "medium": 55, "low": 25}
 
 
@@ -53,8 +49,13 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=1000)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["tickets"] < 0 or options["days"] < 1 or options["batch_size"] < 1:
-            raise CommandError("--tickets must be 0 or more, --days and --batch-size at least 1.")
+        problems = [
+            f"--{name.replace('_', '-')} must be {least} or more (got {options[name]})."
+            for name, least in (("tickets", 0), ("days", 1), ("batch_size", 1))
+            if options[name] < least
+        ]
+        if problems:
+            raise CommandError(" ".join(problems))
         rng = random.Random(options["seed"])
         with transaction.atomic():
             services, agents, requesters = self._catalog(rng)
@@ -69,18 +70,24 @@ class Command(BaseCommand):
                     self._batch(rng, size, now, options["days"], services, agents, requesters, policy, calendar)
                 made += size
                 bar.update(size)
-        self.stdout.write(self.style.SUCCESS(f"Seeded {made} tickets across {len(services)} services."))
+        if options["verbosity"] > 0:
+            self.stdout.write(self.style.SUCCESS(f"Seeded {made} tickets across {len(services)} services."))
 
     def _catalog(self, rng: random.Random) -> tuple[list[Service], list[Any], list[Any]]:
         groups = roles_ensure()
         user_model = get_user_model()
         services = []
         for team_name, entries in SERVICES.items():
-            team, _ = Team.objects.get_or_create(slug=team_name, defaults={"name": team_name.title()})
+            # Matched by slug or by name: an operator may have renamed one, and both are unique.
+            team = Team.objects.filter(Q(slug=team_name) | Q(name=team_name.title())).first()
+            if team is None:
+                team = Team.objects.create(slug=team_name, name=team_name.title())
             for name, slug in entries:
-                service, _ = Service.objects.get_or_create(
-                    slug=slug, defaults={"name": name, "team": team, "description": f"The {name} service."}
-                )
+                service = Service.objects.filter(Q(slug=slug) | Q(name=name)).first()
+                if service is None:
+                    service = Service.objects.create(
+                        slug=slug, name=name, team=team, description=f"The {name} service."
+                    )
                 services.append(service)
         agents: list[Any] = []
         requesters: list[Any] = []
@@ -114,18 +121,16 @@ class Command(BaseCommand):
             service = rng.choice(services)
             template, category = rng.choice(PROBLEMS)
             final = rng.choices(list(STATUS_WEIGHTS), weights=list(STATUS_WEIGHTS.values()))[0]
-            created = now - timedelta(minutes=rng.randint(5, days * 24 * 60))
-            history = [(created, "new")]
-            moment = created
-            for status in PATHS[final]:
-                moment = min(moment + timedelta(minutes=rng.randint(5, 3 * 24 * 60)), now)
-                history.append((moment, status))
+            priority = rng.choices(list(PRIORITY_WEIGHTS), weights=list(PRIORITY_WEIGHTS.values()))[0]
+            offsets, age = _status_offsets(rng, final, *policy.targets_for(priority), days=days)
+            created = now - timedelta(minutes=age)
+            history = [(created + timedelta(minutes=offset), status) for offset, status in offsets]
             agent = rng.choice(agents) if final != "new" else None
             ticket = Ticket(
                 title=template.format(s=service.name),
                 description=f"Reported by phone. Affects the {service.name} service for my team.",
                 status=final,
-                priority=rng.choices(list(PRIORITY_WEIGHTS), weights=list(PRIORITY_WEIGHTS.values()))[0],
+                priority=priority,
                 category=category,
                 service=service,
                 requester=rng.choice(requesters),
@@ -170,6 +175,18 @@ class Command(BaseCommand):
                     )
                 )
                 previous = status
+            breached_at = _breached_at(ticket, now)
+            if breached_at is not None:
+                events.append(
+                    Event(
+                        ticket=ticket,
+                        kind="sla",
+                        field="sla_status",
+                        old_value="ok",
+                        new_value="breached",
+                        created_at=breached_at,
+                    )
+                )
             if ticket.first_response_at:
                 comments.append(
                     Comment(
@@ -181,3 +198,59 @@ class Command(BaseCommand):
                 )
         Event.objects.bulk_create(events)
         Comment.objects.bulk_create(comments)
+
+
+def _status_offsets(
+    rng: random.Random, final: str, response_minutes: int, resolution_minutes: int, *, days: int
+) -> tuple[list[tuple[float, str]], float]:
+    """Minutes after creation of each status change on the way to `final`, and the ticket's age now in minutes.
+
+    Durations are drawn as fractions of the priority's targets, as on a desk that mostly keeps them: about
+    BREACH_SHARE of the tickets miss one (the first response or the resolution) by a margin. The SLA clock stops
+    while a ticket is pending, so a spell of waiting moves the wall clock but no due time.
+    """
+    missed = rng.choice(["response", "resolution"]) if rng.random() < BREACH_SHARE else None
+    if final == "new" and missed:
+        missed = "response"
+    response = response_minutes * (rng.uniform(1.2, 3.0) if missed == "response" else rng.uniform(0.05, 0.9))
+    resolution = resolution_minutes * (rng.uniform(1.1, 2.0) if missed == "resolution" else rng.uniform(0.2, 0.95))
+    resolution = max(resolution, response + rng.uniform(5, 60))
+    offsets = [(0.0, "new")]
+    if final == "new":
+        return offsets, response
+    offsets.append((response, "open"))
+    if final == "open":
+        return offsets, resolution
+    working = response + (resolution - response) * rng.uniform(0.05, 0.5)
+    offsets.append((working, "in_progress"))
+    if final == "in_progress":
+        return offsets, resolution
+    waiting = working + (resolution - working) * rng.uniform(0.1, 0.9)
+    if final == "pending":
+        offsets.append((waiting, "pending"))
+        return offsets, waiting + rng.uniform(30, 3 * 24 * 60)
+    pause = 0.0
+    if rng.random() < PENDING_DETOUR_SHARE:
+        pause = rng.uniform(30, 2 * 24 * 60)
+        offsets += [(waiting, "pending"), (waiting + pause, "in_progress")]
+    resolved = resolution + pause
+    offsets.append((resolved, "resolved"))
+    if final == "resolved":
+        return offsets, resolved + rng.uniform(10, 3 * 24 * 60)
+    closed = resolved + rng.uniform(60, 3 * 24 * 60)
+    offsets.append((closed, "closed"))
+    # Closed tickets make up the history: spread them over the whole period.
+    return offsets, max(closed + rng.uniform(0, 60), rng.uniform(0, days * 24 * 60))
+
+
+def _breached_at(ticket: Ticket, now: datetime) -> datetime | None:
+    """When the ticket first missed a target, for the SLA event the scan would have written."""
+    if ticket.sla_status != Ticket.SlaStatus.BREACHED:
+        return None
+    missed = []
+    if ticket.response_due_at is not None and (ticket.first_response_at or now) > ticket.response_due_at:
+        missed.append(ticket.response_due_at)
+    resolution_end = ticket.resolved_at or now
+    if ticket.resolution_due_at is not None and resolution_end > ticket.resolution_due_at:
+        missed.append(ticket.resolution_due_at)
+    return min(missed, default=None)

@@ -7,7 +7,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
 from itsm.services.sla import sla_policy_default
 from itsm.services.users import roles_ensure, user_upsert
@@ -20,19 +21,28 @@ class Command(BaseCommand):
         parser.add_argument("--tickets", type=int, default=200)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["tickets"] < 0:
+            raise CommandError("--tickets must be 0 or more.")
         roles_ensure()
         sla_policy_default()
         if get_user_model().objects.exists():
             self.stdout.write("Users exist already: demo setup skipped (the logins were printed on first start).")
             return
         logins = []
-        for username, role in (("admin", "admin"), ("agent", "agent"), ("requester", "requester")):
-            password = secrets.token_urlsafe(12)
-            user_upsert(
-                username=username, role=role, password=password, email=f"{username}@example.com", check_password=False
-            )
-            logins.append((username, role, password))
-        call_command("seed_demo", tickets=options["tickets"], seed=42, verbosity=0)
+        # One transaction: if the demo data fails, no users are left behind, so the next start tries again
+        # instead of skipping the setup and never printing the logins.
+        with transaction.atomic():
+            for username, role in (("admin", "admin"), ("agent", "agent"), ("requester", "requester")):
+                password = secrets.token_urlsafe(12)
+                user_upsert(
+                    username=username,
+                    role=role,
+                    password=password,
+                    email=f"{username}@example.com",
+                    check_password=False,
+                )
+                logins.append((username, role, password))
+            call_command("seed_demo", tickets=options["tickets"], seed=42, verbosity=0)
         banner = "\n".join(f"  {role:<10} {username:<10} {password}" for username, role, password in logins)
         self.stdout.write(
             self.style.SUCCESS("Demo data created. These logins are shown only once:\n")

@@ -1,0 +1,91 @@
+"""Operational endpoints and JSON errors everywhere."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import override_settings
+
+URL = "/api/v1/tickets/"
+# A real Redis URL on a port where nothing listens: connections are refused, as when Redis is stopped.
+DEAD_REDIS = {
+    "default": {
+        "BACKEND": "django_prometheus.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            "IGNORE_EXCEPTIONS": True,
+            "SOCKET_CONNECT_TIMEOUT": 0.25,
+            "SOCKET_TIMEOUT": 0.25,
+        },
+    }
+}
+
+
+@pytest.mark.django_db
+class TestHealth:
+    def test_health_is_ok_with_every_dependency_up(self, anonymous):
+        response = anonymous.get("/health/")
+        assert response.status_code == 200
+        body = response.json()
+        assert body["status"] == "ok"
+        assert {name: check["status"] for name, check in body["checks"].items()} == {
+            "database": "ok",
+            "cache": "ok",
+            "broker": "ok",
+        }
+
+    def test_with_redis_stopped_health_is_degraded_and_tickets_still_work(self, anonymous, as_requester):
+        with override_settings(CACHES=DEAD_REDIS, CELERY_BROKER_URL="redis://127.0.0.1:1/1"):
+            health = anonymous.get("/health/")
+            created = as_requester.post(URL, {"title": "Works without Redis"}, format="json")
+            listed = as_requester.get(URL)
+            login = anonymous.post("/api/v1/auth/token/", {"username": "rita", "password": "wrong"}, format="json")
+        assert health.status_code == 200
+        assert health.json()["status"] == "degraded"
+        assert health.json()["checks"]["cache"]["status"] == "down"
+        assert health.json()["checks"]["broker"]["status"] == "down"
+        assert health.json()["checks"]["database"]["status"] == "ok"
+        assert created.status_code == 201
+        assert listed.status_code == 200
+        assert len(listed.json()["results"]) == 1
+        assert login.status_code == 400
+
+    def test_health_needs_no_login_and_is_never_cached(self, anonymous):
+        response = anonymous.get("/health/")
+        assert "no-cache" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
+
+    def test_health_refuses_other_methods_with_json(self, anonymous):
+        assert anonymous.post("/health/").status_code == 405
+
+
+@pytest.mark.django_db
+class TestErrors:
+    @pytest.mark.parametrize("path", ["/nope", "/api/v1/nope/", "/api/v2/tickets/", "/api/v1/tickets/abc/"])
+    def test_unmatched_urls_are_json_404(self, as_agent, path):
+        response = as_agent.get(path)
+        assert response.status_code == 404
+        assert response["Content-Type"].startswith("application/json")
+        assert response.json()["detail"]
+
+    def test_a_missing_ticket_is_json_404(self, as_agent):
+        response = as_agent.get(f"{URL}999999/")
+        assert response.status_code == 404
+        assert response.json()["detail"]
+
+    def test_an_unsupported_method_is_json_405(self, as_agent):
+        response = as_agent.put(URL, {}, format="json")
+        assert response.status_code == 405
+        assert response.json()["detail"]
+
+    def test_api_root_lists_every_collection_without_login(self, anonymous):
+        response = anonymous.get("/api/v1/")
+        assert response.status_code == 200
+        assert {"tickets", "services", "teams"} <= set(response.json())
+
+    def test_metrics_are_exported_in_prometheus_format(self, anonymous, as_requester):
+        as_requester.post(URL, {"title": "Count me"}, format="json")
+        response = anonymous.get("/metrics")
+        assert response.status_code == 200
+        text = response.content.decode()
+        assert "itsm_tickets_created_total" in text
+        assert "django_http_requests_latency_seconds_by_view_method" in text

@@ -1,0 +1,48 @@
+"""A real Celery worker on the Redis broker picks the SLA scan off the critical queue."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+
+from itsm.models import JobRun
+from itsm_project.celery import app
+from tests.system.processes import BIN, base_env, started
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_worker_on_the_critical_queue_runs_the_sla_scan_sent_through_redis(tmp_path):
+    database = connection.settings_dict
+    url = (
+        f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/{database['NAME']}"
+    )
+    env = base_env(DATABASE_URL=url, REDIS_URL=settings.REDIS_URL, ITSM_VAR_DIR=str(tmp_path))
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("critical")  # no message left from another run
+    command = [
+        str(BIN / "celery"),
+        "-A",
+        "itsm_project",
+        "worker",
+        "-Q",
+        "critical",
+        "--concurrency",
+        "1",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        "INFO",
+    ]
+    with started(command, env, tmp_path / "worker.log"):
+        result = app.send_task("itsm.tasks.sla.scan_sla")
+        assert result.id
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not JobRun.objects.filter(job="scan_sla").exists():
+            time.sleep(0.3)
+        run = JobRun.objects.filter(job="scan_sla").first()
+        assert run is not None, (tmp_path / "worker.log").read_text()[-2000:]
+        assert run.status == JobRun.Status.SUCCEEDED
