@@ -1,0 +1,85 @@
+"""Users with their role."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+
+from itsm.roles import Role
+from itsm.services.users import user_upsert
+
+User = get_user_model()
+
+
+class RoleListFilter(admin.SimpleListFilter):
+    title = "role"
+    parameter_name = "role"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(role.value, role.value.title()) for role in Role]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        # The same precedence as itsm.roles.role_of: superuser or admin group, then agent, else requester.
+        # Subqueries, not joins, so that a user in several groups is listed once.
+        admins = Q(is_superuser=True) | Q(pk__in=User.objects.filter(groups__name=Role.ADMIN).values("pk"))
+        agents = Q(pk__in=User.objects.filter(groups__name=Role.AGENT).values("pk"))
+        if self.value() == Role.ADMIN:
+            return queryset.filter(admins)
+        if self.value() == Role.AGENT:
+            return queryset.filter(agents).exclude(admins)
+        if self.value() == Role.REQUESTER:
+            return queryset.exclude(admins).exclude(agents)
+        return queryset
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class ItsmUserAdmin(UserAdmin):
+    list_display = ["username", "email", "role", "is_active", "last_login"]
+    list_filter = [RoleListFilter, "is_active"]
+    actions = ["make_requester", "make_agent", "make_admin"]
+
+    def _set_role(self, request: HttpRequest, queryset: QuerySet[Any], role: Role) -> None:
+        """Through the user service, so that the user ends with exactly one role group and the matching flags."""
+        count = 0
+        for user in queryset:
+            if user.pk == request.user.pk:
+                # Demoting oneself by a stray tick would lock the last admin out.
+                self.message_user(request, "Your own role was left unchanged.", messages.WARNING)
+                continue
+            user_upsert(username=user.get_username(), role=role, password=None)
+            count += 1
+        self.message_user(request, f"{count} users are now {role}s.", messages.SUCCESS)
+
+    @admin.action(description="Make the selected users requesters")
+    def make_requester(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        self._set_role(request, queryset, Role.REQUESTER)
+
+    @admin.action(description="Make the selected users agents")
+    def make_agent(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        self._set_role(request, queryset, Role.AGENT)
+
+    @admin.action(description="Make the selected users admins")
+    def make_admin(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        self._set_role(request, queryset, Role.ADMIN)
+
+    @admin.display(description="role")
+    def role(self, obj: Any) -> str:
+        names = {group.name for group in obj.groups.all()}
+        if obj.is_superuser or Role.ADMIN in names:
+            return Role.ADMIN
+        return Role.AGENT if Role.AGENT in names else Role.REQUESTER
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).prefetch_related("groups")
+
+
+admin.site.site_header = "ITSM Platform"
+admin.site.site_title = "ITSM Platform"
