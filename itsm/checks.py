@@ -16,6 +16,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         errors.append(checks.Error("ITSM_SLA_AT_RISK_PERCENT must be between 1 and 99.", id="itsm.E010"))
     if settings.ITSM_PAGE_SIZE > settings.ITSM_MAX_PAGE_SIZE:
         errors.append(checks.Error("ITSM_MAX_PAGE_SIZE must be at least ITSM_PAGE_SIZE.", id="itsm.E011"))
+    if settings.CELERY_TASK_TIME_LIMIT <= 60:
+        errors.append(
+            checks.Error(
+                "ITSM_CELERY_TASK_TIME_LIMIT must be above 60 seconds (the soft limit is 60 s earlier).", id="itsm.E013"
+            )
+        )
     if settings.CELERY_TASK_TIME_LIMIT >= settings.CELERY_VISIBILITY_TIMEOUT:
         errors.append(
             checks.Error(

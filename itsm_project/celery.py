@@ -17,6 +17,8 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 QUEUES = ("critical", "notifications", "backups", "default")
 app.conf.task_queues = [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES]
 app.conf.task_routes = {
+    # The first matching pattern wins: the long recompute must not hold up the every-minute scan.
+    "itsm.tasks.sla.recompute_sla": {"queue": "default"},
     "itsm.tasks.sla.*": {"queue": "critical"},
     "itsm.tasks.maintenance.*": {"queue": "default"},
 }

@@ -152,12 +152,13 @@ CELERY_BROKER_IS_FILESYSTEM = CELERY_BROKER_URL.startswith("filesystem")
 _visibility_timeout = env_int("ITSM_CELERY_VISIBILITY_TIMEOUT", 3600)
 if CELERY_BROKER_IS_FILESYSTEM:
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("out", "processed"):
+    for _sub in ("out", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:
@@ -245,7 +246,6 @@ SPECTACULAR_SETTINGS = {
 # --- Product settings ------------------------------------------------------------------------------------
 ITSM_SLA_AT_RISK_PERCENT = env_int("ITSM_SLA_AT_RISK_PERCENT", 80)
 ITSM_CLEANUP_RETENTION_DAYS = env_int("ITSM_CLEANUP_RETENTION_DAYS", 30)
-ITSM_DEMO_ADMIN_USERNAME = env_str("ITSM_DEMO_ADMIN_USERNAME", "admin")
 
 # --- Security (production sets ITSM_HTTPS=true behind a TLS-terminating proxy) ---------------------------
 ITSM_HTTPS = env_bool("ITSM_HTTPS", False)

@@ -5,23 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from itsm.roles import Role, is_staff_role
+from itsm.queries import assignable_users
+from itsm.roles import is_staff_role
 
 User = get_user_model()
 
 
 def staff_users() -> QuerySet[Any]:
-    """Who can be assigned a ticket: agents and admins (a superuser is an admin)."""
-    return (
-        User.objects.filter(
-            Q(is_superuser=True) | Q(pk__in=User.objects.filter(groups__name__in=[Role.AGENT, Role.ADMIN]).values("pk"))
-        )
-        .filter(is_active=True)
-        .order_by("username")
-    )
+    return assignable_users()
 
 
 class StaffRolePermissions:

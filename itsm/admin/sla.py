@@ -11,7 +11,6 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from itsm.models import BusinessCalendar, Holiday, SlaPolicy
-from itsm.services.sla import sla_recompute_open_tickets
 from itsm.tasks.sla import recompute_sla
 
 logger = logging.getLogger(__name__)
@@ -22,23 +21,21 @@ class HolidayInline(admin.TabularInline):
     extra = 1
 
 
-def _recompute_after_commit(modeladmin: admin.ModelAdmin, request: HttpRequest) -> None:
+def _queue_recompute(modeladmin: admin.ModelAdmin, request: HttpRequest) -> None:
     """Due times depend on the policy, its calendar and holidays: recompute open tickets in the background."""
+    try:
+        recompute_sla.delay()
+    except Exception:  # the broker is down: say so, the operator can run the action later
+        logger.exception("could not queue the SLA recompute")
+        modeladmin.message_user(
+            request, "The recompute of due times could not be queued: run the action later.", messages.WARNING
+        )
+    else:
+        modeladmin.message_user(request, "The due times of open tickets are being recomputed.", messages.INFO)
 
-    def enqueue() -> None:
-        try:
-            recompute_sla.delay()
-        except Exception:  # the broker is down: say so, the operator can run the action later
-            logger.exception("could not queue the SLA recompute")
-            modeladmin.message_user(
-                request,
-                "Saved, but the recompute of due times could not be queued: run the action later.",
-                messages.WARNING,
-            )
-        else:
-            modeladmin.message_user(request, "The due times of open tickets are being recomputed.", messages.INFO)
 
-    transaction.on_commit(enqueue)
+def _recompute_after_commit(modeladmin: admin.ModelAdmin, request: HttpRequest) -> None:
+    transaction.on_commit(lambda: _queue_recompute(modeladmin, request))
 
 
 @admin.register(BusinessCalendar)
@@ -77,5 +74,4 @@ class SlaPolicyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Recompute the due times of open tickets")
     def recompute(self, request: HttpRequest, queryset: QuerySet[SlaPolicy]) -> None:
-        count = sla_recompute_open_tickets()
-        self.message_user(request, f"Recomputed {count} open tickets.", messages.SUCCESS)
+        _queue_recompute(self, request)

@@ -70,7 +70,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
-    return drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(response.data, dict) and "detail" in response.data:
+        # One shape for every non-field error: {"detail", "code"}.
+        response.data.setdefault("code", getattr(response.data["detail"], "code", None) or _code_of(exc))
+    return response
+
+
+def _code_of(exc: Exception) -> str:
+    return str(getattr(exc, "default_code", "error"))
 
 
 def database_unavailable_response() -> JsonResponse:

@@ -26,8 +26,8 @@ from itsm.api.errors import PreconditionRequired
 from itsm.api.filters import StableOrderingFilter, TicketSearchFilter
 from itsm.exceptions import InvalidInput, StaleVersion
 from itsm.models import Comment, Event, Service, Ticket
-from itsm.queries import comments_visible_to, events_visible_to, tickets_visible_to
-from itsm.roles import Role, is_staff_role
+from itsm.queries import assignable_users, comments_visible_to, events_visible_to, tickets_visible_to
+from itsm.roles import is_staff_role
 from itsm.services import tickets as ticket_services
 
 User = get_user_model()
@@ -54,7 +54,7 @@ class TicketSerializer(serializers.ModelSerializer):
 
     service = serializers.PrimaryKeyRelatedField(queryset=Service.objects.all(), required=False, allow_null=True)
     assignee = serializers.PrimaryKeyRelatedField(
-        queryset=User.objects.filter(groups__name__in=[Role.AGENT, Role.ADMIN]).distinct(),
+        queryset=assignable_users(),
         required=False,
         allow_null=True,
     )
