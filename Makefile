@@ -57,8 +57,22 @@ types: venv ## mypy with the Django and DRF plugins
 migrations-check: venv ## Fail if a model change has no migration
 	$(PY) manage.py makemigrations --check --dry-run
 
+OPS_VENV := .venv-ops
+OPS_STAMP := $(OPS_VENV)/.installed
+
+$(OPS_STAMP): requirements-ops.txt
+	test -x $(OPS_VENV)/bin/python || $(PYTHON) -m venv $(OPS_VENV)
+	$(OPS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(OPS_VENV)/bin/python -m pip install --quiet -r requirements-ops.txt
+	touch $(OPS_STAMP)
+
+.PHONY: ops-check
+ops-check: $(OPS_STAMP) ## Validate Dockerfile, compose, nginx/, k8s/, monitoring/ offline (and that each validator bites)
+	$(OPS_VENV)/bin/python scripts/validate_ops.py
+	$(OPS_VENV)/bin/python scripts/validate_ops.py --self-test
+
 .PHONY: check
-check: lint types migrations-check test ## Everything CI runs
+check: lint types migrations-check ops-check test ## Everything CI runs
 
 .PHONY: clean
 clean: ## Remove the embedded database, broker files and caches (not .venv)

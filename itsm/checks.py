@@ -79,6 +79,20 @@ def check_production(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
     return errors
 
 
+@checks.register("itsm")
+def check_backups(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    if settings.BACKUP_S3_PART_SIZE_MB < 5:
+        errors.append(
+            checks.Error("BACKUP_S3_PART_SIZE_MB must be at least 5 (S3's smallest multipart part).", id="itsm.E020")
+        )
+    if settings.BACKUP_UPLOAD_RETRIES < 0 or settings.BACKUP_RESTORE_JOBS < 1:
+        errors.append(
+            checks.Error("BACKUP_UPLOAD_RETRIES must be 0 or more and BACKUP_RESTORE_JOBS 1 or more.", id="itsm.E021")
+        )
+    return errors
+
+
 def fail_on_errors() -> None:
     """Refuse to start the API on a platform check error (gunicorn does not run system checks by itself).
 

@@ -21,6 +21,10 @@ class StaleVersion(DomainError):
         super().__init__("The ticket was changed by someone else: fetch it again and reapply your change.")
 
 
+class Conflict(DomainError):
+    """The change contradicts the object's state in a way a transition table cannot say (HTTP 409)."""
+
+
 class InvalidInput(DomainError):
     """Input that passes the serializer but breaks a domain rule, with per-field messages (HTTP 400)."""
 
@@ -29,4 +33,16 @@ class InvalidInput(DomainError):
         super().__init__(str(errors))
 
 
-__all__ = ["DomainError", "InvalidInput", "NotPermitted", "StaleVersion", "TransitionNotAllowed"]
+class NotReady(DomainError):
+    """The object is not in a state that allows this action yet, e.g. verifying an unfinished backup (HTTP 409)."""
+
+
+__all__ = [
+    "Conflict",
+    "DomainError",
+    "InvalidInput",
+    "NotPermitted",
+    "NotReady",
+    "StaleVersion",
+    "TransitionNotAllowed",
+]

@@ -34,3 +34,17 @@ def check_transition(table: Mapping[str, frozenset[str]], current: str, target: 
     allowed = table[current]
     if target not in allowed:
         raise TransitionNotAllowed(current, target, allowed)
+
+
+# Forward moves may skip states (a false alarm goes detected → resolved); resolved → diagnosing reopens.
+INCIDENT_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "detected": frozenset({"acknowledged", "diagnosing", "mitigating", "resolved"}),
+    "acknowledged": frozenset({"diagnosing", "mitigating", "resolved"}),
+    "diagnosing": frozenset({"mitigating", "resolved"}),
+    "mitigating": frozenset({"resolved"}),
+    "resolved": frozenset({"diagnosing", "reviewed"}),
+    "reviewed": frozenset(),
+}
+
+# Severities whose incidents may be closed as reviewed only with a final post-mortem.
+POSTMORTEM_REQUIRED_SEVERITIES = frozenset({"critical", "high"})

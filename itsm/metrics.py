@@ -4,7 +4,7 @@ With PROMETHEUS_MULTIPROC_DIR set (gunicorn with several workers, Celery), prome
 process's samples to that directory and `/metrics` aggregates them.
 """
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 SLA_STATE_CHANGES = Counter(
     "itsm_sla_state_changes_total",
@@ -20,4 +20,106 @@ JOB_DURATION = Histogram(
     "Duration of scheduled job runs.",
     ["job"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
+)
+
+# --- Backups (itsm.services.backups). Timestamps are Unix seconds; gauges survive several processes by "max" or
+# "mostrecent" in multiprocess mode.
+BACKUP_LAST_SUCCESS = Gauge(
+    "itsm_backup_last_success_timestamp_seconds",
+    "When the newest successful (verified) backup of this kind and tier finished.",
+    ["kind", "tier"],
+    multiprocess_mode="max",
+)
+BACKUP_LAST_VERIFIED = Gauge(
+    "itsm_backup_last_verified_timestamp_seconds",
+    "When a backup of this kind and tier last passed verification (a restore matched its manifest).",
+    ["kind", "tier"],
+    multiprocess_mode="max",
+)
+BACKUP_SIZE = Gauge(
+    "itsm_backup_size_bytes",
+    "Size of the newest backup of this kind and tier.",
+    ["kind", "tier"],
+    multiprocess_mode="mostrecent",
+)
+BACKUP_DURATION = Histogram(
+    "itsm_backup_duration_seconds",
+    "Time from the start of a backup to its verified, stored end.",
+    ["kind", "tier"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600),
+)
+BACKUP_FAILURES = Counter(
+    "itsm_backup_failures_total",
+    "Backups that failed, by the step that failed (dump, verify, upload, internal).",
+    ["kind", "tier", "stage"],
+)
+BACKUP_VERIFICATIONS = Counter(
+    "itsm_backup_verifications_total",
+    "Verifications of backups by where the archive was read from and outcome (passed, failed).",
+    ["kind", "source", "outcome"],
+)
+BACKUP_DELETIONS = Counter("itsm_backup_deletions_total", "Backup copies deleted by retention.", ["kind", "location"])
+BACKUP_NEWEST_VERIFIED_AGE = Gauge(
+    "itsm_backup_newest_verified_age_seconds",
+    "Age of the newest verified backup of this kind and tier, as of the last backup age check.",
+    ["kind", "tier"],
+    multiprocess_mode="mostrecent",
+)
+BACKUP_AGE_CHECK_FAILURES = Counter(
+    "itsm_backup_age_check_failures_total",
+    "Backup age checks that found a kind and tier without a recent enough verified backup.",
+    ["kind", "tier"],
+)
+RESTORE_DRILL_RTO = Gauge(
+    "itsm_backup_restore_drill_rto_seconds",
+    "Restore drill: seconds to fetch, restore and check the newest verified backup.",
+    ["source"],
+    multiprocess_mode="mostrecent",
+)
+RESTORE_DRILL_RPO = Gauge(
+    "itsm_backup_restore_drill_rpo_seconds",
+    "Restore drill: age of the restored data (drill start minus the backup's snapshot time).",
+    ["source"],
+    multiprocess_mode="mostrecent",
+)
+RESTORE_DRILL_LAST_SUCCESS = Gauge(
+    "itsm_backup_restore_drill_last_success_timestamp_seconds",
+    "When the last successful restore drill finished.",
+    ["source"],
+    multiprocess_mode="max",
+)
+
+# --- Incidents -----------------------------------------------------------------------------------------------
+INCIDENTS_DECLARED = Counter("itsm_incidents_declared_total", "Incidents declared.", ["severity", "source"])
+# Set by the escalation scan every 30 s from the database; the most recent value wins across processes.
+INCIDENTS_OPEN = Gauge(
+    "itsm_incidents_open", "Incidents not yet resolved, by severity.", ["severity"], multiprocess_mode="mostrecent"
+)
+_RESPONSE_BUCKETS = (60, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800)
+INCIDENT_TIME_TO_ACKNOWLEDGE = Histogram(
+    "itsm_incident_time_to_acknowledge_seconds",
+    "From detection to the first response (acknowledged or any later state).",
+    ["severity"],
+    buckets=_RESPONSE_BUCKETS,
+)
+INCIDENT_TIME_TO_RESOLVE = Histogram(
+    "itsm_incident_time_to_resolve_seconds", "From detection to resolution.", ["severity"], buckets=_RESPONSE_BUCKETS
+)
+PAGES_SENT = Counter("itsm_pages_total", "People paged or notified for incidents.", ["severity", "kind"])
+ALERTS_RECEIVED = Counter("itsm_alerts_received_total", "Alerts received from Alertmanager.", ["status"])
+
+# --- Notifications (itsm.services.notifications) ------------------------------------------------------------------
+NOTIFICATIONS_DELIVERED = Counter(
+    "itsm_notifications_delivered_total", "Notifications delivered, by channel.", ["channel"]
+)
+NOTIFICATIONS_FAILED = Counter(
+    "itsm_notifications_failed_total",
+    "Notifications given up on (a permanent error or the last allowed attempt), by channel.",
+    ["channel"],
+)
+NOTIFICATION_DELIVERY_DURATION = Histogram(
+    "itsm_notification_delivery_duration_seconds",
+    "Duration of one delivery attempt, successful or not, by channel.",
+    ["channel"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )

@@ -20,7 +20,11 @@ app.conf.task_routes = {
     # The first matching pattern wins: the long recompute must not hold up the every-minute scan.
     "itsm.tasks.sla.recompute_sla": {"queue": "default"},
     "itsm.tasks.sla.*": {"queue": "critical"},
+    "itsm.tasks.incidents.*": {"queue": "critical"},
     "itsm.tasks.maintenance.*": {"queue": "default"},
+    "itsm.tasks.backups.*": {"queue": "backups"},
+    # Urgent deliveries (pages) are sent to the critical queue explicitly; the rest wait here.
+    "itsm.tasks.notifications.*": {"queue": "notifications"},
 }
 
 # Every job is idempotent per scheduled slot (JobRun rows), so a duplicated message or a second beat is harmless.
@@ -30,6 +34,67 @@ app.conf.beat_schedule = {
         "task": "itsm.tasks.sla.scan_sla",
         "schedule": 60.0,
         "options": {"expires": 55},
+    },
+    # Unacknowledged critical and high incidents page the next person when their escalation time comes.
+    "escalate-incidents": {
+        "task": "itsm.tasks.incidents.escalate_incidents",
+        "schedule": 30.0,
+        "options": {"expires": 25},
+    },
+    # The outbox relay: queues due notifications (lost messages, retries with backoff, rows of dead workers).
+    "relay-notifications": {
+        "task": "itsm.tasks.notifications.relay_notifications",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    # Backups (docs/runbooks/backup-restore.md): the manual's four database tiers, Redis and media daily, a daily
+    # check that recent verified backups exist, and a monthly restore drill from S3. Minutes are staggered so that
+    # two dumps do not start together.
+    "backup-database-hourly": {
+        "task": "itsm.tasks.backups.scheduled_backup",
+        "schedule": crontab(minute=5),
+        "args": ("database", "hourly"),
+        "options": {"expires": 3000},
+    },
+    "backup-database-daily": {
+        "task": "itsm.tasks.backups.scheduled_backup",
+        "schedule": crontab(hour=2, minute=20),
+        "args": ("database", "daily"),
+        "options": {"expires": 3 * 3600},
+    },
+    "backup-database-weekly": {
+        "task": "itsm.tasks.backups.scheduled_backup",
+        "schedule": crontab(day_of_week="sunday", hour=3, minute=20),
+        "args": ("database", "weekly"),
+        "options": {"expires": 6 * 3600},
+    },
+    "backup-database-monthly": {
+        "task": "itsm.tasks.backups.scheduled_backup",
+        "schedule": crontab(day_of_month=1, hour=4, minute=20),
+        "args": ("database", "monthly"),
+        "options": {"expires": 6 * 3600},
+    },
+    "backup-redis-daily": {
+        "task": "itsm.tasks.backups.scheduled_backup",
+        "schedule": crontab(hour=2, minute=35),
+        "args": ("redis", "daily"),
+        "options": {"expires": 3 * 3600},
+    },
+    "backup-media-daily": {
+        "task": "itsm.tasks.backups.scheduled_backup",
+        "schedule": crontab(hour=2, minute=50),
+        "args": ("media", "daily"),
+        "options": {"expires": 3 * 3600},
+    },
+    "check-backup-age": {
+        "task": "itsm.tasks.backups.check_backup_age",
+        "schedule": crontab(hour=7, minute=0),
+        "options": {"expires": 6 * 3600},
+    },
+    "restore-drill-monthly": {
+        "task": "itsm.tasks.backups.restore_drill",
+        "schedule": crontab(day_of_month=2, hour=5, minute=0),
+        "options": {"expires": 12 * 3600},
     },
     "cleanup-sessions-and-tokens": {
         "task": "itsm.tasks.maintenance.cleanup_sessions_and_tokens",

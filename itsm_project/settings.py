@@ -7,6 +7,7 @@ platform runs on embedded defaults: SQLite in `var/`, a local-memory cache and C
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -14,10 +15,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
 
-from itsm_project.env import env_bool, env_float, env_int, env_list, env_secret, env_str
+from itsm_project.env import env_bool, env_float, env_int, env_list, env_secret, env_str, parse_email_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("ITSM_VAR_DIR", str(BASE_DIR / "var")))
+# Local state (beat schedule, embedded database and broker, generated key) lives here; a read-only image mounts
+# a volume on it, so a failure to create it is left to whoever first writes there.
+with contextlib.suppress(OSError):
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def _generated_secret_key() -> str:
@@ -62,6 +67,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "itsm.api.readonly.ReadOnlyModeMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -235,7 +241,20 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"TicketStatusEnum": "itsm.models.tickets.Ticket.Status"},
+    "ENUM_NAME_OVERRIDES": {
+        # Many models have a "status" or "kind": each choice set gets its model's name in the schema.
+        "TicketStatusEnum": "itsm.models.tickets.Ticket.Status",
+        "IncidentStatusEnum": "itsm.models.incidents.Incident.Status",
+        "PostmortemStatusEnum": "itsm.models.incidents.Postmortem.Status",
+        "AlertStatusEnum": "itsm.models.alerts.Alert.Status",
+        "BackupStatusEnum": "itsm.models.backups.Backup.Status",
+        "BackupKindEnum": "itsm.models.backups.Backup.Kind",
+        "NotificationStatusEnum": "itsm.models.notifications.Notification.Status",
+        "WebhookKindEnum": "itsm.models.notifications.WebhookEndpoint.Kind",
+        "EventKindEnum": "itsm.models.events.Event.Kind",
+        # Ticket priorities and incident severities share one scale: critical, high, medium, low.
+        "LevelEnum": "itsm.models.incidents.Incident.Severity",
+    },
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -246,6 +265,32 @@ SPECTACULAR_SETTINGS = {
 # --- Product settings ------------------------------------------------------------------------------------
 ITSM_SLA_AT_RISK_PERCENT = env_int("ITSM_SLA_AT_RISK_PERCENT", 80)
 ITSM_CLEANUP_RETENTION_DAYS = env_int("ITSM_CLEANUP_RETENTION_DAYS", 30)
+# Alertmanager's webhook authenticates with this bearer token; unset, the intake refuses every delivery.
+ITSM_ALERTMANAGER_TOKEN = env_secret("ITSM_ALERTMANAGER_TOKEN")
+# How many times an unacknowledged incident walks its whole escalation chain before paging stops.
+ITSM_ESCALATION_ROUNDS = env_int("ITSM_ESCALATION_ROUNDS", 3)
+
+# --- Backups (docs/runbooks/backup-restore.md) ---------------------------------------------------------------
+BACKUP_DIR = Path(env_str("BACKUP_DIR", str(VAR_DIR / "backups")))
+# S3 (or any S3-compatible store) is used when a bucket is set; without keys boto3's own chain applies.
+BACKUP_S3_BUCKET = env_str("BACKUP_S3_BUCKET")
+BACKUP_S3_PREFIX = env_str("BACKUP_S3_PREFIX", "itsm/")
+BACKUP_S3_ENDPOINT_URL = env_str("BACKUP_S3_ENDPOINT_URL")
+BACKUP_S3_REGION = env_str("BACKUP_S3_REGION", "us-east-1")
+BACKUP_S3_ACCESS_KEY_ID = env_secret("BACKUP_S3_ACCESS_KEY_ID")
+BACKUP_S3_SECRET_ACCESS_KEY = env_secret("BACKUP_S3_SECRET_ACCESS_KEY")
+BACKUP_S3_STORAGE_CLASS = env_str("BACKUP_S3_STORAGE_CLASS", "STANDARD")
+BACKUP_S3_MONTHLY_STORAGE_CLASS = env_str("BACKUP_S3_MONTHLY_STORAGE_CLASS", "GLACIER")
+BACKUP_S3_PART_SIZE_MB = env_int("BACKUP_S3_PART_SIZE_MB", 64)
+BACKUP_UPLOAD_RETRIES = env_int("BACKUP_UPLOAD_RETRIES", 5)
+BACKUP_UPLOAD_RETRY_DELAY_SECONDS = env_int("BACKUP_UPLOAD_RETRY_DELAY_SECONDS", 60)
+# The Redis whose RDB snapshot is backed up: the broker's (queued tasks) unless set.
+BACKUP_REDIS_URL = env_secret("BACKUP_REDIS_URL") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else REDIS_URL
+)
+# Directory of pg_dump and pg_restore when the ones on PATH are older than the server.
+BACKUP_PG_BIN_DIR = env_str("BACKUP_PG_BIN_DIR")
+BACKUP_RESTORE_JOBS = env_int("BACKUP_RESTORE_JOBS", 1)
 
 # --- Security (production sets ITSM_HTTPS=true behind a TLS-terminating proxy) ---------------------------
 ITSM_HTTPS = env_bool("ITSM_HTTPS", False)
@@ -255,8 +300,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 if ITSM_HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = True
-    # Probes and scrapers talk plain HTTP inside the cluster.
-    SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^metrics$"]
+    # Probes, scrapers and Alertmanager's webhook talk plain HTTP inside the cluster.
+    SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^metrics$", r"^api/v1/alerts/alertmanager/$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("ITSM_HSTS_SECONDS", 31536000)
@@ -278,8 +323,26 @@ MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("ITSM_MEDIA_ROOT", str(VAR_DIR / "media")))
 
 # --- E-mail -------------------------------------------------------------------------------------------------
-EMAIL_BACKEND = env_str("ITSM_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# One URL sets the backend, host, port, credentials and TLS: smtp://user:pass@host:587/?tls=true, console://, ...
+_email = parse_email_url("EMAIL_URL", env_secret("EMAIL_URL") or "console://")
+EMAIL_BACKEND = str(_email["EMAIL_BACKEND"])
+EMAIL_TIMEOUT = _email["EMAIL_TIMEOUT"]
+EMAIL_FILE_PATH = _email.get("EMAIL_FILE_PATH")
+EMAIL_HOST = _email.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = _email.get("EMAIL_PORT", 25)
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = env_str("ITSM_DEFAULT_FROM_EMAIL", "itsm@localhost")
+
+# --- Notifications (itsm/services/notifications.py) -------------------------------------------------------------
+ITSM_NOTIFICATION_MAX_ATTEMPTS = env_int("ITSM_NOTIFICATION_MAX_ATTEMPTS", 5)
+# Backoff after a failed attempt: this many seconds, doubled after each further failure (at most an hour).
+ITSM_NOTIFICATION_RETRY_SECONDS = env_int("ITSM_NOTIFICATION_RETRY_SECONDS", 60)
+ITSM_WEBHOOK_TIMEOUT_SECONDS = env_float("ITSM_WEBHOOK_TIMEOUT_SECONDS", 5.0)
+# Webhooks to loopback, private and link-local addresses are refused (SSRF) unless this is true.
+ITSM_WEBHOOK_ALLOW_PRIVATE = env_bool("ITSM_WEBHOOK_ALLOW_PRIVATE", False)
 
 # --- Metrics ----------------------------------------------------------------------------------------------
 # In multiprocess mode (several gunicorn workers, Celery) prometheus_client needs the directory to exist

@@ -24,12 +24,15 @@ SETTINGS_SECRET = re.compile(r"\benv_secret\(\s*[\"']" + NAME + r"[\"']")
 OS_ENVIRON_READ = re.compile(r"os\.(?:environ\.get\(|environ\[|getenv\()\s*[\"']" + NAME + r"[\"']")
 # `NAME ?= default` (the environment overrides it) and `$${NAME:-default}` in recipes.
 MAKEFILE_READ = re.compile(r"^" + NAME + r"\s*\?=|\$\$\{" + NAME + r"[:}-]", re.MULTILINE)
+# `${NAME}`, `${NAME:-default}`, `${NAME:?message}` interpolated by docker compose (not `$${NAME}`, which is the
+# container's own variable).
+COMPOSE_READ = re.compile(r"(?<!\$)\$\{" + NAME + r"[:?}-]")
 # `NAME=value` or `# NAME=value`; prose comments never start with a NAME= pair.
 ENV_EXAMPLE_LINE = re.compile(r"^\s*#?\s*" + NAME + r"=", re.MULTILINE)
 # The first cell of a row of a configuration table: | `NAME` | ...
 DOC_TABLE_ROW = re.compile(r"^\|\s*`" + NAME + r"`\s*\|", re.MULTILINE)
 
-PYTHON_SOURCES = ("gunicorn.conf.py", "scripts/run_platform.py")
+PYTHON_SOURCES = ("gunicorn.conf.py", "scripts/run_platform.py", "docker/healthcheck.py")
 
 # The production environment of docs/configuration.md. check --deploy does not connect to the services.
 PRODUCTION_ENV = {
@@ -62,8 +65,12 @@ def _makefile_variables() -> set[str]:
     return {name for match in MAKEFILE_READ.findall(_read("Makefile")) for name in match if name}
 
 
+def _compose_variables() -> set[str]:
+    return set(COMPOSE_READ.findall(_read("docker-compose.yml")))
+
+
 def _code_variables() -> set[str]:
-    return _settings_variables() | _python_variables() | _makefile_variables()
+    return _settings_variables() | _python_variables() | _makefile_variables() | _compose_variables()
 
 
 def _known_variables() -> set[str]:

@@ -14,7 +14,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from itsm.exceptions import InvalidInput, NotPermitted, StaleVersion, TransitionNotAllowed
+from itsm.exceptions import Conflict as DomainConflict
+from itsm.exceptions import InvalidInput, NotPermitted, NotReady, StaleVersion, TransitionNotAllowed
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +42,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             {"detail": str(exc), "code": "transition_not_allowed", "allowed": sorted(exc.allowed)},
             status=status.HTTP_409_CONFLICT,
         )
+    if isinstance(exc, DomainConflict):
+        return Response({"detail": str(exc), "code": "conflict"}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, StaleVersion):
         return Response(
             {"detail": str(exc), "code": "precondition_failed"},
             status=status.HTTP_412_PRECONDITION_FAILED,
             headers={"ETag": exc.current_etag},
         )
+    if isinstance(exc, NotReady):
+        return Response({"detail": str(exc), "code": "not_ready"}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, InvalidInput):
         return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, NotPermitted):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Any
 
 import django_filters
@@ -122,6 +123,7 @@ class EventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@cache
 def paginated(serializer_class: type[serializers.Serializer]) -> serializers.Serializer:
     """The schema of one page of `serializer_class` items, for actions that paginate by hand."""
     return inline_serializer(

@@ -2,8 +2,14 @@ from django.urls import path
 from rest_framework import routers
 from rest_framework.permissions import AllowAny
 
+from itsm.api.alerts import AlertmanagerIntakeView, AlertViewSet
 from itsm.api.auth import LogoutView, ObtainTokenView
+from itsm.api.backups import BackupViewSet
 from itsm.api.catalog import ServiceViewSet, TeamViewSet
+from itsm.api.incidents import IncidentViewSet
+from itsm.api.notifications import NotificationChannelViewSet, NotificationViewSet
+from itsm.api.oncall import OnCallViewSet
+from itsm.api.reports import IncidentReportView
 from itsm.api.tickets import TicketViewSet
 
 
@@ -20,11 +26,20 @@ class Router(routers.DefaultRouter):
 
 router = Router()
 router.register("tickets", TicketViewSet, basename="ticket")
+router.register("incidents", IncidentViewSet, basename="incident")
+router.register("alerts", AlertViewSet, basename="alert")
 router.register("services", ServiceViewSet, basename="service")
 router.register("teams", TeamViewSet, basename="team")
+router.register("backups", BackupViewSet, basename="backup")
+router.register("oncall", OnCallViewSet, basename="oncall")
+router.register("notifications", NotificationViewSet, basename="notification")
+router.register("notification-channels", NotificationChannelViewSet, basename="notification-channel")
 
 urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="auth-token"),
     path("auth/logout/", LogoutView.as_view(), name="auth-logout"),
+    # Before the router, so "alertmanager" is not taken for an alert id.
+    path("alerts/alertmanager/", AlertmanagerIntakeView.as_view(), name="alertmanager-intake"),
+    path("reports/incidents/", IncidentReportView.as_view(), name="incident-report"),
     *router.urls,
 ]

@@ -1,17 +1,33 @@
+from itsm.models.alerts import Alert
+from itsm.models.backups import Backup
 from itsm.models.catalog import Service, Team
 from itsm.models.events import Event
+from itsm.models.incidents import Incident, Postmortem
 from itsm.models.jobs import JobRun
+from itsm.models.notifications import DeliveryAttempt, Notification, NotificationChannel, WebhookEndpoint
+from itsm.models.oncall import Override, Rotation, RotationMember
 from itsm.models.sla import BusinessCalendar, Holiday, SlaPolicy
 from itsm.models.tickets import Comment, Ticket
 
 __all__ = [
+    "Alert",
+    "Backup",
     "BusinessCalendar",
     "Comment",
+    "DeliveryAttempt",
     "Event",
     "Holiday",
+    "Incident",
     "JobRun",
+    "Notification",
+    "NotificationChannel",
+    "Override",
+    "Postmortem",
+    "Rotation",
+    "RotationMember",
     "Service",
     "SlaPolicy",
     "Team",
     "Ticket",
+    "WebhookEndpoint",
 ]

@@ -23,6 +23,8 @@ class Service(models.Model):
     slug = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="services")
+    # When every alert of an incident about this service has resolved, resolve the incident too.
+    auto_resolve_incidents = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["name"]

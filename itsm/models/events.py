@@ -11,8 +11,16 @@ class Event(models.Model):
         TRANSITION = "transition"
         COMMENT = "comment"
         SLA = "sla"
+        NOTE = "note"
+        ALERT = "alert"
+        PAGE = "page"
+        ESCALATION = "escalation"
+        NOTIFICATION = "notification"
 
     ticket = models.ForeignKey("itsm.Ticket", null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    incident = models.ForeignKey(
+        "itsm.Incident", null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -25,7 +33,10 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["ticket", "created_at"], name="idx_event_ticket_created")]
+        indexes = [
+            models.Index(fields=["ticket", "created_at"], name="idx_event_ticket_created"),
+            models.Index(fields=["incident", "created_at"], name="idx_event_incident_created"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.field} {self.old_value!r} -> {self.new_value!r}"

@@ -5,12 +5,13 @@ from typing import Any
 
 from django.utils import timezone
 
-from itsm.models import Event, Ticket
+from itsm.models import Event, Incident, Ticket
 
 
 def event_record(
     *,
-    ticket: Ticket,
+    ticket: Ticket | None = None,
+    incident: Incident | None = None,
     actor: Any,
     kind: str,
     field: str = "",
@@ -19,9 +20,10 @@ def event_record(
     note: str = "",
     at: datetime | None = None,
 ) -> Event:
-    """Append one entry to a ticket's timeline."""
+    """Append one entry to a ticket's or an incident's timeline."""
     return Event.objects.create(
         ticket=ticket,
+        incident=incident,
         actor=actor if getattr(actor, "pk", None) else None,
         kind=kind,
         field=field,

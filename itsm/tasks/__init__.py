@@ -1,6 +1,21 @@
 """Celery entry points. Each takes ids or nothing, loads what it needs and calls one service."""
 
+from itsm.tasks.backups import check_backup_age, restore_drill, run_backup, scheduled_backup, verify_backup
+from itsm.tasks.incidents import escalate_incidents
 from itsm.tasks.maintenance import cleanup_sessions_and_tokens
+from itsm.tasks.notifications import deliver_notification, relay_notifications
 from itsm.tasks.sla import recompute_sla, scan_sla
 
-__all__ = ["cleanup_sessions_and_tokens", "recompute_sla", "scan_sla"]
+__all__ = [
+    "check_backup_age",
+    "cleanup_sessions_and_tokens",
+    "deliver_notification",
+    "escalate_incidents",
+    "recompute_sla",
+    "relay_notifications",
+    "restore_drill",
+    "run_backup",
+    "scan_sla",
+    "scheduled_backup",
+    "verify_backup",
+]

@@ -28,7 +28,12 @@ def free_port() -> int:
 
 
 def http(
-    method: str, url: str, body: Any = None, token: str | None = None, timeout: float = 5
+    method: str,
+    url: str,
+    body: Any = None,
+    token: str | None = None,
+    timeout: float = 5,
+    bearer: str | None = None,
 ) -> tuple[int, dict[str, str], Any]:
     """One request; returns (status, headers, parsed JSON body or text)."""
     data = None if body is None else json.dumps(body).encode()
@@ -36,6 +41,8 @@ def http(
     request.add_header("Content-Type", "application/json")
     if token:
         request.add_header("Authorization", f"Token {token}")
+    if bearer:
+        request.add_header("Authorization", f"Bearer {bearer}")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status, headers, raw = response.status, dict(response.headers), response.read()
@@ -97,3 +104,11 @@ def base_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}}
     env.update(overrides)
     return env
+
+
+def current_database_url() -> str:
+    """The URL of the database the test runs on, for processes that must see its (committed) rows."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"

@@ -7,21 +7,16 @@ import time
 import pytest
 import redis
 from django.conf import settings
-from django.db import connection
 
 from itsm.models import JobRun
 from itsm_project.celery import app
-from tests.system.processes import BIN, base_env, started
+from tests.system.processes import BIN, base_env, current_database_url, started
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_worker_on_the_critical_queue_runs_the_sla_scan_sent_through_redis(tmp_path):
-    database = connection.settings_dict
-    url = (
-        f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/{database['NAME']}"
-    )
-    env = base_env(DATABASE_URL=url, REDIS_URL=settings.REDIS_URL, ITSM_VAR_DIR=str(tmp_path))
+    env = base_env(DATABASE_URL=current_database_url(), REDIS_URL=settings.REDIS_URL, ITSM_VAR_DIR=str(tmp_path))
     redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("critical")  # no message left from another run
     command = [
         str(BIN / "celery"),

@@ -27,7 +27,7 @@ def test_cleanup_deletes_only_what_has_expired(requester):
 
     detail = cleanup_sessions_and_tokens()
 
-    assert detail == {"sessions": 1, "tokens": 1, "job_runs": 1}
+    assert detail == {"sessions": 1, "tokens": 1, "job_runs": 1, "notifications": 0}
     assert list(AuthToken.objects.values_list("pk", flat=True)) == [live_token.pk]
     assert list(Session.objects.values_list("session_key", flat=True)) == [live_session.session_key]
     assert not JobRun.objects.filter(pk=old_run.pk).exists()

@@ -1,0 +1,171 @@
+"""Incidents with their timeline, acknowledge and resolve actions; alerts as received (read-only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from itsm.admin.base import StaffRolePermissions
+from itsm.exceptions import DomainError
+from itsm.models import Alert, Event, Incident, Postmortem
+from itsm.services.incidents import incident_create, incident_transition, incident_update
+
+
+class TimelineInline(StaffRolePermissions, admin.TabularInline):
+    model = Event
+    fk_name = "incident"
+    extra = 0
+    fields = ("created_at", "actor", "kind", "field", "old_value", "new_value", "note")
+    readonly_fields = fields
+    can_delete = False
+    verbose_name_plural = "timeline"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Event]:
+        return super().get_queryset(request).select_related("actor")
+
+
+class PostmortemInline(StaffRolePermissions, admin.StackedInline):
+    model = Postmortem
+    extra = 0
+    fields = (
+        "status",
+        "summary",
+        "impact",
+        "root_cause",
+        "trigger",
+        "detection",
+        "resolution",
+        "lessons",
+        "finalized_at",
+    )
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _move_all(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Incident], to: str) -> None:
+    moved, refused = 0, []
+    for incident_id in queryset.values_list("id", flat=True):
+        try:
+            incident_transition(incident_id=incident_id, actor=request.user, to=to, note="From the admin.")
+            moved += 1
+        except DomainError as exc:
+            refused.append(f"INC-{incident_id}: {exc}")
+    if moved:
+        modeladmin.message_user(request, f"{moved} incident(s) moved to {to}.", messages.SUCCESS)
+    for message in refused:
+        modeladmin.message_user(request, message, messages.WARNING)
+
+
+@admin.register(Incident)
+class IncidentAdmin(StaffRolePermissions, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "title",
+        "severity",
+        "status",
+        "source",
+        "commander",
+        "detected_at",
+        "response_due_at",
+        "response_target_missed",
+    ]
+    list_filter = ["status", "severity", "source", "response_target_missed", "services"]
+    search_fields = ["=id", "title", "summary"]
+    list_select_related = ["commander"]
+    date_hierarchy = "detected_at"
+    filter_horizontal = ["services"]
+    raw_id_fields = ["linked_tickets"]
+    readonly_fields = [
+        "status",
+        "source",
+        "detected_at",
+        "acknowledged_at",
+        "diagnosing_at",
+        "mitigating_at",
+        "resolved_at",
+        "reviewed_at",
+        "response_due_at",
+        "response_target_missed",
+        "escalation_level",
+        "next_escalation_at",
+        "group_key",
+        "created_by",
+        "updated_at",
+    ]
+    fields = ["title", "summary", "severity", "services", "commander", "linked_tickets", *readonly_fields]
+    inlines = [PostmortemInline, TimelineInline]
+    actions = ["acknowledge", "resolve"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self.has_change_permission(request)
+
+    def save_model(self, request: HttpRequest, obj: Incident, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        if change:
+            changes = {
+                name: data[name] for name in form.changed_data if name in ("title", "summary", "severity", "commander")
+            }
+            incident_update(incident_id=obj.pk, actor=request.user, changes=changes)
+        else:
+            created = incident_create(
+                actor=request.user,
+                title=data["title"],
+                summary=data.get("summary", ""),
+                severity=data["severity"],
+                commander=data.get("commander"),
+            )
+            obj.pk = created.pk
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        # Relations go through the service too, so each change is on the timeline.
+        form.instance.refresh_from_db()
+        changes = {name: list(form.cleaned_data[name]) for name in ("services", "linked_tickets")}
+        incident_update(incident_id=form.instance.pk, actor=request.user, changes=changes)
+
+    @admin.action(description="Acknowledge selected incidents")
+    def acknowledge(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
+        _move_all(self, request, queryset, Incident.Status.ACKNOWLEDGED)
+
+    @admin.action(description="Resolve selected incidents")
+    def resolve(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
+        _move_all(self, request, queryset, Incident.Status.RESOLVED)
+
+
+@admin.register(Alert)
+class AlertAdmin(StaffRolePermissions, admin.ModelAdmin):
+    list_display = [
+        "alertname",
+        "status",
+        "severity",
+        "service",
+        "incident",
+        "starts_at",
+        "last_received_at",
+        "receive_count",
+    ]
+    list_filter = ["status", "severity", "service"]
+    search_fields = ["alertname", "fingerprint"]
+    list_select_related = ["service", "incident"]
+    readonly_fields = [field.name for field in Alert._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

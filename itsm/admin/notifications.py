@@ -1,0 +1,155 @@
+"""Notifications: the delivery log with its attempts and a redeliver action (agents and admins), the admins'
+webhook endpoints, and users' channels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from itsm.admin.base import StaffRolePermissions
+from itsm.exceptions import InvalidInput, NotPermitted, NotReady
+from itsm.models import DeliveryAttempt, Notification, NotificationChannel, WebhookEndpoint
+from itsm.notifiers.ssrf import validate_webhook_url
+from itsm.services.notifications import notification_channel_check, notification_redeliver, target_display
+
+LOG_FIELDS = (
+    "channel",
+    "shown_target",
+    "recipient",
+    "endpoint",
+    "user_channel",
+    "incident",
+    "urgent",
+    "subject",
+    "body",
+    "payload",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "created_at",
+    "delivered_at",
+)
+
+
+class DeliveryAttemptInline(StaffRolePermissions, admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    fields = ("attempted_at", "success", "status_code", "duration_ms", "error")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(StaffRolePermissions, admin.ModelAdmin):
+    list_display = ["id", "created_at", "channel", "shown_target", "recipient", "incident", "urgent", "status"]
+    list_display += ["attempts", "next_attempt_at", "delivered_at"]
+    list_filter = ["status", "channel", "urgent"]
+    search_fields = ["subject", "recipient__username", "endpoint__name"]
+    list_select_related = ["recipient", "incident"]
+    date_hierarchy = "created_at"
+    actions = ["redeliver"]
+    inlines = [DeliveryAttemptInline]
+    fields = LOG_FIELDS
+    readonly_fields = LOG_FIELDS
+
+    @admin.display(description="target")
+    def shown_target(self, notification: Notification) -> str:
+        return target_display(notification.channel, notification.target)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # written by the platform only
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the log is read-only; "Redeliver" is the one thing to do with it
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser)
+
+    @admin.action(description="Redeliver the selected notifications")
+    def redeliver(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
+        queued, refused = 0, []
+        for notification in queryset:
+            try:
+                notification_redeliver(notification_id=notification.pk, actor=request.user)
+                queued += 1
+            except (NotReady, NotPermitted) as exc:
+                refused.append(f"#{notification.pk}: {exc}")
+        if queued:
+            self.message_user(request, f"{queued} notification(s) queued for redelivery.", messages.INFO)
+        for message in refused:
+            self.message_user(request, message, messages.WARNING)
+
+
+class WebhookEndpointForm(forms.ModelForm):
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["name", "kind", "url", "secret", "enabled", "team"]
+
+    def clean_url(self) -> str:
+        url = str(self.cleaned_data["url"]).strip()
+        validate_webhook_url(url)
+        return url
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    """Admins only (Django's model permissions): the URL and the secret are credentials."""
+
+    form = WebhookEndpointForm
+    list_display = ["name", "kind", "shown_url", "team", "enabled", "created_at"]
+    list_filter = ["kind", "enabled", "team"]
+    search_fields = ["name"]
+    list_select_related = ["team"]
+
+    @admin.display(description="URL")
+    def shown_url(self, endpoint: WebhookEndpoint) -> str:
+        return target_display(endpoint.kind, endpoint.url)
+
+
+class NotificationChannelForm(forms.ModelForm):
+    class Meta:
+        model = NotificationChannel
+        fields = ["user", "channel", "target", "enabled", "secret"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors or not cleaned.get("user"):
+            return cleaned
+        try:
+            cleaned["target"] = notification_channel_check(
+                user=cleaned["user"],
+                channel=cleaned.get("channel"),
+                target=cleaned.get("target", ""),
+                exclude=self.instance.pk,
+            )
+        except InvalidInput as exc:
+            for field, errors in exc.errors.items():
+                for error in errors:
+                    self.add_error(field if field in self.fields else None, error)
+        return cleaned
+
+
+@admin.register(NotificationChannel)
+class NotificationChannelAdmin(admin.ModelAdmin):
+    """Users' channels, for admins helping someone; users manage their own through the API."""
+
+    form = NotificationChannelForm
+    list_display = ["user", "channel", "shown_target", "enabled", "created_at"]
+    list_filter = ["channel", "enabled"]
+    search_fields = ["user__username", "user__email"]
+    list_select_related = ["user"]
+
+    @admin.display(description="target")
+    def shown_target(self, channel: NotificationChannel) -> str:
+        return target_display(channel.channel, channel.target)

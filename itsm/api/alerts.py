@@ -1,0 +1,143 @@
+"""POST /api/v1/alerts/alertmanager/ (Alertmanager's webhook, version 4) and GET /api/v1/alerts/."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from typing import Any
+
+import django_filters
+from django.conf import settings
+from django.db.models import QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, serializers, status, viewsets
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from itsm.api.filters import StableOrderingFilter
+from itsm.models import Alert
+from itsm.services.alerts import alerts_ingest
+
+MAX_ALERTS_PER_DELIVERY = 1000
+
+
+class LabelMap(serializers.DictField):
+    child = serializers.CharField(allow_blank=True, max_length=10000)
+
+
+class AlertmanagerDateTime(serializers.DateTimeField):
+    """Alertmanager sends 0001-01-01T00:00:00Z for "no end yet": that is no time at all."""
+
+    def to_internal_value(self, value: Any) -> datetime:
+        parsed = super().to_internal_value(value)
+        return None if parsed.year <= 1 else parsed  # type: ignore[return-value]
+
+
+class AlertmanagerAlert(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Alert.Status.choices)
+    labels = LabelMap()
+    annotations = LabelMap(required=False, default=dict)
+    startsAt = AlertmanagerDateTime(required=False, allow_null=True, default=None)
+    endsAt = AlertmanagerDateTime(required=False, allow_null=True, default=None)
+    generatorURL = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    fingerprint = serializers.CharField(max_length=128)
+
+
+class AlertmanagerPayload(serializers.Serializer):
+    version = serializers.ChoiceField(choices=["4"])
+    groupKey = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+    status = serializers.ChoiceField(choices=Alert.Status.choices, required=False)
+    receiver = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    alerts = serializers.ListField(child=AlertmanagerAlert(), allow_empty=False, max_length=MAX_ALERTS_PER_DELIVERY)
+
+
+class IntakeResultSerializer(serializers.Serializer):
+    incidents = serializers.ListField(child=serializers.IntegerField())
+    alerts_created = serializers.IntegerField()
+    alerts_updated = serializers.IntegerField()
+    incidents_opened = serializers.IntegerField()
+    incidents_resolved = serializers.IntegerField()
+
+
+class AlertmanagerIntakeView(APIView):
+    """Alertmanager's webhook receiver. Authenticated by `Authorization: Bearer <ITSM_ALERTMANAGER_TOKEN>`."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list[Any] = []
+
+    @extend_schema(
+        request=AlertmanagerPayload,
+        responses={200: IntakeResultSerializer, 401: OpenApiResponse(description="Missing or wrong bearer token.")},
+        tags=["alerts"],
+        summary="Receive an Alertmanager webhook delivery",
+    )
+    def post(self, request: Request) -> Response:
+        self._authenticate(request)
+        payload = AlertmanagerPayload(data=request.data)
+        payload.is_valid(raise_exception=True)
+        result = alerts_ingest(payload=payload.validated_data)
+        return Response(IntakeResultSerializer(result).data, status=status.HTTP_200_OK)
+
+    def _authenticate(self, request: Request) -> None:
+        expected = settings.ITSM_ALERTMANAGER_TOKEN
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if not expected:
+            raise exceptions.AuthenticationFailed("The alert intake is disabled: set ITSM_ALERTMANAGER_TOKEN.")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+            raise exceptions.AuthenticationFailed("Missing or wrong bearer token.")
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="alertmanager"'
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Alert
+        fields = [
+            "id",
+            "fingerprint",
+            "status",
+            "alertname",
+            "severity",
+            "labels",
+            "annotations",
+            "starts_at",
+            "ends_at",
+            "generator_url",
+            "service",
+            "incident",
+            "received_at",
+            "last_received_at",
+            "receive_count",
+        ]
+        read_only_fields = fields
+
+
+class AlertFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=Alert.Status.choices)
+    alertname = django_filters.CharFilter(max_length=200)
+    fingerprint = django_filters.CharFilter(max_length=128)
+    service = django_filters.NumberFilter(field_name="service_id")
+    incident = django_filters.NumberFilter(field_name="incident_id")
+    received_after = django_filters.IsoDateTimeFilter(field_name="last_received_at", lookup_expr="gte")
+
+    class Meta:
+        model = Alert
+        fields: list[str] = []
+
+
+class AlertViewSet(viewsets.ReadOnlyModelViewSet):
+    """Alerts received from Alertmanager; every signed-in user reads them."""
+
+    queryset = Alert.objects.none()
+    serializer_class = AlertSerializer
+    filter_backends = [DjangoFilterBackend, StableOrderingFilter]
+    filterset_class = AlertFilter
+    ordering_fields = ["last_received_at", "starts_at", "id"]
+    ordering = ["-last_received_at"]
+
+    def get_queryset(self) -> QuerySet[Alert]:
+        return Alert.objects.all()

@@ -1,0 +1,126 @@
+"""/api/v1/backups/: agents and admins read the catalogue; admins queue a backup or a verification (202)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.db.models import QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from itsm.api.filters import StableOrderingFilter
+from itsm.models import Backup
+from itsm.roles import Role, is_staff_role, role_of
+from itsm.services import backups as backup_services
+
+
+class BackupPermission(BasePermission):
+    """Agents and admins read; only admins start backups and verifications. Requesters see nothing."""
+
+    message = "Backups are for agents (read) and admins."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated and is_staff_role(user)):
+            return False
+        return request.method in ("GET", "HEAD", "OPTIONS") or role_of(user) == Role.ADMIN
+
+
+class BackupFilter(django_filters.FilterSet):
+    kind = django_filters.MultipleChoiceFilter(choices=Backup.Kind.choices)
+    tier = django_filters.MultipleChoiceFilter(choices=Backup.Tier.choices)
+    status = django_filters.MultipleChoiceFilter(choices=Backup.Status.choices)
+    trigger = django_filters.MultipleChoiceFilter(choices=Backup.Trigger.choices)
+    verified = django_filters.BooleanFilter(field_name="verified_ok")
+
+    class Meta:
+        model = Backup
+        fields: list[str] = []
+
+
+class BackupSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Backup
+        fields = [
+            "id",
+            "kind",
+            "tier",
+            "trigger",
+            "status",
+            "requested_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "attempts",
+            "size_bytes",
+            "sha256",
+            "local_path",
+            "local_deleted_at",
+            "s3_key",
+            "s3_storage_class",
+            "s3_deleted_at",
+            "manifest",
+            "verified_at",
+            "verified_ok",
+            "verification",
+            "error",
+        ]
+        read_only_fields = fields
+
+
+class BackupRequestSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Backup.Kind.choices)
+    tier = serializers.ChoiceField(choices=Backup.Tier.choices, default=Backup.Tier.DAILY)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List backups (agents and admins)"),
+    retrieve=extend_schema(summary="One backup with its manifest and verification"),
+    create=extend_schema(
+        summary="Queue a backup now (admins)",
+        request=BackupRequestSerializer,
+        responses={202: OpenApiResponse(BackupSerializer, description="The queued (pending) backup.")},
+    ),
+)
+class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    queryset = Backup.objects.none()
+    serializer_class = BackupSerializer
+    permission_classes = [BackupPermission]
+    filter_backends = [DjangoFilterBackend, StableOrderingFilter]
+    filterset_class = BackupFilter
+    ordering_fields = ["created_at", "started_at", "finished_at", "size_bytes", "id"]
+    ordering = ["-created_at"]
+
+    def get_queryset(self) -> QuerySet[Backup]:
+        return Backup.objects.all()
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        body = BackupRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        backup = backup_services.backup_create(
+            kind=body.validated_data["kind"],
+            tier=body.validated_data["tier"],
+            trigger=Backup.Trigger.MANUAL,
+            requested_by=request.user,
+        )
+        return Response(BackupSerializer(backup).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=None,
+        responses={
+            202: OpenApiResponse(BackupSerializer, description="The verification is queued."),
+            409: OpenApiResponse(description="The backup has no finished archive to verify."),
+        },
+        summary="Queue a verification: full read and restore into a scratch database (admins)",
+    )
+    @action(detail=True, methods=["post"])
+    def verify(self, request: Request, pk: str | None = None) -> Response:
+        backup = self.get_object()
+        backup = backup_services.backup_verify_queue(backup_id=backup.pk)
+        return Response(BackupSerializer(backup).data, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,294 @@
+"""/api/v1/incidents/: declare, edit, move through the lifecycle, the timeline, the post-mortem."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import filters, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from itsm.api.filters import StableOrderingFilter
+from itsm.api.permissions import IsAgentOrReadOnly
+from itsm.api.tickets import EventSerializer, TransitionConflict, paginated
+from itsm.models import Event, Incident, Postmortem, Service, Ticket
+from itsm.queries import assignable_users
+from itsm.roles import Role, role_of
+from itsm.services import incidents as incident_services
+
+TICKET_DONE = [Ticket.Status.RESOLVED, Ticket.Status.CLOSED]
+
+
+class IncidentFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=Incident.Status.choices)
+    severity = django_filters.MultipleChoiceFilter(choices=Incident.Severity.choices)
+    source = django_filters.ChoiceFilter(choices=Incident.Source.choices)
+    service = django_filters.NumberFilter(field_name="services__id")
+    commander = django_filters.NumberFilter(field_name="commander_id")
+    target_missed = django_filters.BooleanFilter(field_name="response_target_missed")
+    detected_after = django_filters.IsoDateTimeFilter(field_name="detected_at", lookup_expr="gte")
+    detected_before = django_filters.IsoDateTimeFilter(field_name="detected_at", lookup_expr="lt")
+
+    class Meta:
+        model = Incident
+        fields: list[str] = []
+
+
+class IncidentSerializer(serializers.ModelSerializer):
+    services = serializers.PrimaryKeyRelatedField(queryset=Service.objects.all(), many=True, required=False)
+    linked_tickets = serializers.PrimaryKeyRelatedField(queryset=Ticket.objects.all(), many=True, required=False)
+    commander = serializers.PrimaryKeyRelatedField(queryset=assignable_users(), required=False, allow_null=True)
+    open_action_items = serializers.IntegerField(read_only=True, default=0)
+    postmortem_status = serializers.CharField(read_only=True, allow_null=True, default=None)
+
+    class Meta:
+        model = Incident
+        fields = [
+            "id",
+            "title",
+            "summary",
+            "severity",
+            "status",
+            "source",
+            "services",
+            "commander",
+            "linked_tickets",
+            "detected_at",
+            "acknowledged_at",
+            "diagnosing_at",
+            "mitigating_at",
+            "resolved_at",
+            "reviewed_at",
+            "response_due_at",
+            "response_target_missed",
+            "escalation_level",
+            "open_action_items",
+            "postmortem_status",
+            "created_by",
+            "updated_at",
+        ]
+        read_only_fields = [
+            "id",
+            "status",
+            "source",
+            "acknowledged_at",
+            "diagnosing_at",
+            "mitigating_at",
+            "resolved_at",
+            "reviewed_at",
+            "response_due_at",
+            "response_target_missed",
+            "escalation_level",
+            "created_by",
+            "updated_at",
+        ]
+        extra_kwargs = {
+            "summary": {"max_length": 20000},
+            "title": {"allow_blank": False},
+            "detected_at": {"required": False},
+        }
+
+    def validate_detected_at(self, value: Any) -> Any:
+        if value is not None and value > timezone.now():
+            raise serializers.ValidationError("An incident cannot be detected in the future.")
+        if self.instance is not None and value != self.instance.detected_at:
+            raise serializers.ValidationError("The detection time is fixed once the incident exists.")
+        return value
+
+
+class IncidentTransitionSerializer(serializers.Serializer):
+    to = serializers.ChoiceField(choices=Incident.Status.choices)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
+
+
+class NoteSerializer(serializers.Serializer):
+    body = serializers.CharField(max_length=20000)
+
+
+class PostmortemSerializer(serializers.ModelSerializer):
+    timeline = serializers.SerializerMethodField()
+    action_items = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Postmortem
+        fields = [
+            "status",
+            "summary",
+            "impact",
+            "root_cause",
+            "trigger",
+            "detection",
+            "resolution",
+            "lessons",
+            "author",
+            "updated_at",
+            "finalized_at",
+            "action_items",
+            "timeline",
+        ]
+        read_only_fields = ["author", "updated_at", "finalized_at", "action_items", "timeline"]
+        extra_kwargs = {name: {"max_length": 50000} for name in incident_services.POSTMORTEM_FIELDS}
+
+    def get_timeline(self, postmortem: Postmortem) -> list[dict[str, Any]]:
+        events = (
+            Event.objects.filter(incident_id=postmortem.incident_id)
+            .select_related("actor")
+            .order_by("created_at", "id")
+        )
+        return EventSerializer(events, many=True).data  # type: ignore[return-value]
+
+    def get_action_items(self, postmortem: Postmortem) -> list[dict[str, Any]]:
+        if postmortem.pk is None:
+            return []
+        return [
+            {"ticket": ticket_id, "title": title, "status": ticket_status}
+            for ticket_id, title, ticket_status in postmortem.action_items.values_list("id", "title", "status")
+        ]
+
+
+class ActionItemSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=20000, default="")
+    priority = serializers.ChoiceField(choices=Ticket.Priority.choices, default=Ticket.Priority.MEDIUM)
+    assignee = serializers.PrimaryKeyRelatedField(queryset=assignable_users(), required=False, allow_null=True)
+
+
+class ActionItemCreated(serializers.Serializer):
+    ticket = serializers.IntegerField()
+
+
+def incidents_with_counts() -> QuerySet[Incident]:
+    open_items = (
+        Ticket.objects.filter(postmortems__incident_id=OuterRef("pk"))
+        .exclude(status__in=TICKET_DONE)
+        .values("postmortems__incident_id")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    postmortem_status = Postmortem.objects.filter(incident_id=OuterRef("pk")).values("status")
+    return Incident.objects.annotate(
+        open_action_items=Coalesce(Subquery(open_items, output_field=IntegerField()), 0),
+        postmortem_status=Subquery(postmortem_status),
+    ).prefetch_related("services", "linked_tickets")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List incidents"),
+    create=extend_schema(summary="Declare an incident (agents and admins); critical and high page on-call"),
+    retrieve=extend_schema(summary="One incident"),
+    update=extend_schema(summary="Replace an incident's editable fields"),
+    partial_update=extend_schema(summary="Edit an incident (raising the severity moves the due time)"),
+    destroy=extend_schema(summary="Delete an incident (admins only)"),
+)
+class IncidentViewSet(viewsets.ModelViewSet):
+    queryset = Incident.objects.none()
+    serializer_class = IncidentSerializer
+    permission_classes = [IsAgentOrReadOnly]
+    filter_backends = [DjangoFilterBackend, filters.SearchFilter, StableOrderingFilter]
+    filterset_class = IncidentFilter
+    search_fields = ["title", "summary"]
+    ordering_fields = ["detected_at", "updated_at", "id", "response_due_at"]
+    ordering = ["-detected_at"]
+
+    def get_queryset(self) -> QuerySet[Incident]:
+        return incidents_with_counts()
+
+    def _fresh(self, incident_id: int) -> Response:
+        return Response(self.get_serializer(incidents_with_counts().get(pk=incident_id)).data)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        incident = incident_services.incident_create(actor=request.user, **body.validated_data)
+        response = self._fresh(incident.pk)
+        response.status_code = status.HTTP_201_CREATED
+        return response
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        incident = self.get_object()
+        body = self.get_serializer(incident, data=request.data, partial=kwargs.get("partial", False))
+        body.is_valid(raise_exception=True)
+        changes = {k: v for k, v in body.validated_data.items() if k != "detected_at"}
+        incident_services.incident_update(incident_id=incident.pk, actor=request.user, changes=changes)
+        return self._fresh(incident.pk)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if role_of(request.user) != Role.ADMIN:
+            return Response({"detail": "Only admins can delete incidents.", "code": "permission_denied"}, status=403)
+        return super().destroy(request, *args, **kwargs)
+
+    @extend_schema(
+        request=IncidentTransitionSerializer,
+        responses={
+            200: IncidentSerializer,
+            409: OpenApiResponse(TransitionConflict, description="Not an allowed next state."),
+        },
+        summary="Move an incident through its lifecycle",
+    )
+    @action(detail=True, methods=["post"])
+    def transition(self, request: Request, pk: str | None = None) -> Response:
+        incident = self.get_object()
+        body = IncidentTransitionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        incident_services.incident_transition(
+            incident_id=incident.pk, actor=request.user, to=body.validated_data["to"], note=body.validated_data["note"]
+        )
+        return self._fresh(incident.pk)
+
+    @extend_schema(
+        methods=["GET"], responses=paginated(EventSerializer), summary="The incident's timeline", filters=False
+    )
+    @extend_schema(methods=["POST"], request=NoteSerializer, responses={201: EventSerializer}, summary="Add a note")
+    @action(detail=True, methods=["get", "post"], filter_backends=[])
+    def timeline(self, request: Request, pk: str | None = None) -> Response:
+        incident = self.get_object()
+        if request.method == "POST":
+            body = NoteSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            event = incident_services.incident_note(
+                incident_id=incident.pk, actor=request.user, body=body.validated_data["body"]
+            )
+            return Response(EventSerializer(event).data, status=status.HTTP_201_CREATED)
+        events = Event.objects.filter(incident=incident).select_related("actor").order_by("created_at", "id")
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(EventSerializer(page, many=True).data)
+
+    @extend_schema(methods=["GET"], responses=PostmortemSerializer, summary="The post-mortem (empty draft if none)")
+    @extend_schema(
+        methods=["PUT"], request=PostmortemSerializer, responses=PostmortemSerializer, summary="Write the post-mortem"
+    )
+    @action(detail=True, methods=["get", "put"], filter_backends=[])
+    def postmortem(self, request: Request, pk: str | None = None) -> Response:
+        incident = self.get_object()
+        if request.method == "PUT":
+            body = PostmortemSerializer(data=request.data, partial=True)
+            body.is_valid(raise_exception=True)
+            postmortem = incident_services.postmortem_save(
+                incident_id=incident.pk, actor=request.user, data=body.validated_data
+            )
+            return Response(PostmortemSerializer(postmortem).data)
+        existing = Postmortem.objects.filter(incident=incident).first()
+        shown = existing or Postmortem(incident=incident, updated_at=incident.updated_at)
+        return Response(PostmortemSerializer(shown).data)
+
+    @extend_schema(
+        request=ActionItemSerializer,
+        responses={201: ActionItemCreated},
+        summary="Add a post-mortem action item (a ticket)",
+    )
+    @action(detail=True, methods=["post"], url_path="postmortem/action-items", filter_backends=[])
+    def action_items(self, request: Request, pk: str | None = None) -> Response:
+        incident = self.get_object()
+        body = ActionItemSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        ticket = incident_services.postmortem_add_action_item(
+            incident_id=incident.pk, actor=request.user, **body.validated_data
+        )
+        return Response({"ticket": ticket.pk}, status=status.HTTP_201_CREATED)

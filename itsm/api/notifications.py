@@ -1,0 +1,173 @@
+"""/api/v1/notifications/ (the delivery log, with redelivery) and /api/v1/notification-channels/ (each user's
+own ways to be told)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.db.models import QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from itsm.api.filters import StableOrderingFilter
+from itsm.models import DeliveryAttempt, Notification, NotificationChannel
+from itsm.roles import is_staff_role
+from itsm.services import notifications as notification_services
+
+
+def notifications_visible_to(user: Any) -> QuerySet[Notification]:
+    """Agents and admins see every notification; anyone else only the ones sent to them."""
+    notifications = Notification.objects.all()
+    if not getattr(user, "is_authenticated", False):
+        return notifications.none()
+    if is_staff_role(user):
+        return notifications
+    return notifications.filter(recipient=user)
+
+
+class NotificationFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=Notification.Status.choices)
+    channel = django_filters.MultipleChoiceFilter(choices=Notification.Channel.choices)
+    incident = django_filters.NumberFilter(field_name="incident_id")
+    recipient = django_filters.NumberFilter(field_name="recipient_id")
+    urgent = django_filters.BooleanFilter()
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Notification
+        fields: list[str] = []
+
+
+class DeliveryAttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeliveryAttempt
+        fields = ["attempted_at", "success", "status_code", "error", "duration_ms"]
+        read_only_fields = fields
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    """One outbox row with its delivery log. Webhook targets show only their scheme and host."""
+
+    target = serializers.SerializerMethodField()
+    delivery_attempts = DeliveryAttemptSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Notification
+        fields = [
+            "id",
+            "channel",
+            "target",
+            "recipient",
+            "endpoint",
+            "incident",
+            "subject",
+            "body",
+            "urgent",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "last_error",
+            "created_at",
+            "delivered_at",
+            "delivery_attempts",
+        ]
+        read_only_fields = fields
+
+    def get_target(self, notification: Notification) -> str:
+        return notification_services.target_display(notification.channel, notification.target)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Notifications: all for agents and admins, your own for others"),
+    retrieve=extend_schema(summary="One notification with its delivery attempts"),
+)
+class NotificationViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Notification.objects.none()
+    serializer_class = NotificationSerializer
+    filter_backends = [DjangoFilterBackend, StableOrderingFilter]
+    filterset_class = NotificationFilter
+    ordering_fields = ["created_at", "id", "status", "next_attempt_at", "delivered_at"]
+    ordering = ["-created_at"]
+
+    def get_queryset(self) -> QuerySet[Notification]:
+        return notifications_visible_to(self.request.user).prefetch_related("delivery_attempts")
+
+    @extend_schema(
+        request=None,
+        responses={
+            202: NotificationSerializer,
+            409: OpenApiResponse(description="Still pending: it is being delivered."),
+        },
+        summary="Send a delivered or failed notification again (agents and admins)",
+    )
+    @action(detail=True, methods=["post"])
+    def redeliver(self, request: Request, pk: str | None = None) -> Response:
+        notification = self.get_object()
+        notification = notification_services.notification_redeliver(notification_id=notification.pk, actor=request.user)
+        fresh = self.get_queryset().get(pk=notification.pk)
+        return Response(self.get_serializer(fresh).data, status=status.HTTP_202_ACCEPTED)
+
+
+class NotificationChannelSerializer(serializers.ModelSerializer):
+    """A channel of the signed-in user. `secret` signs their webhooks (shown for webhook channels only)."""
+
+    target = serializers.CharField(max_length=500, help_text="An e-mail address, or an http(s) URL for webhooks.")
+    secret = serializers.SerializerMethodField()
+
+    class Meta:
+        model = NotificationChannel
+        fields = ["id", "channel", "target", "enabled", "secret", "created_at"]
+        read_only_fields = ["id", "secret", "created_at"]
+
+    def get_secret(self, channel: NotificationChannel) -> str | None:
+        return channel.secret if channel.channel == Notification.Channel.WEBHOOK else None
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        channel = attrs.get("channel", getattr(self.instance, "channel", None))
+        target = attrs.get("target", getattr(self.instance, "target", ""))
+        attrs["target"] = notification_services.notification_channel_check(
+            user=self.context["request"].user,
+            channel=channel,
+            target=target,
+            exclude=self.instance.pk if self.instance else None,
+        )
+        return attrs
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Your notification channels"),
+    create=extend_schema(summary="Add a channel (e-mail, webhook or Slack)"),
+    retrieve=extend_schema(summary="One of your channels"),
+    update=extend_schema(summary="Change one of your channels"),
+    partial_update=extend_schema(summary="Change some fields of one of your channels"),
+    destroy=extend_schema(summary="Remove one of your channels"),
+)
+class NotificationChannelViewSet(
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Every signed-in user manages their own channels and sees no one else's (404)."""
+
+    queryset = NotificationChannel.objects.none()
+    serializer_class = NotificationChannelSerializer
+    filter_backends = [DjangoFilterBackend, StableOrderingFilter]
+    filterset_fields = ["channel", "enabled"]
+    ordering_fields = ["created_at", "id", "channel"]
+    ordering = ["id"]
+
+    def get_queryset(self) -> QuerySet[NotificationChannel]:
+        owner: Any = self.request.user
+        return NotificationChannel.objects.filter(user=owner)
+
+    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
+        serializer.save(user=self.request.user)

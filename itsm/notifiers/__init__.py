@@ -1,0 +1,1 @@
+"""Transports for notifications: e-mail, signed webhooks and Slack-compatible webhooks, sharing one base."""

@@ -1,0 +1,302 @@
+"""Every write to an incident: declaring, editing, moving through the lifecycle, notes and post-mortems."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from itsm import metrics
+from itsm.exceptions import Conflict, InvalidInput
+from itsm.lifecycles import INCIDENT_TRANSITIONS, POSTMORTEM_REQUIRED_SEVERITIES, check_transition
+from itsm.models import Event, Incident, Postmortem, Service, Ticket
+from itsm.services.events import event_record
+from itsm.services.tickets import comment_create, ticket_create
+
+# The manual's "Response Time" per severity: the incident must be acknowledged within this.
+RESPONSE_TARGETS = {
+    Incident.Severity.CRITICAL: timedelta(minutes=15),
+    Incident.Severity.HIGH: timedelta(hours=1),
+    Incident.Severity.MEDIUM: timedelta(hours=4),
+    Incident.Severity.LOW: timedelta(days=1),
+}
+SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+OPEN_STATUSES = frozenset(set(Incident.Status.values) - {Incident.Status.RESOLVED, Incident.Status.REVIEWED})
+TICKET_DONE = (Ticket.Status.RESOLVED, Ticket.Status.CLOSED)
+EDITABLE_FIELDS = frozenset({"title", "summary", "severity", "commander"})
+POSTMORTEM_FIELDS = ("summary", "impact", "root_cause", "trigger", "detection", "resolution", "lessons")
+
+
+def incident_create(
+    *,
+    actor: Any,
+    title: str,
+    summary: str = "",
+    severity: str = Incident.Severity.HIGH,
+    services: Iterable[Service] = (),
+    commander: Any = None,
+    source: str = Incident.Source.MANUAL,
+    linked_tickets: Iterable[Ticket] = (),
+    group_key: str | None = None,
+    detected_at: datetime | None = None,
+) -> Incident:
+    """Declare an incident; its response clock starts at detection. Critical and high ones page at once.
+
+    The caller holds the transaction when it needs the incident and other rows written together (the intake).
+    """
+    from itsm.services.paging import incident_page_on_create  # paging needs this module's targets
+
+    now = timezone.now()
+    detected = detected_at or now
+    with transaction.atomic():
+        incident = Incident.objects.create(
+            title=title,
+            summary=summary,
+            severity=severity,
+            source=source,
+            commander=commander,
+            created_by=actor if getattr(actor, "pk", None) else None,
+            group_key=group_key,
+            detected_at=detected,
+            response_due_at=detected + RESPONSE_TARGETS[Incident.Severity(severity)],
+            updated_at=now,
+        )
+        incident.services.set(list(services))
+        incident.linked_tickets.set(list(linked_tickets))
+        event_record(
+            incident=incident, actor=actor, kind=Event.Kind.CREATED, field="severity", new=severity, note=title, at=now
+        )
+        incident_page_on_create(incident=incident, now=now)
+    metrics.INCIDENTS_DECLARED.labels(severity=severity, source=source).inc()
+    return incident
+
+
+def _locked(incident_id: int) -> Incident:
+    return Incident.objects.select_for_update().get(pk=incident_id)
+
+
+def incident_update(*, incident_id: int, actor: Any, changes: dict[str, Any]) -> Incident:
+    """Edit title, summary, severity or commander; a new severity moves the response due time."""
+    from itsm.services.paging import incident_severity_changed
+
+    refused = sorted(set(changes) - EDITABLE_FIELDS - {"services", "linked_tickets"})
+    if refused:
+        raise InvalidInput({name: ["This field cannot be changed here."] for name in refused})
+    with transaction.atomic():
+        incident = _locked(incident_id)
+        now = timezone.now()
+        changed: list[str] = []
+        for name in EDITABLE_FIELDS & set(changes):
+            old, new = getattr(incident, name), changes[name]
+            if old == new:
+                continue
+            setattr(incident, name, new)
+            changed.append(name)
+            event_record(
+                incident=incident,
+                actor=actor,
+                kind=Event.Kind.CHANGED,
+                field=name,
+                old=getattr(old, "pk", old),
+                new=getattr(new, "pk", new),
+                at=now,
+            )
+        if "severity" in changed:
+            incident.response_due_at = incident.detected_at + RESPONSE_TARGETS[Incident.Severity(incident.severity)]
+            changed.append("response_due_at")
+            changed += incident_severity_changed(incident=incident, now=now)
+        for relation in ("services", "linked_tickets"):
+            if relation in changes:
+                _set_relation(incident, relation, list(changes[relation]), actor, now)
+        if changed:
+            incident.updated_at = now
+            incident.save(update_fields=sorted({*changed, "updated_at"}))
+    return incident
+
+
+def _set_relation(incident: Incident, relation: str, values: list[Any], actor: Any, now: datetime) -> None:
+    manager = getattr(incident, relation)
+    before = set(manager.values_list("pk", flat=True))
+    after = {value.pk for value in values}
+    if before == after:
+        return
+    manager.set(values)
+    event_record(
+        incident=incident,
+        actor=actor,
+        kind=Event.Kind.CHANGED,
+        field=relation,
+        old=",".join(map(str, sorted(before))),
+        new=",".join(map(str, sorted(after))),
+        at=now,
+    )
+
+
+def incident_transition(*, incident_id: int, actor: Any, to: str, note: str = "") -> Incident:
+    """Move an incident by the lifecycle table. The first move out of `detected` is the response."""
+    from itsm.services.paging import incident_responded
+
+    if to not in Incident.Status.values:
+        choices = ", ".join(Incident.Status.values)
+        raise InvalidInput({"to": [f'"{to}" is not an incident status. Choose one of: {choices}.']})
+    with transaction.atomic():
+        incident = _locked(incident_id)
+        if incident.status == to:
+            return incident
+        check_transition(INCIDENT_TRANSITIONS, incident.status, to)
+        if to == Incident.Status.REVIEWED:
+            _check_reviewable(incident)
+        now = timezone.now()
+        old = incident.status
+        incident.status = to
+        changed = ["status", "updated_at", f"{to}_at"]
+        setattr(incident, f"{to}_at", now)
+        skipped = _skipped_states(old, to)
+        if old == Incident.Status.DETECTED:
+            changed += incident_responded(incident=incident, now=now)
+            metrics.INCIDENT_TIME_TO_ACKNOWLEDGE.labels(severity=incident.severity).observe(
+                (now - incident.detected_at).total_seconds()
+            )
+            if to == Incident.Status.ACKNOWLEDGED and incident.commander_id is None and getattr(actor, "pk", None):
+                incident.commander = actor
+                changed.append("commander")
+        if to == Incident.Status.RESOLVED:
+            metrics.INCIDENT_TIME_TO_RESOLVE.labels(severity=incident.severity).observe(
+                (now - incident.detected_at).total_seconds()
+            )
+        if old == Incident.Status.RESOLVED:
+            incident.resolved_at = None
+            changed.append("resolved_at")
+        incident.updated_at = now
+        incident.save(update_fields=sorted(set(changed)))
+        suffix = f" (skipped {', '.join(skipped)})" if skipped else ""
+        event_record(
+            incident=incident,
+            actor=actor,
+            kind=Event.Kind.TRANSITION,
+            field="status",
+            old=old,
+            new=to,
+            note=f"{note}{suffix}".strip(),
+            at=now,
+        )
+        if to == Incident.Status.RESOLVED:
+            _tell_linked_tickets(incident, actor, note)
+    return incident
+
+
+def _skipped_states(old: str, to: str) -> list[str]:
+    order = [s for s in Incident.Status.values if s != Incident.Status.REVIEWED]
+    if old in order and to in order and order.index(to) > order.index(old) + 1:
+        return order[order.index(old) + 1 : order.index(to)]
+    return []
+
+
+def _check_reviewable(incident: Incident) -> None:
+    if incident.severity not in POSTMORTEM_REQUIRED_SEVERITIES:
+        return
+    final = Postmortem.objects.filter(incident=incident, status=Postmortem.Status.FINAL).exists()
+    if not final:
+        raise Conflict(
+            f"A {incident.severity} incident can be marked reviewed only with a final post-mortem: "
+            "write it at /postmortem/ and set its status to final."
+        )
+
+
+def _tell_linked_tickets(incident: Incident, actor: Any, note: str) -> None:
+    """The people who reported the outage hear that it is over, on their own tickets."""
+    author = actor if getattr(actor, "pk", None) else incident.commander
+    if author is None:
+        return
+    body = f"The incident INC-{incident.pk} ({incident.title}) affecting this ticket has been resolved."
+    if note:
+        body += f"\n\n{note}"
+    for ticket_id in incident.linked_tickets.exclude(status__in=TICKET_DONE).values_list("id", flat=True):
+        comment_create(ticket_id=ticket_id, author=author, body=body)
+
+
+def incident_note(*, incident_id: int, actor: Any, body: str) -> Event:
+    """Add a note to the timeline (what was tried, what was seen)."""
+    with transaction.atomic():
+        incident = _locked(incident_id)
+        incident.updated_at = timezone.now()
+        incident.save(update_fields=["updated_at"])
+        return event_record(incident=incident, actor=actor, kind=Event.Kind.NOTE, note=body, at=incident.updated_at)
+
+
+def postmortem_save(*, incident_id: int, actor: Any, data: dict[str, Any]) -> Postmortem:
+    """Create or update the post-mortem. A final one needs every section written and a resolved incident."""
+    with transaction.atomic():
+        incident = _locked(incident_id)
+        now = timezone.now()
+        postmortem = Postmortem.objects.filter(incident=incident).first() or Postmortem(
+            incident=incident, updated_at=now
+        )
+        was_final = postmortem.status == Postmortem.Status.FINAL
+        for name in (*POSTMORTEM_FIELDS, "status"):
+            if name in data:
+                setattr(postmortem, name, data[name])
+        if postmortem.status == Postmortem.Status.FINAL:
+            _check_finalizable(incident, postmortem)
+            if not was_final:
+                postmortem.finalized_at = now
+        else:
+            postmortem.finalized_at = None
+        postmortem.author = postmortem.author or (actor if getattr(actor, "pk", None) else None)
+        postmortem.updated_at = now
+        postmortem.save()
+        event_record(
+            incident=incident, actor=actor, kind=Event.Kind.CHANGED, field="postmortem", new=postmortem.status, at=now
+        )
+    return postmortem
+
+
+def _check_finalizable(incident: Incident, postmortem: Postmortem) -> None:
+    if incident.status not in (Incident.Status.RESOLVED, Incident.Status.REVIEWED):
+        raise Conflict("A post-mortem can be final only once the incident is resolved.")
+    missing = [
+        name for name in ("summary", "impact", "root_cause", "resolution") if not getattr(postmortem, name).strip()
+    ]
+    if missing:
+        raise InvalidInput({name: ["A final post-mortem needs this section."] for name in missing})
+
+
+def postmortem_add_action_item(
+    *,
+    incident_id: int,
+    actor: Any,
+    title: str,
+    description: str = "",
+    priority: str = Ticket.Priority.MEDIUM,
+    assignee: Any = None,
+) -> Ticket:
+    """An action item is a ticket, linked to the post-mortem, so it is worked and tracked to closure."""
+    with transaction.atomic():
+        incident = _locked(incident_id)
+        now = timezone.now()
+        postmortem = Postmortem.objects.filter(incident=incident).first()
+        if postmortem is None:
+            postmortem = Postmortem.objects.create(incident=incident, author=actor, updated_at=now)
+        ticket = ticket_create(
+            requester=actor,
+            actor=actor,
+            title=title,
+            description=description or f"Action item of INC-{incident.pk}.",
+            priority=priority,
+            category="postmortem",
+            assignee=assignee,
+        )
+        postmortem.action_items.add(ticket)
+        event_record(
+            incident=incident,
+            actor=actor,
+            kind=Event.Kind.CHANGED,
+            field="action_item",
+            new=ticket.pk,
+            note=title,
+            at=now,
+        )
+    return ticket

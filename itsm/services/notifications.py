@@ -1,0 +1,392 @@
+"""Notifications through an outbox: rows written in the caller's transaction, delivered by workers.
+
+- `notify` writes one `Notification` per destination inside the caller's transaction and queues its delivery
+  after commit. A rolled-back change sends nothing; a broker that is down after commit loses nothing, because
+  the row stays pending and the relay picks it up.
+- `notification_deliver` claims a due row with a compare-and-set update (two workers never send one row at
+  once), makes one attempt, logs it, and either marks the row delivered, schedules the next attempt with
+  exponential backoff, or marks it failed (a permanent error, or the last allowed attempt).
+- `notification_relay` (Beat, every minute) queues every due pending row: first deliveries whose message never
+  reached the broker, retries whose backoff ran out, rows whose worker died. It delivers them itself when the
+  broker refuses.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+from urllib.parse import urlsplit
+
+from celery import current_app
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from itsm import metrics
+from itsm.exceptions import InvalidInput, NotPermitted, NotReady
+from itsm.models import (
+    DeliveryAttempt,
+    Event,
+    Incident,
+    Notification,
+    NotificationChannel,
+    Service,
+    WebhookEndpoint,
+)
+from itsm.notifiers import email, slack, ssrf, webhook
+from itsm.notifiers.base import DeliveryError, Message, PermanentError, Sent, TransientError
+from itsm.roles import is_staff_role
+
+logger = logging.getLogger(__name__)
+
+DELIVER_TASK = "itsm.tasks.notifications.deliver_notification"
+# A claimed row becomes due again after this long, in case its worker died mid-attempt. Far above the longest
+# attempt (an HTTP timeout per connection step, or EMAIL_TIMEOUT).
+CLAIM_LEASE = timedelta(minutes=5)
+RELAY_BATCH = 500
+# Messages the relay queues are dropped if not picked up by then; the next relay run queues the row again.
+RELAY_MESSAGE_EXPIRES = 120
+# The relay stops delivering by itself after this long, so that it finishes well within its one-minute slot.
+RELAY_INLINE_BUDGET_SECONDS = 40.0
+
+Channel = Notification.Channel
+Status = Notification.Status
+TRANSPORTS = {Channel.EMAIL: email.send, Channel.WEBHOOK: webhook.send, Channel.SLACK: slack.send}
+CHANNEL_WORDS = {Channel.EMAIL: "e-mail", Channel.WEBHOOK: "webhook", Channel.SLACK: "Slack"}
+
+
+# --- writing to the outbox ---------------------------------------------------------------------------------------
+
+
+def notify(
+    *,
+    users: Iterable[Any],
+    subject: str,
+    body: str,
+    incident: Incident | None = None,
+    urgent: bool = False,
+    include_endpoints: bool = True,
+) -> list[Notification]:
+    """Tell `users` through their enabled channels (e-mail to their address if they set up none) and, for an
+    incident, every enabled admin webhook endpoint of the incident's teams or of all teams. Writes the outbox rows
+    and one notification event per row on the incident in the caller's transaction; delivery starts after commit.
+    Call it once per occurrence with everyone to tell, so that endpoints get one message."""
+    now = timezone.now()
+    subject = " ".join(subject.split())[:300]
+    people = _unique_active(users)
+    rows: list[Notification] = []
+    payload = {"incident": _incident_summary(incident)}
+    preferences: dict[int, list[NotificationChannel]] = {user.pk: [] for user in people}
+    for preference in NotificationChannel.objects.filter(user__in=[user.pk for user in people]).order_by("id"):
+        preferences[preference.user_id].append(preference)
+
+    def row(channel: str, target: str, **source: Any) -> Notification:
+        return Notification(
+            channel=channel,
+            target=target,
+            subject=subject,
+            body=body,
+            payload=payload | {"recipient": source["recipient"].get_username() if source.get("recipient") else None},
+            incident=incident,
+            urgent=urgent,
+            status=Status.PENDING,
+            next_attempt_at=now,
+            created_at=now,
+            **source,
+        )
+
+    for user in people:
+        chosen = preferences[user.pk]
+        if not chosen:
+            if user.email:
+                rows.append(row(Channel.EMAIL, user.email, recipient=user))
+            else:
+                logger.warning("user %s has no notification channel and no e-mail address", user.pk)
+            continue
+        rows.extend(
+            row(preference.channel, preference.target, recipient=user, user_channel=preference)
+            for preference in chosen
+            if preference.enabled
+        )
+    if incident is not None and include_endpoints:
+        rows.extend(row(endpoint.kind, endpoint.url, endpoint=endpoint) for endpoint in _endpoints_for(incident))
+    if not rows:
+        return []
+    with transaction.atomic():
+        created = Notification.objects.bulk_create(rows)
+        if incident is not None:
+            Event.objects.bulk_create(
+                Event(
+                    incident=incident,
+                    kind=Event.Kind.NOTIFICATION,
+                    field="notification",
+                    new_value=str(notification.pk),
+                    note=f"{'Urgent ' if urgent else ''}{describe(notification)}: {subject}"[:2000],
+                    created_at=now,
+                )
+                for notification in created
+            )
+        for notification in created:
+            transaction.on_commit(partial(_enqueue, notification.pk, urgent=urgent))
+    return created
+
+
+def describe(notification: Notification) -> str:
+    """Where a notification goes, in words that do not reveal a webhook URL (those are secrets)."""
+    word = CHANNEL_WORDS.get(Channel(notification.channel), notification.channel)
+    if notification.endpoint_id:
+        return f"{word} to endpoint {notification.endpoint.name if notification.endpoint else notification.endpoint_id}"
+    who = notification.recipient.get_username() if notification.recipient else "a removed user"
+    return f"{word} to {who}"
+
+
+def target_display(channel: str, target: str) -> str:
+    """A target fit to show: webhook URLs often carry a credential in their path (Slack's do), so only their scheme
+    and host are shown."""
+    if channel == Channel.EMAIL:
+        return target
+    parts = urlsplit(target)
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}/…" if parts.netloc else "…"
+
+
+def _unique_active(users: Iterable[Any]) -> list[Any]:
+    seen: set[int] = set()
+    people = []
+    for user in users:
+        if user is None or user.pk in seen or not getattr(user, "is_active", True):
+            continue
+        seen.add(user.pk)
+        people.append(user)
+    return people
+
+
+def _endpoints_for(incident: Incident) -> list[WebhookEndpoint]:
+    teams = Service.objects.filter(incidents=incident, team__isnull=False).values("team_id")
+    return list(WebhookEndpoint.objects.filter(enabled=True).filter(Q(team__isnull=True) | Q(team__in=teams)))
+
+
+def _incident_summary(incident: Incident | None) -> dict[str, Any] | None:
+    if incident is None:
+        return None
+    return {
+        "id": incident.pk,
+        "title": incident.title,
+        "severity": incident.severity,
+        "status": incident.status,
+        "services": sorted(incident.services.values_list("slug", flat=True)),
+    }
+
+
+def _queue(urgent: bool) -> str:
+    # Pages go through the critical queue, so a flood of ordinary notifications never delays them.
+    return "critical" if urgent else "notifications"
+
+
+def _enqueue(notification_id: int, *, urgent: bool, expires: int | None = None) -> bool:
+    """Queue one delivery. Never raises: a row whose message did not reach the broker is relayed later."""
+    try:
+        current_app.send_task(DELIVER_TASK, args=[notification_id], queue=_queue(urgent), retry=False, expires=expires)
+    except Exception:
+        logger.warning("could not queue notification %s; the relay will deliver it", notification_id, exc_info=True)
+        return False
+    return True
+
+
+# --- delivering ----------------------------------------------------------------------------------------------------
+
+
+def notification_deliver(*, notification_id: int) -> Notification | None:
+    """One delivery attempt, if the row is pending, due and not claimed by another worker. Returns the row after
+    the attempt, or None when there was nothing to do."""
+    now = timezone.now()
+    claimed = Notification.objects.filter(pk=notification_id, status=Status.PENDING, next_attempt_at__lte=now).update(
+        next_attempt_at=now + CLAIM_LEASE, attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return None
+    notification = Notification.objects.select_related("endpoint", "user_channel", "recipient").get(pk=notification_id)
+    attempt = notification.attempts
+    started = time.perf_counter()
+    error: DeliveryError | None = None
+    sent = Sent()
+    try:
+        sent = TRANSPORTS[Channel(notification.channel)](_message(notification))
+    except DeliveryError as exc:
+        error = exc
+    except Exception as exc:
+        # A bug in a transport still counts as a failed attempt, so the row keeps its bound on attempts.
+        logger.exception("notification %s: unexpected error in the %s transport", notification_id, notification.channel)
+        error = TransientError(f"{type(exc).__name__}: {exc}")
+    duration = time.perf_counter() - started
+    finished = timezone.now()
+    DeliveryAttempt.objects.create(
+        notification=notification,
+        attempted_at=finished,
+        success=error is None,
+        status_code=error.status_code if error else sent.status_code,
+        error=str(error or "")[:2000],
+        duration_ms=round(duration * 1000),
+    )
+    metrics.NOTIFICATION_DELIVERY_DURATION.labels(channel=notification.channel).observe(duration)
+    changes = _outcome(error, attempt, finished)
+    # Fenced by the attempt number: should a worker outlive its lease, its late result does not overwrite the
+    # result of the attempt that replaced it.
+    Notification.objects.filter(pk=notification_id, status=Status.PENDING, attempts=attempt).update(**changes)
+    if changes["status"] == Status.DELIVERED:
+        metrics.NOTIFICATIONS_DELIVERED.labels(channel=notification.channel).inc()
+    elif changes["status"] == Status.FAILED:
+        metrics.NOTIFICATIONS_FAILED.labels(channel=notification.channel).inc()
+        logger.warning("notification %s failed for good after %s attempt(s): %s", notification_id, attempt, error)
+    notification.refresh_from_db()
+    return notification
+
+
+def _outcome(error: DeliveryError | None, attempt: int, now: datetime) -> dict[str, Any]:
+    if error is None:
+        return {"status": Status.DELIVERED, "delivered_at": now, "next_attempt_at": None, "last_error": ""}
+    message = str(error)[:2000]
+    if isinstance(error, PermanentError) or attempt >= settings.ITSM_NOTIFICATION_MAX_ATTEMPTS:
+        return {"status": Status.FAILED, "next_attempt_at": None, "last_error": message}
+    return {"status": Status.PENDING, "next_attempt_at": now + retry_delay(attempt), "last_error": message}
+
+
+def retry_delay(attempt: int) -> timedelta:
+    """Backoff after the `attempt`-th failed attempt: the base delay, doubled each time, at most an hour."""
+    return timedelta(seconds=min(settings.ITSM_NOTIFICATION_RETRY_SECONDS * 2 ** (attempt - 1), 3600))
+
+
+def _message(notification: Notification) -> Message:
+    secret = ""
+    if notification.endpoint is not None:
+        secret = notification.endpoint.secret
+    elif notification.user_channel is not None:
+        secret = notification.user_channel.secret
+    return Message(
+        notification_id=notification.pk,
+        target=notification.target,
+        subject=notification.subject,
+        body=notification.body,
+        created_at=notification.created_at,
+        urgent=notification.urgent,
+        payload=dict(notification.payload or {}),
+        secret=secret,
+    )
+
+
+def notification_relay(*, now: datetime | None = None, batch_size: int = RELAY_BATCH) -> dict[str, int]:
+    """Queue every pending row that is due (oldest first, a bounded batch). If the broker refuses, deliver the
+    rest here, within a time budget. Safe to run twice: a row is claimed by whoever delivers it."""
+    now = now or timezone.now()
+    due = list(
+        Notification.objects.filter(status=Status.PENDING, next_attempt_at__lte=now)
+        .order_by("next_attempt_at", "id")
+        .values_list("pk", "urgent")[:batch_size]
+    )
+    queued = delivered = 0
+    broker_down = False
+    started = time.monotonic()
+    for pk, urgent in due:
+        if not broker_down and _enqueue(pk, urgent=urgent, expires=RELAY_MESSAGE_EXPIRES):
+            queued += 1
+            continue
+        broker_down = True
+        if time.monotonic() - started > RELAY_INLINE_BUDGET_SECONDS:
+            break
+        if notification_deliver(notification_id=pk) is not None:
+            delivered += 1
+    return {"due": len(due), "queued": queued, "delivered_here": delivered}
+
+
+def notifications_delete_old(*, now: datetime | None = None) -> int:
+    """Delete delivered notifications (with their attempts) older than ITSM_CLEANUP_RETENTION_DAYS; returns how
+    many. Failed and pending ones stay until someone has looked at them."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.ITSM_CLEANUP_RETENTION_DAYS)
+    _, per_model = Notification.objects.filter(status=Status.DELIVERED, created_at__lt=cutoff).delete()
+    return per_model.get("itsm.Notification", 0)
+
+
+# --- users' channels -----------------------------------------------------------------------------------------------
+
+
+def notification_channel_check(*, user: Any, channel: str | None, target: str, exclude: int | None = None) -> str:
+    """The target of a new or changed channel of `user`, trimmed, if it is usable: a valid e-mail address, or for
+    webhooks a URL that passes the SSRF guard; and not a duplicate. Raises InvalidInput naming the field."""
+    if channel not in Channel.values:
+        raise InvalidInput({"channel": [f"Choose one of {', '.join(Channel.values)}."]})
+    target = (target or "").strip()
+    if not target:
+        raise InvalidInput({"target": ["This field may not be blank."]})
+    if channel == Channel.EMAIL:
+        try:
+            validate_email(target)
+        except ValidationError:
+            raise InvalidInput({"target": ["Enter a valid e-mail address."]}) from None
+    else:
+        try:
+            ssrf.resolve(target)
+        except (ssrf.UnsafeURL, ssrf.Unresolvable) as exc:
+            raise InvalidInput({"target": [str(exc)]}) from None
+    duplicates = NotificationChannel.objects.filter(user=user, channel=channel, target=target)
+    if exclude is not None:
+        duplicates = duplicates.exclude(pk=exclude)
+    if duplicates.exists():
+        raise InvalidInput({"target": ["You already have this channel."]})
+    return target
+
+
+# --- redelivery --------------------------------------------------------------------------------------------------
+
+
+def notification_redeliver(*, notification_id: int, actor: Any) -> Notification:
+    """Send a delivered or failed notification again, with a fresh budget of attempts (the earlier attempts stay in
+    the log). The target is refreshed from its endpoint or channel, so a corrected URL is used."""
+    if not is_staff_role(actor):
+        raise NotPermitted("Only agents and admins can redeliver notifications.")
+    now = timezone.now()
+    with transaction.atomic():
+        notification = (
+            Notification.objects.select_for_update(of=("self",))
+            .select_related("endpoint", "user_channel", "recipient")
+            .get(pk=notification_id)
+        )
+        if notification.status == Status.PENDING:
+            raise NotReady("This notification is still being delivered; redeliver it once it is delivered or failed.")
+        notification.target = _current_target(notification)
+        notification.status = Status.PENDING
+        notification.attempts = 0
+        notification.next_attempt_at = now
+        notification.delivered_at = None
+        notification.last_error = ""
+        notification.save(
+            update_fields=["target", "status", "attempts", "next_attempt_at", "delivered_at", "last_error"]
+        )
+        if notification.incident_id:
+            Event.objects.create(
+                incident_id=notification.incident_id,
+                actor=actor if getattr(actor, "pk", None) else None,
+                kind=Event.Kind.NOTIFICATION,
+                field="redelivery",
+                new_value=str(notification.pk),
+                note=f"Redelivery of the {describe(notification)}: {notification.subject}"[:2000],
+                created_at=now,
+            )
+        transaction.on_commit(partial(_enqueue, notification.pk, urgent=notification.urgent))
+    return notification
+
+
+def _current_target(notification: Notification) -> str:
+    if notification.endpoint is not None:
+        return notification.endpoint.url
+    if notification.user_channel is not None:
+        return notification.user_channel.target
+    if notification.channel == Channel.EMAIL and notification.recipient is not None and notification.recipient.email:
+        return notification.recipient.email
+    return notification.target

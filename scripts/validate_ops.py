@@ -1,0 +1,512 @@
+#!/usr/bin/env python3
+"""Validate the deployment files offline: no Docker engine, no Kubernetes cluster needed.
+
+    .venv-ops/bin/python scripts/validate_ops.py              # every validator on the real files
+    .venv-ops/bin/python scripts/validate_ops.py --self-test  # each validator must reject a broken copy
+
+`make ops-check` runs both. The tools come from the tools venv (requirements-ops.txt: docker-compose, hadolint,
+kubernetes-validate, check-jsonschema, yamllint, gixy, shellcheck) and from Debian (nginx, promtool, amtool;
+.ci/run installs them). The traps each check avoids are in the comments (see also docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = Path(sys.executable).parent
+KUBERNETES_VERSION = "1.30.0"
+# The files and directories a check reads; the self-test copies exactly these.
+DEPLOY_FILES = (
+    "Dockerfile",
+    ".dockerignore",
+    ".hadolint.yaml",
+    ".yamllint.yaml",
+    ".env.example",
+    "docker-compose.yml",
+    "docker",
+    "nginx",
+    "k8s",
+    "monitoring",
+)
+# Variables docker-compose.yml must refuse to start without.
+REQUIRED_COMPOSE_VARIABLES = (
+    "DJANGO_SECRET_KEY",
+    "DJANGO_ALLOWED_HOSTS",
+    "POSTGRES_PASSWORD",
+    "GRAFANA_ADMIN_PASSWORD",
+)
+# Host names in nginx/ that must resolve when nginx parses its upstreams.
+NGINX_UPSTREAM_HOSTS = ("backend",)
+
+
+class CheckFailed(Exception):
+    """A validator rejected a file; the message is the tool's output."""
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    run: Callable[[Path], str]
+
+
+def tool(name: str) -> str:
+    """A tool of the tools venv, else of the system (nginx lives in /usr/sbin, not always on PATH)."""
+    for candidate in (TOOLS / name, Path("/usr/sbin") / name):
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which(name)
+    if found:
+        return found
+    hint = {
+        "nginx": "apt-get install -y nginx",
+        "promtool": "apt-get install -y prometheus",
+        "amtool": "apt-get install -y prometheus-alertmanager",
+    }.get(name, "make ops-check creates .venv-ops from requirements-ops.txt")
+    raise CheckFailed(f"{name} is not installed ({hint}; .ci/run installs everything)")
+
+
+def run(command: list[str], root: Path, env: dict[str, str] | None = None) -> str:
+    """Run a validator; a non-zero exit is a failed check, with the tool's output as the reason."""
+    result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=120, check=False)
+    output = (result.stdout + result.stderr).strip()
+    if result.returncode != 0:
+        raise CheckFailed(f"{Path(command[0]).name} exited {result.returncode}:\n{output}")
+    return output
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """PATH and HOME only: a developer's exported variables must not change what compose interpolates."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", str(Path.home()))}
+    env.update(extra)
+    return env
+
+
+# --- docker compose --------------------------------------------------------------------------------------------------
+def check_compose_config(root: Path) -> str:
+    # `env_file: [.env]` fails when .env is absent: the file must declare it `required: false`.
+    compose = [tool("docker-compose"), "--project-directory", str(root), "-f", str(root / "docker-compose.yml")]
+    run([*compose, "--env-file", str(root / ".env.example"), "config", "--quiet"], root, clean_env())
+    # Required secrets are enforced: without them `config` must fail and name each one.
+    empty_env = root / ".env.required-check"
+    example = (root / ".env.example").read_text()
+    empty_env.write_text(
+        "".join(
+            line + "\n"
+            for line in example.splitlines()
+            if not any(line.startswith(f"{name}=") for name in REQUIRED_COMPOSE_VARIABLES)
+        )
+    )
+    try:
+        result = subprocess.run(
+            [*compose, "--env-file", str(empty_env), "config", "--quiet"],
+            cwd=root,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        empty_env.unlink()
+    unenforced = [
+        name for name in REQUIRED_COMPOSE_VARIABLES if f"required variable {name} is missing" not in result.stderr
+    ]
+    if result.returncode == 0 or unenforced:
+        raise CheckFailed(f"docker-compose.yml starts without these required variables: {unenforced}")
+    version = run([tool("docker-compose"), "version", "--short"], root)
+    return f"docker-compose {version}; required: {', '.join(REQUIRED_COMPOSE_VARIABLES)}"
+
+
+def check_compose_schema(root: Path) -> str:
+    run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(root / "docker-compose.yml")],
+        root,
+    )
+    return "compose-spec schema"
+
+
+# --- Dockerfile and shell scripts ------------------------------------------------------------------------------------
+def check_hadolint(root: Path) -> str:
+    run([tool("hadolint"), "--no-color", "--config", str(root / ".hadolint.yaml"), str(root / "Dockerfile")], root)
+    return "failure threshold: warning"
+
+
+def check_shellcheck(root: Path) -> str:
+    scripts = [str(root / "docker" / "entrypoint.sh"), str(root / "docker" / "redis-cli")]
+    run([tool("shellcheck"), "--shell=sh", *scripts], root)
+    return f"{len(scripts)} scripts"
+
+
+# --- YAML ------------------------------------------------------------------------------------------------------------
+def yaml_files(root: Path) -> list[Path]:
+    files = [root / ".hadolint.yaml", root / ".yamllint.yaml", root / "docker-compose.yml"]
+    files += sorted((root / "k8s").glob("*.yaml"))
+    files += sorted(p for p in (root / "monitoring").rglob("*") if p.suffix in {".yml", ".yaml"})
+    return files
+
+
+def check_yamllint(root: Path) -> str:
+    files = yaml_files(root)
+    run(
+        [tool("yamllint"), "--strict", "-c", str(root / ".yamllint.yaml"), *(str(path) for path in files)],
+        root,
+    )
+    return f"{len(files)} files"
+
+
+# --- Kubernetes ------------------------------------------------------------------------------------------------------
+def manifests(root: Path) -> list[Path]:
+    return sorted(path for path in (root / "k8s").glob("*.yaml") if path.name != "kustomization.yaml")
+
+
+def kubernetes_validate(root: Path, files: list[str]) -> None:
+    # An unknown apiVersion or kind only prints "WARN ... Couldn't find schema" and exits 0: any WARN fails.
+    output = run(
+        [tool("kubernetes-validate"), "--strict", "--quiet", "-k", KUBERNETES_VERSION, *files],
+        root,
+    )
+    warnings = [line for line in output.splitlines() if "WARN" in line]
+    if warnings:
+        raise CheckFailed("\n".join(warnings))
+
+
+def check_kubernetes_manifests(root: Path) -> str:
+    files = manifests(root)
+    kubernetes_validate(root, [str(path) for path in files])
+    return f"{len(files)} files against Kubernetes {KUBERNETES_VERSION} (strict, WARN fails)"
+
+
+def check_kustomization(root: Path) -> str:
+    kustomization = yaml.safe_load((root / "k8s" / "kustomization.yaml").read_text())
+    listed = set(kustomization.get("resources", []))
+    present = {path.name for path in manifests(root)}
+    problems = []
+    if present - listed:
+        problems.append(f"not listed in k8s/kustomization.yaml: {sorted(present - listed)}")
+    if listed - present:
+        problems.append(f"listed in k8s/kustomization.yaml but missing: {sorted(listed - present)}")
+    if problems:
+        raise CheckFailed("; ".join(problems))
+    kubectl = shutil.which("kubectl")
+    if not kubectl:
+        return f"{len(listed)} resources listed (kubectl absent: not rendered)"
+    rendered = run([kubectl, "kustomize", str(root / "k8s")], root)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+        handle.write(rendered)
+    try:
+        kubernetes_validate(root, [handle.name])
+    finally:
+        Path(handle.name).unlink()
+    documents = [doc for doc in yaml.safe_load_all(rendered) if doc]
+    outside = [
+        doc["metadata"]["name"] for doc in documents if doc["metadata"].get("namespace", "itsm-system") != "itsm-system"
+    ]
+    if outside:
+        raise CheckFailed(f"rendered outside itsm-system: {outside}")
+    return f"{len(listed)} resources listed; kubectl kustomize renders {len(documents)} objects, valid"
+
+
+# --- Nginx -----------------------------------------------------------------------------------------------------------
+NAMESPACE_SCRIPT = """
+set -e
+# Everything below happens in a private mount namespace: the host's files are untouched.
+printf '127.0.0.1 localhost\\n' > "$WORK/hosts"
+for name in $UPSTREAMS; do printf '127.0.0.1 %s\\n' "$name" >> "$WORK/hosts"; done
+mount --bind "$WORK/hosts" /etc/hosts
+mkdir -p /etc/nginx/conf.d
+mount -t tmpfs tmpfs /etc/nginx/conf.d
+: > /etc/nginx/conf.d/default.conf
+mount --bind "$CONF_DIR/nginx-default.conf" /etc/nginx/conf.d/default.conf
+mount -t tmpfs tmpfs /var/cache
+mkdir /var/cache/nginx
+"$NGINX_BIN" -t -q -c "$CONF_DIR/nginx.conf" -e stderr -g "pid $WORK/nginx.pid;"
+"""
+
+
+def unshare_available() -> bool:
+    unshare = shutil.which("unshare")
+    if not unshare:
+        return False
+    probe = subprocess.run([unshare, "-m", "true"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+def rendered_nginx_copy(root: Path, work: Path) -> Path:
+    """Without mount namespaces: a copy with the upstream hosts, the include and the cache path rewritten."""
+    default = (root / "nginx" / "nginx-default.conf").read_text()
+    for name in NGINX_UPSTREAM_HOSTS:
+        default = re.sub(rf"\bserver {name}:", "server 127.0.0.1:", default)
+    (work / "default.conf").write_text(default)
+    main = (root / "nginx" / "nginx.conf").read_text()
+    main = main.replace("/etc/nginx/conf.d/*.conf", str(work / "default.conf"))
+    main = main.replace("/var/cache/nginx/", f"{work}/cache/")
+    (work / "cache").mkdir(exist_ok=True)
+    (work / "nginx.conf").write_text(main)
+    return work / "nginx.conf"
+
+
+def check_nginx(root: Path) -> str:
+    # The real files, as the nginx container sees them (/etc/nginx/conf.d/default.conf), with the upstream
+    # names resolving to loopback: nginx -t resolves every upstream host and fails on an unknown one.
+    nginx = tool("nginx")
+    version = subprocess.run([nginx, "-v"], capture_output=True, text=True, check=False).stderr.strip()
+    with tempfile.TemporaryDirectory(prefix="itsm-nginx-t-") as directory:
+        work = Path(directory)
+        if unshare_available():
+            env = clean_env(
+                WORK=str(work),
+                CONF_DIR=str(root / "nginx"),
+                # Not NGINX: nginx reads that variable as a list of inherited sockets.
+                NGINX_BIN=nginx,
+                UPSTREAMS=" ".join(NGINX_UPSTREAM_HOSTS),
+            )
+            run(["unshare", "-m", "sh", "-c", NAMESPACE_SCRIPT], root, env)
+            how = "real files in a private mount namespace"
+        else:
+            config = rendered_nginx_copy(root, work)
+            run([nginx, "-t", "-q", "-c", str(config), "-e", "stderr", "-g", f"pid {work}/nginx.pid;"], root)
+            how = "rendered copy (no mount namespaces here)"
+    return f"{version.removeprefix('nginx version: ')}, {how}"
+
+
+def check_gixy(root: Path) -> str:
+    # gixy follows `include`: analyse a copy whose include points at nginx-default.conf (only paths differ).
+    gixy = tool("gixy")
+    with tempfile.TemporaryDirectory(prefix="itsm-gixy-") as directory:
+        work = Path(directory)
+        config = rendered_nginx_copy(root, work)
+        output = run([gixy, str(config)], root)
+    if "No issues found" not in output:
+        raise CheckFailed(output)
+    return "no issues"
+
+
+# --- Prometheus and Alertmanager -------------------------------------------------------------------------------------
+def check_promtool(root: Path) -> str:
+    promtool = tool("promtool")
+    # rule_files stay relative (rules/*.yml): an absolute glob that matches nothing still says SUCCESS.
+    config = root / "monitoring" / "prometheus.yml"
+    if any(Path(pattern).is_absolute() for pattern in yaml.safe_load(config.read_text()).get("rule_files") or []):
+        raise CheckFailed("monitoring/prometheus.yml: rule_files must be relative (rules/*.yml)")
+    run([promtool, "check", "config", "--lint=all", "--lint-fatal", str(config)], root)
+    checked = ["prometheus.yml"]
+    rules = sorted((root / "monitoring" / "rules").glob("*.yml"))
+    if rules:
+        run([promtool, "check", "rules", "--lint=all", "--lint-fatal", *(str(path) for path in rules)], root)
+        checked.append(f"{len(rules)} rule files")
+    tests = sorted((root / "monitoring" / "tests").glob("*.yml"))
+    if tests:
+        run([promtool, "test", "rules", *(str(path) for path in tests)], root / "monitoring" / "tests")
+        checked.append(f"{len(tests)} rule test files")
+    return ", ".join(checked)
+
+
+def check_amtool(root: Path) -> str:
+    amtool = tool("amtool")
+    config = root / "monitoring" / "alertmanager" / "alertmanager.yml"
+    run([amtool, "check-config", str(config)], root)
+    receiver = yaml.safe_load(config.read_text())["route"]["receiver"]
+    # exits 1 when the route does not end at the expected receiver
+    run(
+        [
+            amtool,
+            "config",
+            "routes",
+            "test",
+            f"--config.file={config}",
+            f"--verify.receivers={receiver}",
+            "severity=critical",
+        ],
+        root,
+    )
+    return f"critical alerts route to {receiver}"
+
+
+CHECKS = (
+    Check("docker compose config", check_compose_config),
+    Check("compose schema", check_compose_schema),
+    Check("hadolint Dockerfile", check_hadolint),
+    Check("shellcheck docker/", check_shellcheck),
+    Check("yamllint", check_yamllint),
+    Check("kubernetes-validate k8s/", check_kubernetes_manifests),
+    Check("kustomization", check_kustomization),
+    Check("nginx -t", check_nginx),
+    Check("gixy nginx/", check_gixy),
+    Check("promtool", check_promtool),
+    Check("amtool", check_amtool),
+)
+
+
+# --- Self-test: each validator must reject a broken copy -------------------------------------------------------------
+@dataclass(frozen=True)
+class Breakage:
+    check: str
+    what: str
+    path: str
+    old: str
+    new: str
+
+
+BREAKAGES = (
+    Breakage(
+        "docker compose config",
+        "an unknown depends_on condition",
+        "docker-compose.yml",
+        "condition: service_healthy",
+        "condition: service_happy",
+    ),
+    Breakage(
+        "docker compose config",
+        "`env_file: [.env]` without required: false",
+        "docker-compose.yml",
+        "    - path: .env\n      required: false",
+        "    - .env",
+    ),
+    Breakage("compose schema", "a misspelt service key", "docker-compose.yml", "stop_grace_period:", "stop_grace:"),
+    Breakage(
+        "hadolint Dockerfile",
+        "apt-get install without -y",
+        "Dockerfile",
+        "USER 10001:10001",
+        "RUN apt-get install curl\nUSER 10001:10001",
+    ),
+    Breakage(
+        "shellcheck docker/",
+        "an unquoted $@",
+        "docker/entrypoint.sh",
+        'gunicorn.conf.py "$@"',
+        "gunicorn.conf.py $@",
+    ),
+    Breakage(
+        "yamllint", "a duplicated key", "k8s/api-pdb.yaml", "  minAvailable: 1", "  minAvailable: 1\n  minAvailable: 2"
+    ),
+    Breakage(
+        "kubernetes-validate k8s/",
+        "a string where an integer belongs",
+        "k8s/api-hpa.yaml",
+        "minReplicas: 2",
+        'minReplicas: "two"',
+    ),
+    Breakage(
+        "kubernetes-validate k8s/",
+        "an unknown apiVersion (only a WARN from the tool)",
+        "k8s/api-hpa.yaml",
+        "apiVersion: autoscaling/v2",
+        "apiVersion: autoscaling/v9",
+    ),
+    Breakage("kustomization", "a manifest left out of resources", "k8s/kustomization.yaml", "  - api-pdb.yaml\n", ""),
+    Breakage(
+        "nginx -t",
+        "`http2 on;` (nginx 1.25+)",
+        "nginx/nginx-default.conf",
+        "    listen 80 default_server;",
+        "    listen 80 default_server;\n    http2 on;",
+    ),
+    Breakage(
+        "nginx -t",
+        "an upstream host nobody resolves",
+        "nginx/nginx-default.conf",
+        "server backend:8000",
+        "server backend-2:8000",
+    ),
+    Breakage(
+        "gixy nginx/",
+        "an alias path traversal",
+        "nginx/nginx-default.conf",
+        "    location /static/ {\n        alias /srv/static/;",
+        "    location /static {\n        alias /srv/static/;",
+    ),
+    Breakage(
+        "promtool", "an invalid duration", "monitoring/prometheus.yml", "scrape_interval: 15s", "scrape_interval: 15x"
+    ),
+    Breakage(
+        "amtool",
+        "a route to an undefined receiver",
+        "monitoring/alertmanager/alertmanager.yml",
+        "  receiver: itsm-default",
+        "  receiver: nobody",
+    ),
+)
+
+
+@contextlib.contextmanager
+def broken_copy(breakage: Breakage) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="itsm-ops-selftest-") as directory:
+        copy = Path(directory)
+        for name in DEPLOY_FILES:
+            source = ROOT / name
+            if source.is_dir():
+                shutil.copytree(source, copy / name)
+            else:
+                shutil.copy2(source, copy / name)
+        target = copy / breakage.path
+        text = target.read_text()
+        if text.count(breakage.old) < 1:
+            raise CheckFailed(f"self-test is stale: {breakage.old!r} is not in {breakage.path}")
+        target.write_text(text.replace(breakage.old, breakage.new, 1))
+        yield copy
+
+
+def first_reason(output: str) -> str:
+    """The line of a tool's output that says what is wrong."""
+    lines = [line.strip() for line in output.splitlines()[1:] if line.strip()] or [output]
+    pattern = re.compile(r"emerg|error|fail|warn|DL\d{4}|SC\d{4}|not listed|Problem", re.IGNORECASE)
+    return next((line for line in lines if pattern.search(line)), lines[0])
+
+
+def self_test() -> int:
+    checks = {check.name: check for check in CHECKS}
+    failures = 0
+    for breakage in BREAKAGES:
+        started = time.monotonic()
+        try:
+            with broken_copy(breakage) as copy:
+                checks[breakage.check].run(copy)
+        except CheckFailed as error:
+            reason = first_reason(str(error))
+            print(
+                f"ok    {breakage.check} rejects {breakage.what} ({time.monotonic() - started:.1f} s): {reason[:110]}"
+            )
+            continue
+        failures += 1
+        print(f"FAIL  {breakage.check} accepted {breakage.what} in {breakage.path}")
+    return 1 if failures else 0
+
+
+def validate() -> int:
+    failures = 0
+    for check in CHECKS:
+        started = time.monotonic()
+        try:
+            detail = check.run(ROOT)
+        except CheckFailed as error:
+            failures += 1
+            print(f"FAIL  {check.name}\n{error}")
+            continue
+        print(f"ok    {check.name} ({time.monotonic() - started:.1f} s): {detail}")
+    return 1 if failures else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--self-test", action="store_true", help="check that each validator rejects a broken file")
+    arguments = parser.parse_args()
+    return self_test() if arguments.self_test else validate()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
