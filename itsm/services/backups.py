@@ -46,7 +46,8 @@ from itsm.backup.retention import OFFSITE, Copy, Deletion, retention_plan
 from itsm.backup.s3 import ARCHIVE_CLASSES, S3Storage
 from itsm.backup.sqlite import SqliteDumper
 from itsm.exceptions import InvalidInput, NotReady
-from itsm.models import Backup, JobRun
+from itsm.models import Backup, Incident, JobRun
+from itsm.services.incidents import incident_open_for_rule
 
 logger = logging.getLogger(__name__)
 
@@ -498,8 +499,8 @@ class BackupsTooOld(BackupError):
 
 def backup_age_problems(*, now: datetime | None = None) -> list[AgeProblem]:
     """Each scheduled kind and tier whose newest verified backup is older than the schedule allows (or that has
-    none although the platform has been running for longer than that). The alerting issue turns these into
-    incidents; the daily check records them."""
+    none although the platform has been running for longer than that). The daily check opens an incident
+    for them (one, kept open while they last)."""
     now = now or timezone.now()
     running_since = JobRun.objects.aggregate(first=Min("started_at"))["first"] or now
     problems: list[AgeProblem] = []
@@ -526,12 +527,19 @@ def backup_age_problems(*, now: datetime | None = None) -> list[AgeProblem]:
 
 
 def backup_check_age(*, now: datetime | None = None) -> dict[str, Any]:
-    """The daily check: raises BackupsTooOld (the job run is recorded as failed) when a backup is too old."""
+    """The daily check: when a backup is too old, opens (or adds to) a high incident and raises BackupsTooOld, so
+    the job run is recorded as failed."""
     problems = backup_age_problems(now=now)
     for problem in problems:
         metrics.BACKUP_AGE_CHECK_FAILURES.labels(kind=problem.kind, tier=problem.tier).inc()
         logger.error("backup check: %s", problem.message)
     if problems:
+        incident_open_for_rule(
+            key="backup-age",
+            title="Backups are older than their schedule allows",
+            summary="\n".join(problem.message for problem in problems),
+            severity=Incident.Severity.HIGH,
+        )
         raise BackupsTooOld(problems)
     return {"checked": [f"{kind}/{tier}" for kind, tier in MAX_AGE]}
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from itsm import metrics
@@ -24,7 +24,8 @@ RESPONSE_TARGETS = {
     Incident.Severity.LOW: timedelta(days=1),
 }
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
-OPEN_STATUSES = frozenset(set(Incident.Status.values) - {Incident.Status.RESOLVED, Incident.Status.REVIEWED})
+CLOSED_STATUSES = (Incident.Status.RESOLVED, Incident.Status.REVIEWED)
+OPEN_STATUSES = frozenset(set(Incident.Status.values) - set(CLOSED_STATUSES))
 TICKET_DONE = (Ticket.Status.RESOLVED, Ticket.Status.CLOSED)
 EDITABLE_FIELDS = frozenset({"title", "summary", "severity", "commander"})
 POSTMORTEM_FIELDS = ("summary", "impact", "root_cause", "trigger", "detection", "resolution", "lessons")
@@ -300,3 +301,27 @@ def postmortem_add_action_item(
             at=now,
         )
     return ticket
+
+
+def incident_open_for_rule(*, key: str, title: str, summary: str, severity: str = Incident.Severity.HIGH) -> Incident:
+    """A built-in check found a problem: open one incident for it, or add a note to the one still open.
+
+    `key` is the incident's group key, so concurrent checks collapse into one incident as alert groups do.
+    """
+    group_key = f"rule:{key}"
+    existing = Incident.objects.filter(group_key=group_key).exclude(status__in=CLOSED_STATUSES).first()
+    if existing is None:
+        try:
+            with transaction.atomic():
+                return incident_create(
+                    actor=None,
+                    title=title,
+                    summary=summary,
+                    severity=severity,
+                    source=Incident.Source.RULE,
+                    group_key=group_key,
+                )
+        except IntegrityError:
+            existing = Incident.objects.filter(group_key=group_key).exclude(status__in=CLOSED_STATUSES).get()
+    incident_note(incident_id=existing.pk, actor=None, body=f"Still failing: {summary}")
+    return existing

@@ -11,8 +11,15 @@ import redis
 from django.conf import settings
 from django.utils import timezone
 
-from itsm.models import Backup, JobRun
-from itsm.services.backups import MAX_AGE, RUN_TASK, backup_age_problems, backup_resume_stale
+from itsm.models import Backup, Incident, JobRun
+from itsm.services.backups import (
+    MAX_AGE,
+    RUN_TASK,
+    BackupsTooOld,
+    backup_age_problems,
+    backup_check_age,
+    backup_resume_stale,
+)
 from itsm.tasks.backups import check_backup_age
 from itsm_project.celery import app
 from tests.backup.conftest import sample
@@ -81,6 +88,23 @@ def test_the_age_check_fails_and_counts_when_the_newest_verified_backup_is_too_o
     assert "database hourly" in run.detail["error"]
     assert sample("itsm_backup_age_check_failures_total", kind="database", tier="hourly") == before + 1
     assert sample("itsm_backup_newest_verified_age_seconds", kind="database", tier="hourly") >= 3 * 3600 - 5
+    incident = Incident.objects.get(source="rule")
+    assert (incident.severity, incident.group_key) == ("high", "rule:backup-age")
+    assert "database hourly" in incident.summary
+
+
+def test_a_backup_age_problem_that_persists_adds_to_the_open_incident_instead_of_opening_another():
+    verified("database", "hourly", timedelta(hours=1))
+    Backup.objects.filter(kind="database", tier="hourly").update(started_at=timezone.now() - timedelta(hours=5))
+    JobRun.objects.create(
+        job="scan_sla", slot=timezone.now() - timedelta(days=3), started_at=timezone.now() - timedelta(days=3)
+    )
+    with pytest.raises(BackupsTooOld):
+        backup_check_age()
+    with pytest.raises(BackupsTooOld):
+        backup_check_age()
+    incident = Incident.objects.get(source="rule")
+    assert incident.events.filter(kind="note", note__startswith="Still failing").count() == 1
 
 
 def test_a_fresh_install_is_not_an_alert_until_a_backup_was_due():
