@@ -6,4 +6,4 @@ class ItsmConfig(AppConfig):
     verbose_name = "IT service management"
 
     def ready(self) -> None:
-        from itsm import checks  # noqa: F401  (registers the system checks)
+        from itsm import celery_metrics, checks  # noqa: F401  (registers the system checks and Celery's signals)

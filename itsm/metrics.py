@@ -123,3 +123,41 @@ NOTIFICATION_DELIVERY_DURATION = Histogram(
     ["channel"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+
+# --- Service desk state, refreshed every 30 s by Beat (itsm.services.monitoring); the most recent value wins.
+TICKETS_OPEN = Gauge(
+    "itsm_tickets_open",
+    "Tickets not resolved or closed, by priority and status.",
+    ["priority", "status"],
+    multiprocess_mode="mostrecent",
+)
+TICKETS_SLA_BREACHED_OPEN = Gauge(
+    "itsm_tickets_sla_breached_open",
+    "Open tickets whose SLA is breached, by priority.",
+    ["priority"],
+    multiprocess_mode="mostrecent",
+)
+CELERY_QUEUE_LENGTH = Gauge(
+    "itsm_celery_queue_length", "Messages waiting in a Celery queue.", ["queue"], multiprocess_mode="mostrecent"
+)
+MIGRATIONS_UNAPPLIED = Gauge(
+    "itsm_migrations_unapplied",
+    "Migrations of the running code not applied to the database.",
+    multiprocess_mode="mostrecent",
+)
+JOB_LAST_SUCCESS = Gauge(
+    "itsm_job_last_success_timestamp_seconds",
+    "When a scheduled job last succeeded (or found its slot already done).",
+    ["job"],
+    multiprocess_mode="max",
+)
+JOB_PERIOD = Gauge("itsm_job_period_seconds", "The period of a scheduled job.", ["job"], multiprocess_mode="max")
+
+# --- Celery tasks (itsm.celery_metrics, connected to Celery's signals) ---------------------------------------------
+CELERY_TASKS = Counter("itsm_celery_tasks_total", "Celery tasks finished, by task and outcome.", ["task", "outcome"])
+CELERY_TASK_DURATION = Histogram(
+    "itsm_celery_task_duration_seconds",
+    "Run time of Celery tasks.",
+    ["task"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
+)

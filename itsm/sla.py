@@ -90,3 +90,20 @@ def running_intervals(
     if running_since is not None:
         intervals.append((running_since, None))
     return intervals
+
+
+def without(running: Sequence[Interval], pauses: Sequence[tuple[datetime, datetime]]) -> list[Interval]:
+    """The running intervals with the pauses (e.g. maintenance windows of the ticket's service) cut out."""
+    result = list(running)
+    for pause_start, pause_end in sorted(pauses):
+        cut: list[Interval] = []
+        for start, end in result:
+            if (end is not None and end <= pause_start) or pause_end <= start:
+                cut.append((start, end))
+                continue
+            if start < pause_start:
+                cut.append((start, pause_start))
+            if end is None or end > pause_end:
+                cut.append((pause_end, end))
+        result = cut
+    return result

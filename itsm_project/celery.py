@@ -22,6 +22,7 @@ app.conf.task_routes = {
     "itsm.tasks.sla.*": {"queue": "critical"},
     "itsm.tasks.incidents.*": {"queue": "critical"},
     "itsm.tasks.maintenance.*": {"queue": "default"},
+    "itsm.tasks.monitoring.*": {"queue": "default"},
     "itsm.tasks.backups.*": {"queue": "backups"},
     # Urgent deliveries (pages) are sent to the critical queue explicitly; the rest wait here.
     "itsm.tasks.notifications.*": {"queue": "notifications"},
@@ -40,6 +41,18 @@ app.conf.beat_schedule = {
         "task": "itsm.tasks.incidents.escalate_incidents",
         "schedule": 30.0,
         "options": {"expires": 25},
+    },
+    # Gauges only a query can tell: open tickets, queue lengths, unapplied migrations (docs/monitoring.md).
+    "refresh-metrics": {
+        "task": "itsm.tasks.monitoring.refresh_metrics",
+        "schedule": 30.0,
+        "options": {"expires": 25},
+    },
+    # Maintenance windows: announce ahead, back up and start, end and verify (docs: the manual's checklist).
+    "maintenance-windows": {
+        "task": "itsm.tasks.maintenance_windows.run_maintenance_windows",
+        "schedule": 60.0,
+        "options": {"expires": 55},
     },
     # The outbox relay: queues due notifications (lost messages, retries with backoff, rows of dead workers).
     "relay-notifications": {

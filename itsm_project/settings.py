@@ -183,6 +183,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Time limits stay below the visibility timeout, or Redis would hand a running task to a second worker.
 CELERY_TASK_TIME_LIMIT = env_int("ITSM_CELERY_TASK_TIME_LIMIT", 1800)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
+# The worker serves its pool's metrics (PROMETHEUS_MULTIPROC_DIR) on this port; 0 serves nothing.
+ITSM_CELERY_METRICS_PORT = env_int("ITSM_CELERY_METRICS_PORT", 0)
 CELERY_VISIBILITY_TIMEOUT = _visibility_timeout
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
@@ -252,6 +254,7 @@ SPECTACULAR_SETTINGS = {
         "NotificationStatusEnum": "itsm.models.notifications.Notification.Status",
         "WebhookKindEnum": "itsm.models.notifications.WebhookEndpoint.Kind",
         "EventKindEnum": "itsm.models.events.Event.Kind",
+        "MaintenanceWindowStatusEnum": "itsm.models.maintenance.MaintenanceWindow.Status",
         # Ticket priorities and incident severities share one scale: critical, high, medium, low.
         "LevelEnum": "itsm.models.incidents.Incident.Severity",
     },
@@ -269,6 +272,10 @@ ITSM_CLEANUP_RETENTION_DAYS = env_int("ITSM_CLEANUP_RETENTION_DAYS", 30)
 ITSM_ALERTMANAGER_TOKEN = env_secret("ITSM_ALERTMANAGER_TOKEN")
 # How many times an unacknowledged incident walks its whole escalation chain before paging stops.
 ITSM_ESCALATION_ROUNDS = env_int("ITSM_ESCALATION_ROUNDS", 3)
+# Maintenance windows silence the affected services' alerts here (Alertmanager's v2 API); unset, no silences.
+ALERTMANAGER_URL = env_str("ALERTMANAGER_URL").rstrip("/")
+# Maintenance windows' PromQL checks query this Prometheus (its HTTP API) after the maintenance.
+PROMETHEUS_URL = env_str("PROMETHEUS_URL").rstrip("/")
 
 # --- Backups (docs/runbooks/backup-restore.md) ---------------------------------------------------------------
 BACKUP_DIR = Path(env_str("BACKUP_DIR", str(VAR_DIR / "backups")))

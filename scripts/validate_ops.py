@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -41,6 +42,7 @@ DEPLOY_FILES = (
     "nginx",
     "k8s",
     "monitoring",
+    "docs/runbooks",
 )
 # Variables docker-compose.yml must refuse to start without.
 REQUIRED_COMPOSE_VARIABLES = (
@@ -312,28 +314,164 @@ def check_promtool(root: Path) -> str:
     if tests:
         run([promtool, "test", "rules", *(str(path) for path in tests)], root / "monitoring" / "tests")
         checked.append(f"{len(tests)} rule test files")
+    alerts = check_alert_conventions(root, rules, tests)
+    checked.append(f"{alerts} alerts with labels, annotations, a runbook and firing and quiet tests")
     return ", ".join(checked)
+
+
+ALERT_LABELS = ("severity", "service")
+ALERT_ANNOTATIONS = ("summary", "description", "runbook_url")
+SEVERITIES = ("critical", "warning", "info")
+
+
+def check_alert_conventions(root: Path, rules: list[Path], tests: list[Path]) -> int:
+    """Labels, annotations and runbooks of every alert, and a firing and a quiet promtool case for each."""
+    problems = []
+    names = []
+    for path in rules:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                if "alert" not in rule:
+                    continue
+                name = rule["alert"]
+                names.append(name)
+                labels, annotations = rule.get("labels") or {}, rule.get("annotations") or {}
+                problems += [f"{name}: no label {key}" for key in ALERT_LABELS if not labels.get(key)]
+                problems += [f"{name}: no annotation {key}" for key in ALERT_ANNOTATIONS if not annotations.get(key)]
+                if labels.get("severity") not in SEVERITIES:
+                    problems.append(f"{name}: severity {labels.get('severity')!r} not in {SEVERITIES}")
+                runbook = annotations.get("runbook_url", "")
+                if runbook != f"docs/runbooks/{name}.md":
+                    problems.append(f"{name}: runbook_url {runbook!r} is not docs/runbooks/{name}.md")
+                elif not (root / runbook).is_file():
+                    problems.append(f"{name}: {runbook} does not exist")
+    firing: set[str] = set()
+    quiet: set[str] = set()
+    for path in tests:
+        for case in yaml.safe_load(path.read_text()).get("tests") or []:
+            for test in case.get("alert_rule_test") or []:
+                (firing if test.get("exp_alerts") else quiet).add(test["alertname"])
+    for name in names:
+        if name not in firing:
+            problems.append(f"{name}: no promtool case where it fires (monitoring/tests/)")
+        if name not in quiet and name != "Watchdog":
+            problems.append(f"{name}: no promtool case where it does not fire yet (monitoring/tests/)")
+    if len(set(names)) != len(names):
+        problems.append(f"duplicate alert names: {sorted(n for n in set(names) if names.count(n) > 1)}")
+    if problems:
+        raise CheckFailed("alert conventions:\n" + "\n".join(problems))
+    return len(names)
 
 
 def check_amtool(root: Path) -> str:
     amtool = tool("amtool")
     config = root / "monitoring" / "alertmanager" / "alertmanager.yml"
     run([amtool, "check-config", str(config)], root)
-    receiver = yaml.safe_load(config.read_text())["route"]["receiver"]
-    # exits 1 when the route does not end at the expected receiver
-    run(
-        [
-            amtool,
-            "config",
-            "routes",
-            "test",
-            f"--config.file={config}",
-            f"--verify.receivers={receiver}",
-            "severity=critical",
-        ],
-        root,
-    )
-    return f"critical alerts route to {receiver}"
+    # `amtool config routes test` exits 1 when the route does not end at the expected receiver.
+    for labels, receiver in ROUTING_CASES:
+        run(
+            [
+                amtool,
+                "config",
+                "routes",
+                "test",
+                f"--config.file={config}",
+                f"--verify.receivers={receiver}",
+                *labels.split(),
+            ],
+            root,
+        )
+    return f"{len(ROUTING_CASES)} routing cases (critical pages, warning and info do not, Watchdog to null)"
+
+
+# Labels of an alert → the receiver Alertmanager must pick (monitoring/alertmanager/alertmanager.yml).
+ROUTING_CASES = (
+    ("alertname=ApiDown severity=critical service=api", "itsm-page"),
+    ("alertname=DatabaseDown severity=critical service=database", "itsm-page"),
+    ("alertname=CeleryWorkerDown severity=critical service=workers", "itsm-page"),
+    ("alertname=HighErrorRate severity=warning service=api itsm_severity=medium", "itsm-intake"),
+    ("alertname=RedisDown severity=warning service=redis itsm_severity=medium", "itsm-intake"),
+    ("alertname=Unknown severity=info service=api", "itsm-intake"),
+    ("alertname=Unlabelled", "itsm-intake"),
+    ("alertname=Watchdog severity=info service=monitoring", "null"),
+)
+
+
+# --- Grafana ---------------------------------------------------------------------------------------------------------
+# Grafana's built-in interval variables, replaced by a plain range so promtool can parse the query.
+GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
+
+
+def check_grafana(root: Path) -> str:
+    """No off-the-shelf offline validator: parse each dashboard, check uids, panel ids and data sources, and parse
+    every PromQL target with promtool (written as recording rules)."""
+    grafana = root / "monitoring" / "grafana"
+    provisioned = set()
+    for path in sorted((grafana / "provisioning" / "datasources").glob("*.yml")):
+        provisioned |= {source["uid"] for source in yaml.safe_load(path.read_text())["datasources"]}
+    providers = [
+        provider
+        for path in sorted((grafana / "provisioning" / "dashboards").glob("*.yml"))
+        for provider in yaml.safe_load(path.read_text())["providers"]
+    ]
+    if not providers:
+        raise CheckFailed("monitoring/grafana/provisioning/dashboards/ provisions no dashboards")
+    problems: list[str] = []
+    uids: dict[str, str] = {}
+    expressions: list[tuple[str, str]] = []
+    dashboards = sorted((grafana / "dashboards").glob("*.json"))
+    for path in dashboards:
+        try:
+            board = json.loads(path.read_text())
+        except ValueError as error:
+            problems.append(f"{path.name}: not JSON: {error}")
+            continue
+        if "__inputs" in board:
+            problems.append(f"{path.name}: an __inputs block (file provisioning does not resolve ${{DS_...}})")
+        uid = board.get("uid")
+        if not uid or uid in uids:
+            problems.append(f"{path.name}: uid {uid!r} missing or also in {uids.get(uid)}")
+        uids[str(uid)] = path.name
+        panel_ids: set[int] = set()
+        for panel in board.get("panels", []):
+            if panel.get("id") in panel_ids or panel.get("id") is None:
+                problems.append(f"{path.name}: panel id {panel.get('id')!r} missing or repeated")
+            panel_ids.add(panel.get("id"))
+            for target in [panel, *panel.get("targets", [])]:
+                source = (target.get("datasource") or {}).get("uid")
+                if source is not None and source not in provisioned:
+                    problems.append(f"{path.name}: panel {panel.get('title')!r} uses data source {source!r}")
+            for target in panel.get("targets", []):
+                expr = target.get("expr", "")
+                if not expr.strip():
+                    problems.append(f"{path.name}: panel {panel.get('title')!r} has an empty query")
+                    continue
+                for variable, value in GRAFANA_VARIABLES.items():
+                    expr = expr.replace(variable, value)
+                expressions.append((f"{path.name}: {panel.get('title')}", expr))
+    if problems:
+        raise CheckFailed("\n".join(problems))
+    rules = {
+        "groups": [
+            {
+                "name": "grafana-queries",
+                "rules": [
+                    {"record": f"grafana_query:{index}", "expr": expr} for index, (_, expr) in enumerate(expressions)
+                ],
+            }
+        ]
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as handle:
+        yaml.safe_dump(rules, handle)
+    try:
+        run([tool("promtool"), "check", "rules", handle.name], root)
+    except CheckFailed as error:
+        where = re.findall(r"group \"grafana-queries\", rule (\d+)", str(error))
+        panels = [expressions[int(n) - 1][0] for n in where if 0 < int(n) <= len(expressions)]
+        raise CheckFailed(f"{error}\npanels: {panels}") from error
+    finally:
+        Path(handle.name).unlink()
+    return f"{len(dashboards)} dashboards, {len(expressions)} queries parsed by promtool, uids {sorted(provisioned)}"
 
 
 CHECKS = (
@@ -348,6 +486,7 @@ CHECKS = (
     Check("gixy nginx/", check_gixy),
     Check("promtool", check_promtool),
     Check("amtool", check_amtool),
+    Check("grafana dashboards", check_grafana),
 )
 
 
@@ -434,11 +573,60 @@ BREAKAGES = (
         "promtool", "an invalid duration", "monitoring/prometheus.yml", "scrape_interval: 15s", "scrape_interval: 15x"
     ),
     Breakage(
+        "promtool",
+        "an alert whose `for:` no longer matches its tests",
+        "monitoring/rules/itsm.yml",
+        "        for: 2m",
+        "        for: 3m",
+    ),
+    Breakage(
+        "promtool",
+        "a runbook_url to a runbook that does not exist",
+        "monitoring/rules/itsm.yml",
+        "runbook_url: docs/runbooks/RedisDown.md",
+        "runbook_url: docs/runbooks/redis-down.md",
+    ),
+    Breakage(
+        "promtool",
+        "an alert without a not-yet-firing case",
+        "monitoring/tests/itsm_test.yml",
+        "      - {eval_time: 1m, alertname: DatabaseDown, exp_alerts: []}\n",
+        "",
+    ),
+    Breakage(
         "amtool",
         "a route to an undefined receiver",
         "monitoring/alertmanager/alertmanager.yml",
-        "  receiver: itsm-default",
-        "  receiver: nobody",
+        "route:\n  receiver: itsm-intake",
+        "route:\n  receiver: nobody",
+    ),
+    Breakage(
+        "amtool",
+        "warnings routed to the paging receiver",
+        "monitoring/alertmanager/alertmanager.yml",
+        '    - receiver: itsm-intake\n      matchers: [severity=~"warning|info"]',
+        '    - receiver: itsm-page\n      matchers: [severity=~"warning|info"]',
+    ),
+    Breakage(
+        "grafana dashboards",
+        "a panel query promtool cannot parse",
+        "monitoring/grafana/dashboards/itsm-redis.json",
+        "rate(redis_evicted_keys_total[5m])",
+        "rate(redis_evicted_keys_total[5m]",
+    ),
+    Breakage(
+        "grafana dashboards",
+        "a data source uid nobody provisions",
+        "monitoring/grafana/dashboards/itsm-api.json",
+        '"uid": "prometheus"',
+        '"uid": "${DS_PROMETHEUS}"',
+    ),
+    Breakage(
+        "grafana dashboards",
+        "an __inputs block",
+        "monitoring/grafana/dashboards/itsm-celery.json",
+        '{\n  "uid": "itsm-celery",',
+        '{\n  "__inputs": [],\n  "uid": "itsm-celery",',
     ),
 )
 

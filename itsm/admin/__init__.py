@@ -1,5 +1,27 @@
 """The Django admin, the operators' UI: one module per area, registered on import."""
 
-from itsm.admin import backups, catalog, incidents, jobs, notifications, oncall, sla, tickets, users
+from itsm.admin import (
+    backups,
+    catalog,
+    incidents,
+    jobs,
+    maintenance,
+    notifications,
+    oncall,
+    sla,
+    tickets,
+    users,
+)
 
-__all__ = ["backups", "catalog", "incidents", "jobs", "notifications", "oncall", "sla", "tickets", "users"]
+__all__ = [
+    "backups",
+    "catalog",
+    "incidents",
+    "jobs",
+    "maintenance",
+    "notifications",
+    "oncall",
+    "sla",
+    "tickets",
+    "users",
+]

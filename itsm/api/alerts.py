@@ -60,6 +60,7 @@ class IntakeResultSerializer(serializers.Serializer):
     alerts_updated = serializers.IntegerField()
     incidents_opened = serializers.IntegerField()
     incidents_resolved = serializers.IntegerField()
+    alerts_under_maintenance = serializers.IntegerField(help_text="Recorded without an incident or a page.")
 
 
 class AlertmanagerIntakeView(APIView):

@@ -7,6 +7,7 @@ from itsm.api.auth import LogoutView, ObtainTokenView
 from itsm.api.backups import BackupViewSet
 from itsm.api.catalog import ServiceViewSet, TeamViewSet
 from itsm.api.incidents import IncidentViewSet
+from itsm.api.maintenance import MaintenanceWindowViewSet
 from itsm.api.notifications import NotificationChannelViewSet, NotificationViewSet
 from itsm.api.oncall import OnCallViewSet
 from itsm.api.reports import IncidentReportView
@@ -28,6 +29,7 @@ router = Router()
 router.register("tickets", TicketViewSet, basename="ticket")
 router.register("incidents", IncidentViewSet, basename="incident")
 router.register("alerts", AlertViewSet, basename="alert")
+router.register("maintenance-windows", MaintenanceWindowViewSet, basename="maintenance-window")
 router.register("services", ServiceViewSet, basename="service")
 router.register("teams", TeamViewSet, basename="team")
 router.register("backups", BackupViewSet, basename="backup")

@@ -4,6 +4,7 @@ from itsm.models.catalog import Service, Team
 from itsm.models.events import Event
 from itsm.models.incidents import Incident, Postmortem
 from itsm.models.jobs import JobRun
+from itsm.models.maintenance import MaintenanceWindow
 from itsm.models.notifications import DeliveryAttempt, Notification, NotificationChannel, WebhookEndpoint
 from itsm.models.oncall import Override, Rotation, RotationMember
 from itsm.models.sla import BusinessCalendar, Holiday, SlaPolicy
@@ -19,6 +20,7 @@ __all__ = [
     "Holiday",
     "Incident",
     "JobRun",
+    "MaintenanceWindow",
     "Notification",
     "NotificationChannel",
     "Override",

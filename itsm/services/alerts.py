@@ -14,6 +14,7 @@ from itsm import metrics
 from itsm.models import Alert, Event, Incident, Service
 from itsm.services.events import event_record
 from itsm.services.incidents import SEVERITY_RANK, incident_create, incident_transition, incident_update
+from itsm.services.maintenance import services_under_maintenance
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ class IntakeResult:
     alerts_updated: int = 0
     incidents_opened: int = 0
     incidents_resolved: int = 0
+    # Firing alerts of services under maintenance: recorded, but no incident and no page.
+    alerts_under_maintenance: int = 0
 
 
 def severity_of(labels: dict[str, str]) -> str:
@@ -50,12 +53,15 @@ def alerts_ingest(*, payload: dict[str, Any], now: datetime | None = None) -> In
     services = {
         s.slug: s for s in Service.objects.filter(slug__in={a["labels"].get("service", "") for a in payload["alerts"]})
     }
+    quiet = services_under_maintenance()
     with transaction.atomic():
         for data in payload["alerts"]:
             labels = data["labels"]
             key = payload.get("groupKey") or f"{labels.get('alertname', '')}|{labels.get('service', '')}"
             service = services.get(labels.get("service", ""))
-            if data["status"] == Alert.Status.FIRING:
+            if data["status"] == Alert.Status.FIRING and service is not None and service.pk in quiet:
+                _firing_under_maintenance(data, key, service, now, result)
+            elif data["status"] == Alert.Status.FIRING:
                 _firing(data, key, service, now, result)
             else:
                 _resolved(data, key, service, now, result)
@@ -154,6 +160,24 @@ def _firing(data: dict[str, Any], key: str, service: Service | None, now: dateti
         incident.services.add(service)
     if incident.pk not in result.incidents:
         result.incidents.append(incident.pk)
+
+
+def _firing_under_maintenance(
+    data: dict[str, Any], key: str, service: Service, now: datetime, result: IntakeResult
+) -> None:
+    """The service is in a maintenance window: store the alert (an incident it already has stays) and page nobody."""
+    fields = _alert_fields(data, key, service, now)
+    alert, created = _locked_alert(data["fingerprint"], fields)
+    result.alerts_under_maintenance += 1
+    if created:
+        result.alerts_created += 1
+        return
+    for name, value in fields.items():
+        if name != "received_at":
+            setattr(alert, name, value)
+    alert.receive_count += 1
+    alert.save()
+    result.alerts_updated += 1
 
 
 def _resolved(data: dict[str, Any], key: str, service: Service | None, now: datetime, result: IntakeResult) -> None:

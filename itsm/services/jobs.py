@@ -35,6 +35,8 @@ def job_run_once(
     except IntegrityError:
         logger.info("job %s already ran for slot %s", job, slot.isoformat())
         metrics.JOB_RUNS.labels(job=job, outcome="skipped").inc()
+        if JobRun.objects.filter(job=job, slot=slot, status=JobRun.Status.SUCCEEDED).exists():
+            _record_success(job, period)
         return None
     started = time.perf_counter()
     try:
@@ -51,5 +53,12 @@ def job_run_once(
         metrics.JOB_DURATION.labels(job=job).observe(time.perf_counter() - started)
     JobRun.objects.filter(pk=run.pk).update(status=JobRun.Status.SUCCEEDED, finished_at=timezone.now(), detail=detail)
     metrics.JOB_RUNS.labels(job=job, outcome="succeeded").inc()
+    _record_success(job, period)
     run.refresh_from_db()
     return run
+
+
+def _record_success(job: str, period: timedelta) -> None:
+    """The BeatJobMissed alert compares these two (monitoring/rules/itsm.yml)."""
+    metrics.JOB_LAST_SUCCESS.labels(job=job).set(time.time())
+    metrics.JOB_PERIOD.labels(job=job).set(period.total_seconds())

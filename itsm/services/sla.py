@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -16,6 +17,7 @@ from itsm import metrics, sla
 from itsm.lifecycles import TICKET_DONE_STATUSES, TICKET_PAUSED_STATUSES
 from itsm.models import BusinessCalendar, Event, SlaPolicy, Ticket
 from itsm.services.events import event_record
+from itsm.services.maintenance import maintenance_pauses
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +83,11 @@ def ticket_sla_times(
     resolution_running = sla.running_intervals(
         changes, TICKET_PAUSED_STATUSES | TICKET_DONE_STATUSES, until=ticket.resolved_at if done else None
     )
+    if ticket.service_id is not None:
+        # The clocks stop while the ticket's service is in a maintenance window (DESIGN.md).
+        pauses = maintenance_pauses(service_id=ticket.service_id)
+        response_running = sla.without(response_running, pauses)
+        resolution_running = sla.without(resolution_running, pauses)
     response_due = sla.due_at(calendar, response_running, response_minutes)
     resolution_due = sla.due_at(calendar, resolution_running, resolution_minutes)
 
@@ -186,13 +193,17 @@ def sla_scan(*, now: datetime | None = None, batch_size: int = 500) -> dict[str,
     return counts
 
 
-def sla_recompute_open_tickets(*, batch_size: int = 500) -> int:
-    """Recompute due times of every ticket not yet done, after a policy or calendar change."""
+def sla_recompute_open_tickets(*, batch_size: int = 500, service_ids: Collection[int] | None = None) -> int:
+    """Recompute due times of every ticket not yet done (of these services), after a policy or calendar change
+    or a maintenance window's start and end."""
     policy = sla_policy_default()
     # Read once: the calendar's holidays are one query, and there may be thousands of open tickets.
     calendar = calendar_from(policy.calendar)
     count = 0
-    ids = list(Ticket.objects.exclude(status__in=TICKET_DONE_STATUSES).values_list("id", flat=True))
+    open_tickets = Ticket.objects.exclude(status__in=TICKET_DONE_STATUSES)
+    if service_ids is not None:
+        open_tickets = open_tickets.filter(service_id__in=list(service_ids))
+    ids = list(open_tickets.values_list("id", flat=True))
     for start in range(0, len(ids), batch_size):
         with transaction.atomic():
             for ticket in Ticket.objects.select_for_update().filter(pk__in=ids[start : start + batch_size]):

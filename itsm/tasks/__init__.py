@@ -3,6 +3,8 @@
 from itsm.tasks.backups import check_backup_age, restore_drill, run_backup, scheduled_backup, verify_backup
 from itsm.tasks.incidents import escalate_incidents
 from itsm.tasks.maintenance import cleanup_sessions_and_tokens
+from itsm.tasks.maintenance_windows import run_maintenance_windows
+from itsm.tasks.monitoring import refresh_metrics
 from itsm.tasks.notifications import deliver_notification, relay_notifications
 from itsm.tasks.sla import recompute_sla, scan_sla
 
@@ -12,9 +14,11 @@ __all__ = [
     "deliver_notification",
     "escalate_incidents",
     "recompute_sla",
+    "refresh_metrics",
     "relay_notifications",
     "restore_drill",
     "run_backup",
+    "run_maintenance_windows",
     "scan_sla",
     "scheduled_backup",
     "verify_backup",

@@ -1,0 +1,192 @@
+"""/api/v1/maintenance-windows/: schedule, edit and move maintenance windows; everyone signed in reads them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import django_filters
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import filters, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from itsm.api.filters import StableOrderingFilter
+from itsm.api.permissions import IsAgentOrReadOnly
+from itsm.api.tickets import TransitionConflict
+from itsm.models import Incident, MaintenanceWindow, Service
+from itsm.queries import assignable_users
+from itsm.roles import Role, role_of
+from itsm.services import maintenance as maintenance_services
+
+
+class MaintenanceWindowFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=MaintenanceWindow.Status.choices)
+    service = django_filters.NumberFilter(field_name="services__id")
+    series = django_filters.NumberFilter(field_name="series_id")
+    starts_after = django_filters.IsoDateTimeFilter(field_name="starts_at", lookup_expr="gte")
+    starts_before = django_filters.IsoDateTimeFilter(field_name="starts_at", lookup_expr="lt")
+
+    class Meta:
+        model = MaintenanceWindow
+        fields: list[str] = []
+
+
+class MaintenanceWindowSerializer(serializers.ModelSerializer):
+    services = serializers.PrimaryKeyRelatedField(queryset=Service.objects.all(), many=True, required=False)
+    notify_users = serializers.PrimaryKeyRelatedField(
+        queryset=get_user_model().objects.filter(is_active=True), many=True, required=False
+    )
+    owner = serializers.PrimaryKeyRelatedField(queryset=assignable_users(), required=False, allow_null=True)
+    notify_before_minutes = serializers.IntegerField(
+        min_value=0, max_value=60 * 24 * 30, required=False, default=60, help_text="Announce this long before."
+    )
+    incidents: serializers.PrimaryKeyRelatedField[Incident] = serializers.PrimaryKeyRelatedField(
+        many=True, read_only=True
+    )
+
+    class Meta:
+        model = MaintenanceWindow
+        fields = [
+            "id",
+            "title",
+            "description",
+            "services",
+            "starts_at",
+            "ends_at",
+            "recurrence",
+            "series",
+            "notify_users",
+            "notify_before_minutes",
+            "backup_required",
+            "silence_alerts",
+            "checks",
+            "status",
+            "owner",
+            "announced_at",
+            "backup",
+            "started_at",
+            "verifying_at",
+            "completed_at",
+            "cancelled_at",
+            "blocked_at",
+            "verification_failed_at",
+            "blocked_reason",
+            "verification",
+            "incidents",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = [
+            "id",
+            "series",
+            "status",
+            "announced_at",
+            "backup",
+            "started_at",
+            "verifying_at",
+            "completed_at",
+            "cancelled_at",
+            "blocked_at",
+            "verification_failed_at",
+            "blocked_reason",
+            "verification",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        extra_kwargs = {"description": {"max_length": 20000}, "title": {"allow_blank": False}}
+
+    def to_representation(self, instance: MaintenanceWindow) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["notify_before_minutes"] = int(instance.notify_before.total_seconds() // 60)
+        return data
+
+    def to_service_arguments(self) -> dict[str, Any]:
+        values = dict(self.validated_data)
+        minutes = values.pop("notify_before_minutes", None)
+        if minutes is not None and (self.instance is None or "notify_before_minutes" in self.initial_data):
+            values["notify_before"] = timedelta(minutes=minutes)
+        return values
+
+
+class MaintenanceTransitionSerializer(serializers.Serializer):
+    to = serializers.ChoiceField(choices=MaintenanceWindow.Status.choices)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List maintenance windows"),
+    create=extend_schema(summary="Schedule a maintenance window (agents and admins)"),
+    retrieve=extend_schema(summary="One maintenance window"),
+    update=extend_schema(summary="Replace a window that has not started"),
+    partial_update=extend_schema(summary="Edit a window that has not started"),
+    destroy=extend_schema(summary="Delete a maintenance window (admins only)"),
+)
+class MaintenanceWindowViewSet(viewsets.ModelViewSet):
+    queryset = MaintenanceWindow.objects.none()
+    serializer_class = MaintenanceWindowSerializer
+    permission_classes = [IsAgentOrReadOnly]
+    filter_backends = [DjangoFilterBackend, filters.SearchFilter, StableOrderingFilter]
+    filterset_class = MaintenanceWindowFilter
+    search_fields = ["title", "description"]
+    ordering_fields = ["starts_at", "ends_at", "id", "updated_at"]
+    ordering = ["starts_at"]
+
+    def get_queryset(self) -> QuerySet[MaintenanceWindow]:
+        return MaintenanceWindow.objects.prefetch_related("services", "notify_users", "incidents")
+
+    def _fresh(self, window_id: int) -> Response:
+        return Response(self.get_serializer(self.get_queryset().get(pk=window_id)).data)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        body = MaintenanceWindowSerializer(data=request.data, context=self.get_serializer_context())
+        body.is_valid(raise_exception=True)
+        window = maintenance_services.maintenance_create(actor=request.user, **body.to_service_arguments())
+        response = self._fresh(window.pk)
+        response.status_code = status.HTTP_201_CREATED
+        return response
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        window = self.get_object()
+        body = MaintenanceWindowSerializer(
+            window, data=request.data, partial=kwargs.get("partial", False), context=self.get_serializer_context()
+        )
+        body.is_valid(raise_exception=True)
+        maintenance_services.maintenance_update(
+            window_id=window.pk, actor=request.user, changes=body.to_service_arguments()
+        )
+        return self._fresh(window.pk)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if role_of(request.user) != Role.ADMIN:
+            return Response(
+                {
+                    "detail": "Only admins can delete maintenance windows; cancel it instead.",
+                    "code": "permission_denied",
+                },
+                status=403,
+            )
+        return super().destroy(request, *args, **kwargs)
+
+    @extend_schema(
+        request=MaintenanceTransitionSerializer,
+        responses={
+            200: MaintenanceWindowSerializer,
+            409: OpenApiResponse(TransitionConflict, description="Not an allowed next state."),
+        },
+        summary="Start now, complete early, cancel, retry a blocked window or re-run failed checks",
+    )
+    @action(detail=True, methods=["post"])
+    def transition(self, request: Request, pk: str | None = None) -> Response:
+        window = self.get_object()
+        body = MaintenanceTransitionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        maintenance_services.maintenance_transition(
+            window_id=window.pk, actor=request.user, to=body.validated_data["to"]
+        )
+        return self._fresh(window.pk)

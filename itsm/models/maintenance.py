@@ -1,0 +1,76 @@
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+
+
+class MaintenanceWindow(models.Model):
+    """Scheduled, scoped maintenance: announced ahead, backed up first, silenced while it runs, verified after.
+
+    A window with a recurrence rule (RFC 5545 RRULE) is the first occurrence of a series; the scheduler writes
+    the later occurrences as windows of their own (`series` points at the first), a few weeks ahead.
+    """
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled"
+        IN_PROGRESS = "in_progress"
+        VERIFYING = "verifying"
+        COMPLETED = "completed"
+        CANCELLED = "cancelled"
+        BLOCKED = "blocked"
+        VERIFICATION_FAILED = "verification_failed"
+
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    services = models.ManyToManyField("itsm.Service", blank=True, related_name="maintenance_windows")
+    starts_at = models.DateTimeField(db_index=True)
+    ends_at = models.DateTimeField()
+    recurrence = models.CharField(max_length=500, blank=True, help_text="An RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=SU")
+    series = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="occurrences", editable=False
+    )
+    # Who is told ahead of time (besides the members of the affected services' teams), and how long before.
+    notify_users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    notify_before = models.DurationField(
+        default=timedelta(hours=1), help_text="How long before the start the announcement goes out."
+    )
+    backup_required = models.BooleanField(default=True)
+    silence_alerts = models.BooleanField(default=True)
+    # What must hold afterwards: a list of {"kind": "api_health"}.
+    checks = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.SCHEDULED)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    announced_at = models.DateTimeField(null=True, blank=True)
+    # Set when the scheduler claims the pre-start gate (the backup), so two runs never take two backups.
+    gate_started_at = models.DateTimeField(null=True, blank=True)
+    backup = models.ForeignKey("itsm.Backup", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    started_at = models.DateTimeField(null=True, blank=True)
+    verifying_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    blocked_at = models.DateTimeField(null=True, blank=True)
+    verification_failed_at = models.DateTimeField(null=True, blank=True)
+    blocked_reason = models.TextField(blank=True)
+    verification = models.JSONField(default=dict, blank=True)
+    # The Alertmanager silences created when the window started (expired when it completes or is cancelled).
+    silence_ids = models.JSONField(default=list, blank=True)
+    incidents = models.ManyToManyField("itsm.Incident", blank=True, related_name="maintenance_windows")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        indexes = [models.Index(fields=["status", "starts_at"], name="idx_maint_status_starts")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(ends_at__gt=models.F("starts_at")), name="maint_end_after_start"),
+            models.CheckConstraint(condition=~models.Q(title=""), name="maint_title_not_empty"),
+            models.UniqueConstraint(fields=["series", "starts_at"], name="uniq_maint_occurrence"),
+        ]
+
+    def __str__(self) -> str:
+        return f"MW-{self.pk} {self.title}"

@@ -1,0 +1,122 @@
+"""The public status page (`/status/`, `/status.json`): no login, nothing internal.
+
+Each service is under maintenance (a window in progress or verifying), in an outage (an open critical
+incident), degraded (any other open incident) or operational. Only titles, severities, states and times are
+shown: no summaries, notes, people or addresses.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_safe
+
+from itsm.models import Incident, MaintenanceWindow, Service
+
+CLOSED = [Incident.Status.RESOLVED, Incident.Status.REVIEWED]
+UNDER_WAY = [MaintenanceWindow.Status.IN_PROGRESS, MaintenanceWindow.Status.VERIFYING]
+STATE_LABELS = {
+    "operational": "Operational",
+    "degraded": "Degraded performance",
+    "outage": "Outage",
+    "maintenance": "Under maintenance",
+}
+# How far ahead the page lists upcoming windows.
+UPCOMING_DAYS = 14
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def status_summary(*, now: datetime | None = None) -> dict[str, Any]:
+    """What a visitor may see, as plain data (the HTML page and the JSON both render this)."""
+    now = now or timezone.now()
+    incidents = list(
+        Incident.objects.exclude(status__in=CLOSED).prefetch_related("services").order_by("-detected_at")[:50]
+    )
+    windows = list(
+        MaintenanceWindow.objects.filter(
+            status__in=[MaintenanceWindow.Status.SCHEDULED, *UNDER_WAY],
+            starts_at__lt=now + timedelta(days=UPCOMING_DAYS),
+        )
+        .exclude(status=MaintenanceWindow.Status.SCHEDULED, ends_at__lte=now)
+        .prefetch_related("services")
+        .order_by("starts_at")[:50]
+    )
+    maintained = {s.pk for w in windows if w.status in UNDER_WAY for s in w.services.all()}
+    outage = {s.pk for i in incidents if i.severity == Incident.Severity.CRITICAL for s in i.services.all()}
+    degraded = {s.pk for i in incidents for s in i.services.all()}
+    services = []
+    for service in Service.objects.order_by("name"):
+        if service.pk in maintained:
+            state = "maintenance"
+        elif service.pk in outage:
+            state = "outage"
+        elif service.pk in degraded:
+            state = "degraded"
+        else:
+            state = "operational"
+        services.append({"name": service.name, "slug": service.slug, "state": state, "label": STATE_LABELS[state]})
+    return {
+        "generated_at": now.isoformat(),
+        "services": services,
+        "incidents": [
+            {
+                "title": incident.title,
+                "severity": incident.severity,
+                "status": incident.status,
+                "services": [s.name for s in incident.services.all()],
+                "detected_at": _iso(incident.detected_at),
+                "updated_at": _iso(incident.updated_at),
+            }
+            for incident in incidents
+        ],
+        "maintenance": [
+            {
+                "title": window.title,
+                "status": window.status,
+                "services": [s.name for s in window.services.all()],
+                "starts_at": _iso(window.starts_at),
+                "ends_at": _iso(window.ends_at),
+            }
+            for window in windows
+        ],
+    }
+
+
+@require_safe
+def status_json(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(status_summary())
+
+
+@require_safe
+def status_html(request: HttpRequest) -> HttpResponse:
+    summary = status_summary()
+    overall = "operational"
+    for state in ("outage", "degraded", "maintenance"):
+        if any(service["state"] == state for service in summary["services"]):
+            overall = state
+            break
+    for item in [*summary["incidents"], *summary["maintenance"]]:
+        for name in ("updated_at", "starts_at", "ends_at"):
+            if item.get(name):
+                item[f"{name}_display"] = _display(item[name])
+    return render(
+        request,
+        "itsm/status.html",
+        {
+            **summary,
+            "overall": overall,
+            "overall_label": STATE_LABELS[overall],
+            "now": _display(summary["generated_at"]),
+        },
+    )
+
+
+def _display(iso: str) -> str:
+    return f"{datetime.fromisoformat(iso).astimezone(UTC):%Y-%m-%d %H:%M} UTC"

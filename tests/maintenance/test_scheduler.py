@@ -1,0 +1,205 @@
+"""The every-minute job with frozen time: announce once, back up first, start, end and verify."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import time_machine
+
+from itsm.models import Backup, Incident, JobRun, MaintenanceWindow, Notification
+from itsm.services.maintenance import maintenance_tick, maintenance_transition
+from itsm.tasks import run_maintenance_windows
+from tests.maintenance.conftest import START
+
+Status = MaintenanceWindow.Status
+
+
+def announcements() -> list[Notification]:
+    return list(Notification.objects.filter(subject__startswith="Maintenance scheduled for"))
+
+
+def tick_at(moment: Any) -> dict[str, Any] | None:
+    with time_machine.travel(moment, tick=False):
+        return run_maintenance_windows()
+
+
+@pytest.fixture
+def broken_backups(settings: Any, tmp_path: Path) -> None:
+    """Backups cannot be written: BACKUP_DIR is a file, so the dump fails for real."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    settings.BACKUP_DIR = blocker / "backups"
+
+
+def test_nothing_happens_before_the_announcement_time(make_window):
+    window = make_window()
+    assert tick_at(START - timedelta(hours=2)) is not None
+    assert announcements() == []
+    window.refresh_from_db()
+    assert window.status == Status.SCHEDULED
+    assert window.announced_at is None
+
+
+def test_the_announcement_goes_out_once_to_the_named_people_and_the_service_team(make_window, requester):
+    window = make_window(notify_users=[requester])
+    tick_at(START - timedelta(minutes=59))
+    tick_at(START - timedelta(minutes=30))
+    tick_at(START - timedelta(minutes=10))
+    sent = announcements()
+    assert sorted(n.target for n in sent) == ["paula@example.com", "rita@example.com"]
+    assert sent[0].subject.startswith("Maintenance scheduled for 2030-03-03 02:00-02:30 UTC")
+    assert "Services affected: Database" in sent[0].body
+    window.refresh_from_db()
+    assert window.announced_at == START - timedelta(minutes=59)
+
+
+def test_a_duplicated_scheduler_run_in_the_same_minute_changes_nothing(make_window):
+    make_window(backup_required=False)
+    assert tick_at(START - timedelta(minutes=30)) is not None
+    assert tick_at(START - timedelta(minutes=30, seconds=-20)) is None
+    assert JobRun.objects.filter(job="maintenance_windows").count() == 1
+    assert len(announcements()) == 1  # paula, of the service's team
+
+
+def test_a_window_without_a_backup_gate_starts_at_its_start_time(make_window):
+    window = make_window(backup_required=False)
+    tick_at(START - timedelta(seconds=1))
+    window.refresh_from_db()
+    assert window.status == Status.SCHEDULED
+    tick_at(START)
+    window.refresh_from_db()
+    assert window.status == Status.IN_PROGRESS
+    assert window.started_at == START
+    assert window.backup is None
+
+
+def test_a_failed_backup_blocks_the_window_opens_one_high_incident_and_pages_the_owner(
+    make_window, broken_backups, agent
+):
+    window = make_window()
+    tick_at(START)
+    tick_at(START + timedelta(minutes=1))
+    window.refresh_from_db()
+    assert window.status == Status.BLOCKED
+    assert "pre-maintenance backup" in window.blocked_reason
+    assert window.backup is not None
+    assert window.backup.status == Backup.Status.FAILED
+    assert window.backup.trigger == Backup.Trigger.PRE_MAINTENANCE
+    incident = Incident.objects.get()
+    assert incident.severity == Incident.Severity.HIGH
+    assert list(window.incidents.all()) == [incident]
+    assert f"MW-{window.pk}" in incident.title
+    pages = Notification.objects.filter(incident=incident, urgent=True, recipient=agent)
+    assert pages.exists()
+
+
+def test_a_blocked_window_retried_after_its_backup_is_fixed_runs_the_gate_again(make_window, broken_backups, agent):
+    window = make_window(backup_required=True)
+    tick_at(START)
+    MaintenanceWindow.objects.filter(pk=window.pk).update(backup_required=False)
+    maintenance_transition(window_id=window.pk, actor=agent, to=Status.SCHEDULED)
+    tick_at(START + timedelta(minutes=2))
+    window.refresh_from_db()
+    assert window.status == Status.IN_PROGRESS
+    assert Incident.objects.count() == 1
+
+
+def test_a_window_whose_end_passed_before_it_could_start_is_blocked(make_window):
+    window = make_window(backup_required=False)
+    tick_at(START + timedelta(hours=1))
+    window.refresh_from_db()
+    assert window.status == Status.BLOCKED
+    assert "end passed" in window.blocked_reason
+
+
+def test_at_the_end_passing_checks_complete_the_window_and_tell_everyone(make_window):
+    window = make_window(backup_required=False)
+    tick_at(START)
+    tick_at(START + timedelta(minutes=30))
+    window.refresh_from_db()
+    assert window.status == Status.COMPLETED
+    assert window.verifying_at == window.completed_at == START + timedelta(minutes=30)
+    assert window.verification["passed"] is True
+    assert window.verification["results"] == [{"kind": "api_health", "ok": True}]
+    done = Notification.objects.filter(subject__startswith="Maintenance completed successfully")
+    assert sorted(n.target for n in done) == ["paula@example.com"]
+    assert Incident.objects.count() == 0
+
+
+def test_failing_checks_fail_verification_and_open_exactly_one_incident(make_window, settings):
+    window = make_window(backup_required=False)
+    tick_at(START)
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    tick_at(START + timedelta(minutes=30))
+    tick_at(START + timedelta(minutes=31))
+    window.refresh_from_db()
+    assert window.status == Status.VERIFICATION_FAILED
+    assert window.verification["results"][0]["ok"] is False
+    incident = Incident.objects.get()
+    assert incident.severity == Incident.Severity.HIGH
+    assert list(MaintenanceWindow.objects.filter(incidents=incident)) == [window]
+
+
+def test_complete_early_verifies_now(make_window, agent):
+    window = make_window(backup_required=False)
+    tick_at(START)
+    with time_machine.travel(START + timedelta(minutes=5), tick=False):
+        moved = maintenance_transition(window_id=window.pk, actor=agent, to=Status.VERIFYING)
+    assert moved.status == Status.COMPLETED
+
+
+def test_a_recurring_series_gets_new_occurrences_as_time_goes_on(make_window):
+    with time_machine.travel(START - timedelta(days=1), tick=False):
+        window = make_window(recurrence="FREQ=WEEKLY;BYDAY=SU", backup_required=False)
+    first = window.occurrences.count()
+    summary = maintenance_tick(now=START + timedelta(weeks=4))
+    assert first == 4  # the next 35 days
+    assert summary["expanded"] == 5
+    assert window.occurrences.count() == first + 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_window_starts_only_after_a_verified_pre_maintenance_backup(make_window):
+    window = make_window()
+    tick_at(START - timedelta(minutes=1))
+    assert not Backup.objects.exists()
+    tick_at(START)
+    window.refresh_from_db()
+    assert window.status == Status.IN_PROGRESS
+    backup = window.backup
+    assert backup is not None
+    assert backup.trigger == Backup.Trigger.PRE_MAINTENANCE
+    assert backup.is_verified
+    assert backup.finished_at is not None
+    assert backup.finished_at <= window.started_at
+    tick_at(START + timedelta(minutes=1))
+    assert Backup.objects.count() == 1
+
+
+def test_a_window_left_verifying_by_a_crashed_run_is_verified_by_a_later_one(make_window):
+    window = make_window(backup_required=False)
+    tick_at(START)
+    MaintenanceWindow.objects.filter(pk=window.pk).update(
+        status=Status.VERIFYING, verifying_at=START + timedelta(minutes=30), updated_at=START + timedelta(minutes=30)
+    )
+    tick_at(START + timedelta(minutes=35))
+    window.refresh_from_db()
+    assert window.status == Status.VERIFYING
+    tick_at(START + timedelta(minutes=41))
+    window.refresh_from_db()
+    assert window.status == Status.COMPLETED
+
+
+def test_one_broken_window_does_not_hold_up_the_others(make_window):
+    broken = make_window(backup_required=False, title="Broken")
+    MaintenanceWindow.objects.filter(pk=broken.pk).update(checks=[{"kind": "removed-kind"}])
+    fine = make_window(backup_required=False, title="Fine", starts_at=START, ends_at=START + timedelta(minutes=31))
+    tick_at(START)
+    summary = tick_at(START + timedelta(minutes=31))
+    assert summary is not None
+    assert summary["errors"] == [f"MW-{broken.pk}: KeyError: 'removed-kind'"]
+    fine.refresh_from_db()
+    assert fine.status == Status.COMPLETED
