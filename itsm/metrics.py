@@ -161,3 +161,9 @@ CELERY_TASK_DURATION = Histogram(
     ["task"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
 )
+
+# --- Alert rules evaluated by Celery -----------------------------------------------------------------------------
+ALERT_RULE_ERRORS = Counter("itsm_alert_rule_errors_total", "Alert rule evaluations that failed.", ["rule"])
+PROMETHEUS_REACHABLE = Gauge(
+    "itsm_prometheus_reachable", "1 when the alert rules could query PROMETHEUS_URL.", multiprocess_mode="mostrecent"
+)

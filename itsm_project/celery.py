@@ -21,6 +21,7 @@ app.conf.task_routes = {
     "itsm.tasks.sla.recompute_sla": {"queue": "default"},
     "itsm.tasks.sla.*": {"queue": "critical"},
     "itsm.tasks.incidents.*": {"queue": "critical"},
+    "itsm.tasks.alert_rules.*": {"queue": "critical"},
     "itsm.tasks.maintenance.*": {"queue": "default"},
     "itsm.tasks.monitoring.*": {"queue": "default"},
     "itsm.tasks.backups.*": {"queue": "backups"},
@@ -39,6 +40,12 @@ app.conf.beat_schedule = {
     # Unacknowledged critical and high incidents page the next person when their escalation time comes.
     "escalate-incidents": {
         "task": "itsm.tasks.incidents.escalate_incidents",
+        "schedule": 30.0,
+        "options": {"expires": 25},
+    },
+    # The alert rules edited in the admin (built-in checks and PromQL), pending → firing → resolved.
+    "evaluate-alert-rules": {
+        "task": "itsm.tasks.alert_rules.evaluate_alert_rules",
         "schedule": 30.0,
         "options": {"expires": 25},
     },

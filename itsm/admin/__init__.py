@@ -1,6 +1,7 @@
 """The Django admin, the operators' UI: one module per area, registered on import."""
 
 from itsm.admin import (
+    alert_rules,
     backups,
     catalog,
     incidents,
@@ -14,6 +15,7 @@ from itsm.admin import (
 )
 
 __all__ = [
+    "alert_rules",
     "backups",
     "catalog",
     "incidents",

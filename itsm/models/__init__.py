@@ -1,3 +1,4 @@
+from itsm.models.alert_rules import AlertRule
 from itsm.models.alerts import Alert
 from itsm.models.backups import Backup
 from itsm.models.catalog import Service, Team
@@ -12,6 +13,7 @@ from itsm.models.tickets import Comment, Ticket
 
 __all__ = [
     "Alert",
+    "AlertRule",
     "Backup",
     "BusinessCalendar",
     "Comment",

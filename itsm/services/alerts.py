@@ -42,7 +42,9 @@ def severity_of(labels: dict[str, str]) -> str:
     return SEVERITY_FROM_LABEL.get(labels.get("severity", "").lower(), DEFAULT_SEVERITY)
 
 
-def alerts_ingest(*, payload: dict[str, Any], now: datetime | None = None) -> IntakeResult:
+def alerts_ingest(
+    *, payload: dict[str, Any], now: datetime | None = None, source: str = Incident.Source.ALERTMANAGER
+) -> IntakeResult:
     """Store one Alertmanager webhook delivery (version 4) all or nothing.
 
     Concurrent deliveries of one group collapse into one incident: the partial unique index on the open
@@ -62,7 +64,7 @@ def alerts_ingest(*, payload: dict[str, Any], now: datetime | None = None) -> In
             if data["status"] == Alert.Status.FIRING and service is not None and service.pk in quiet:
                 _firing_under_maintenance(data, key, service, now, result)
             elif data["status"] == Alert.Status.FIRING:
-                _firing(data, key, service, now, result)
+                _firing(data, key, service, now, result, source)
             else:
                 _resolved(data, key, service, now, result)
             metrics.ALERTS_RECEIVED.labels(status=data["status"]).inc()
@@ -70,7 +72,12 @@ def alerts_ingest(*, payload: dict[str, Any], now: datetime | None = None) -> In
 
 
 def _open_incident(
-    key: str, data: dict[str, Any], service: Service | None, now: datetime, result: IntakeResult
+    key: str,
+    data: dict[str, Any],
+    service: Service | None,
+    now: datetime,
+    result: IntakeResult,
+    source: str = Incident.Source.ALERTMANAGER,
 ) -> Incident:
     incident = Incident.objects.select_for_update().filter(group_key=key).exclude(status__in=CLOSED).first()
     if incident is not None:
@@ -85,7 +92,7 @@ def _open_incident(
             summary=annotations.get("description", ""),
             severity=severity_of(labels),
             services=[service] if service else [],
-            source=Incident.Source.ALERTMANAGER,
+            source=source,
             group_key=key,
             detected_at=data.get("startsAt") or now,
         )
@@ -128,8 +135,15 @@ def _alert_fields(data: dict[str, Any], key: str, service: Service | None, now: 
     }
 
 
-def _firing(data: dict[str, Any], key: str, service: Service | None, now: datetime, result: IntakeResult) -> None:
-    incident = _open_incident(key, data, service, now, result)
+def _firing(
+    data: dict[str, Any],
+    key: str,
+    service: Service | None,
+    now: datetime,
+    result: IntakeResult,
+    source: str = Incident.Source.ALERTMANAGER,
+) -> None:
+    incident = _open_incident(key, data, service, now, result, source)
     fields = _alert_fields(data, key, service, now)
     alert, created = _locked_alert(data["fingerprint"], {**fields, "incident": incident})
     news = created or alert.status != Alert.Status.FIRING or alert.incident_id != incident.pk

@@ -1,5 +1,6 @@
 """Celery entry points. Each takes ids or nothing, loads what it needs and calls one service."""
 
+from itsm.tasks.alert_rules import evaluate_alert_rules
 from itsm.tasks.backups import check_backup_age, restore_drill, run_backup, scheduled_backup, verify_backup
 from itsm.tasks.incidents import escalate_incidents
 from itsm.tasks.maintenance import cleanup_sessions_and_tokens
@@ -13,6 +14,7 @@ __all__ = [
     "cleanup_sessions_and_tokens",
     "deliver_notification",
     "escalate_incidents",
+    "evaluate_alert_rules",
     "recompute_sla",
     "refresh_metrics",
     "relay_notifications",

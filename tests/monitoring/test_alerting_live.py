@@ -23,8 +23,10 @@ from urllib.parse import quote
 import pytest
 import yaml
 from django.conf import settings
+from django.test import override_settings
 
-from itsm.models import Alert, Incident
+from itsm.models import Alert, AlertRule, Incident
+from itsm.services.alert_rules import alert_rules_evaluate
 from tests.system.processes import BIN, ROOT, base_env, current_database_url, free_port, http, started, wait_for
 
 PROMETHEUS = shutil.which("prometheus")
@@ -201,6 +203,22 @@ def test_a_down_target_becomes_a_paged_incident_through_alertmanager_and_the_int
             assert eventually(watchdog_receivers, 10, "the Watchdog reached Alertmanager") == ["null"]
             assert not Alert.objects.filter(alertname="Watchdog").exists()
             assert not Incident.objects.filter(title__startswith="Always firing").exists()
+
+            # The evaluator's PromQL rules ask the same live Prometheus, and fire through the same intake.
+            rule = AlertRule.objects.create(
+                name="LiveApiScraped",
+                probe="promql",
+                expression='up{job="itsm-api"}',
+                comparison="ge",
+                threshold=1,
+                severity="warning",
+                summary="The API is scraped (live PromQL rule)",
+            )
+            with override_settings(PROMETHEUS_URL=f"http://127.0.0.1:{prometheus}"):
+                assert alert_rules_evaluate()["fired"] == 1
+            rule.refresh_from_db()
+            assert (rule.state, rule.last_value, rule.last_error) == ("firing", 1.0, "")
+            assert Incident.objects.get(title="The API is scraped (live PromQL rule)").source == "rule"
     finally:
         shutil.rmtree(work, ignore_errors=True)
     assert time.monotonic() - started_at < 60
