@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connection
-from django.db.models import BooleanField, Q, QuerySet
+from django.db.models import BooleanField, Case, IntegerField, Q, QuerySet, When
 from django.db.models.expressions import RawSQL
 from rest_framework.filters import BaseFilterBackend, OrderingFilter
 from rest_framework.request import Request
@@ -53,3 +53,21 @@ class StableOrderingFilter(OrderingFilter):
         if not any(key.lstrip("-") == "id" for key in ordering):
             ordering.append("-id")
         return ordering
+
+    def filter_queryset(self, request: Request, queryset: QuerySet[Any], view: Any) -> QuerySet[Any]:
+        """Fields named in the view's `ordering_expressions` sort by that expression (a rank, not the text)."""
+        expressions = getattr(view, "ordering_expressions", {})
+        keys = []
+        for key in self.get_ordering(request, queryset, view):
+            name = key.lstrip("-")
+            if name in expressions:
+                queryset = queryset.annotate(**{f"{name}_rank": expressions[name]})
+                key = key.replace(name, f"{name}_rank")
+            keys.append(key)
+        return queryset.order_by(*keys)
+
+
+def urgency_rank(field: str) -> Case:
+    """critical 0, high 1, medium 2, low 3: ascending order puts the most urgent first."""
+    levels = ("critical", "high", "medium", "low")
+    return Case(*(When(**{field: level}, then=rank) for rank, level in enumerate(levels)), output_field=IntegerField())

@@ -15,7 +15,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from itsm.api.filters import StableOrderingFilter
+from itsm.api.filters import StableOrderingFilter, urgency_rank
 from itsm.api.permissions import IsAgentOrReadOnly
 from itsm.api.tickets import EventSerializer, TransitionConflict, paginated
 from itsm.models import Event, Incident, Postmortem, Service, Ticket
@@ -194,7 +194,8 @@ class IncidentViewSet(viewsets.ModelViewSet):
     filter_backends = [DjangoFilterBackend, filters.SearchFilter, StableOrderingFilter]
     filterset_class = IncidentFilter
     search_fields = ["title", "summary"]
-    ordering_fields = ["detected_at", "updated_at", "id", "response_due_at"]
+    ordering_fields = ["detected_at", "updated_at", "id", "response_due_at", "severity"]
+    ordering_expressions = {"severity": urgency_rank("severity")}
     ordering = ["-detected_at"]
 
     def get_queryset(self) -> QuerySet[Incident]:

@@ -24,7 +24,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from itsm.api.errors import PreconditionRequired
-from itsm.api.filters import StableOrderingFilter, TicketSearchFilter
+from itsm.api.filters import StableOrderingFilter, TicketSearchFilter, urgency_rank
 from itsm.exceptions import InvalidInput, StaleVersion
 from itsm.models import Comment, Event, Service, Ticket
 from itsm.queries import assignable_users, comments_visible_to, events_visible_to, tickets_visible_to
@@ -172,6 +172,7 @@ class TicketViewSet(viewsets.ModelViewSet):
     filter_backends = [DjangoFilterBackend, TicketSearchFilter, StableOrderingFilter]
     filterset_class = TicketFilter
     ordering_fields = ["created_at", "updated_at", "id", "priority", "status", "response_due_at", "resolution_due_at"]
+    ordering_expressions = {"priority": urgency_rank("priority")}
     ordering = ["-created_at"]
 
     def get_queryset(self) -> QuerySet[Ticket]:

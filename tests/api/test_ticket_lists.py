@@ -98,6 +98,12 @@ class TestOrderingAndPages:
         assert ids(as_agent.get(URL)) == [second.pk, first.pk]
         assert ids(as_agent.get(URL, {"ordering": "created_at"})) == [first.pk, second.pk]
 
+    def test_priority_orders_by_urgency_not_alphabetically(self, as_agent, requester):
+        made = {p: make_ticket(requester, priority=p).pk for p in ("low", "critical", "medium", "high")}
+        expected = [made[p] for p in ("critical", "high", "medium", "low")]
+        assert ids(as_agent.get(URL, {"ordering": "priority"})) == expected
+        assert ids(as_agent.get(URL, {"ordering": "-priority"})) == expected[::-1]
+
     def test_pages_walk_every_ticket_once(self, as_agent, requester):
         made = {make_ticket(requester).pk for _ in range(7)}
         seen: list[int] = []

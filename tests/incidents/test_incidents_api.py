@@ -291,6 +291,11 @@ class TestListsAndReports:
             }
         ]
 
+    def test_severity_orders_by_urgency(self, as_agent, agent):
+        made = {s: declare(agent, severity=s).pk for s in ("medium", "low", "critical", "high")}
+        listed = [i["id"] for i in as_agent.get(URL, {"ordering": "severity"}).json()["results"]]
+        assert listed == [made[s] for s in ("critical", "high", "medium", "low")]
+
     def test_a_malformed_period_is_a_400(self, as_requester):
         assert as_requester.get("/api/v1/reports/incidents/", {"from": "yesterday"}).status_code == 400
         now = timezone.now()
