@@ -71,6 +71,14 @@ ops-check: $(OPS_STAMP) ## Validate Dockerfile, compose, nginx/, k8s/, monitorin
 	$(OPS_VENV)/bin/python scripts/validate_ops.py
 	$(OPS_VENV)/bin/python scripts/validate_ops.py --self-test
 
+.PHONY: bench
+bench: venv ## API benchmark: seed 1,000,000 tickets (database itsm_bench), gunicorn + wrk, table of medians
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+.PHONY: bench-smoke
+bench-smoke: venv ## The API benchmark on 20,000 tickets, 1 run of 3 s per scenario (about a minute)
+	$(PY) -m bench.run --smoke $(BENCH_ARGS)
+
 .PHONY: check
 check: lint types migrations-check ops-check test ## Everything CI runs
 

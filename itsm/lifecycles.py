@@ -49,12 +49,13 @@ INCIDENT_TRANSITIONS: Mapping[str, frozenset[str]] = {
 # Severities whose incidents may be closed as reviewed only with a final post-mortem.
 POSTMORTEM_REQUIRED_SEVERITIES = frozenset({"critical", "high"})
 
-# Maintenance windows: the scheduler moves them forward; people start one now, complete one early, cancel one,
-# retry a blocked one (back to scheduled) or re-run failed checks.
+# Maintenance windows: the scheduler moves them forward; people start one now, complete one early, cancel one
+# (before it starts, or abort it while it runs: no verification), retry a blocked one (back to scheduled) or re-run
+# failed checks.
 MAINTENANCE_TRANSITIONS: Mapping[str, frozenset[str]] = {
     "scheduled": frozenset({"in_progress", "cancelled", "blocked"}),
     "blocked": frozenset({"scheduled", "cancelled"}),
-    "in_progress": frozenset({"verifying"}),
+    "in_progress": frozenset({"verifying", "cancelled"}),
     "verifying": frozenset({"completed", "verification_failed"}),
     "verification_failed": frozenset({"verifying", "completed"}),
     "completed": frozenset(),

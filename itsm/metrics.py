@@ -145,13 +145,16 @@ MIGRATIONS_UNAPPLIED = Gauge(
     "Migrations of the running code not applied to the database.",
     multiprocess_mode="mostrecent",
 )
+# Set by each successful run, and for every job from the database by the dead-man switch every minute, so the
+# series survive restarts; a timestamp only grows, so "max" over the processes' files is the newest success.
 JOB_LAST_SUCCESS = Gauge(
     "itsm_job_last_success_timestamp_seconds",
     "When a scheduled job last succeeded (or found its slot already done).",
     ["job"],
     multiprocess_mode="max",
 )
-JOB_PERIOD = Gauge("itsm_job_period_seconds", "The period of a scheduled job.", ["job"], multiprocess_mode="max")
+# "mostrecent": a schedule changed to run more often must show its new, shorter period.
+JOB_PERIOD = Gauge("itsm_job_period_seconds", "The period of a scheduled job.", ["job"], multiprocess_mode="mostrecent")
 
 # --- Celery tasks (itsm.celery_metrics, connected to Celery's signals) ---------------------------------------------
 CELERY_TASKS = Counter("itsm_celery_tasks_total", "Celery tasks finished, by task and outcome.", ["task", "outcome"])

@@ -1,8 +1,9 @@
 """The public status page (`/status/`, `/status.json`): no login, nothing internal.
 
 Each service is under maintenance (a window in progress or verifying), in an outage (an open critical
-incident), degraded (any other open incident) or operational. Only titles, severities, states and times are
-shown: no summaries, notes, people or addresses.
+incident), degraded (any other open incident) or operational. Only titles, severities, states, times and each
+incident's latest public status update (posted by an agent with `public: true`) are shown: no summaries,
+internal notes, people or addresses.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from itsm.models import Incident, MaintenanceWindow, Service
+from itsm.models import Event, Incident, MaintenanceWindow, Service
 
 CLOSED = [Incident.Status.RESOLVED, Incident.Status.REVIEWED]
 UNDER_WAY = [MaintenanceWindow.Status.IN_PROGRESS, MaintenanceWindow.Status.VERIFYING]
@@ -36,8 +38,17 @@ def _iso(moment: datetime | None) -> str | None:
 def status_summary(*, now: datetime | None = None) -> dict[str, Any]:
     """What a visitor may see, as plain data (the HTML page and the JSON both render this)."""
     now = now or timezone.now()
+    latest_update = Event.objects.filter(incident=OuterRef("pk"), kind=Event.Kind.STATUS_UPDATE).order_by(
+        "-created_at", "-id"
+    )
     incidents = list(
-        Incident.objects.exclude(status__in=CLOSED).prefetch_related("services").order_by("-detected_at")[:50]
+        Incident.objects.exclude(status__in=CLOSED)
+        .annotate(
+            update_body=Subquery(latest_update.values("note")[:1]),
+            update_at=Subquery(latest_update.values("created_at")[:1]),
+        )
+        .prefetch_related("services")
+        .order_by("-detected_at")[:50]
     )
     windows = list(
         MaintenanceWindow.objects.filter(
@@ -73,6 +84,11 @@ def status_summary(*, now: datetime | None = None) -> dict[str, Any]:
                 "services": [s.name for s in incident.services.all()],
                 "detected_at": _iso(incident.detected_at),
                 "updated_at": _iso(incident.updated_at),
+                "latest_update": (
+                    {"body": incident.update_body, "at": _iso(incident.update_at)}
+                    if incident.update_at is not None
+                    else None
+                ),
             }
             for incident in incidents
         ],
@@ -106,6 +122,8 @@ def status_html(request: HttpRequest) -> HttpResponse:
         for name in ("updated_at", "starts_at", "ends_at"):
             if item.get(name):
                 item[f"{name}_display"] = _display(item[name])
+        if item.get("latest_update"):
+            item["latest_update"] = {**item["latest_update"], "at_display": _display(item["latest_update"]["at"])}
     return render(
         request,
         "itsm/status.html",

@@ -22,6 +22,8 @@ app.conf.task_routes = {
     "itsm.tasks.sla.*": {"queue": "critical"},
     "itsm.tasks.incidents.*": {"queue": "critical"},
     "itsm.tasks.alert_rules.*": {"queue": "critical"},
+    # The dead-man switch pages; a manual run ("run now") is sent to its job's own queue explicitly.
+    "itsm.tasks.jobs.*": {"queue": "critical"},
     "itsm.tasks.maintenance.*": {"queue": "default"},
     "itsm.tasks.monitoring.*": {"queue": "default"},
     "itsm.tasks.backups.*": {"queue": "backups"},
@@ -30,39 +32,41 @@ app.conf.task_routes = {
 }
 
 # Every job is idempotent per scheduled slot (JobRun rows), so a duplicated message or a second beat is harmless.
+# Each entry's name is the name its runs are recorded under (JobRun.job, the `job` label of the job metrics), and
+# `GET /api/v1/jobs/` lists exactly these entries (itsm.services.job_schedule).
 # `expires` drops a message that waited longer than its period: the next slot does the work instead.
 app.conf.beat_schedule = {
-    "scan-ticket-sla": {
+    "scan_sla": {
         "task": "itsm.tasks.sla.scan_sla",
         "schedule": 60.0,
         "options": {"expires": 55},
     },
     # Unacknowledged critical and high incidents page the next person when their escalation time comes.
-    "escalate-incidents": {
+    "escalate_incidents": {
         "task": "itsm.tasks.incidents.escalate_incidents",
         "schedule": 30.0,
         "options": {"expires": 25},
     },
     # The alert rules edited in the admin (built-in checks and PromQL), pending → firing → resolved.
-    "evaluate-alert-rules": {
+    "evaluate_alert_rules": {
         "task": "itsm.tasks.alert_rules.evaluate_alert_rules",
         "schedule": 30.0,
         "options": {"expires": 25},
     },
     # Gauges only a query can tell: open tickets, queue lengths, unapplied migrations (docs/monitoring.md).
-    "refresh-metrics": {
+    "refresh_metrics": {
         "task": "itsm.tasks.monitoring.refresh_metrics",
         "schedule": 30.0,
         "options": {"expires": 25},
     },
     # Maintenance windows: announce ahead, back up and start, end and verify (docs: the manual's checklist).
-    "maintenance-windows": {
+    "maintenance_windows": {
         "task": "itsm.tasks.maintenance_windows.run_maintenance_windows",
         "schedule": 60.0,
         "options": {"expires": 55},
     },
     # The outbox relay: queues due notifications (lost messages, retries with backoff, rows of dead workers).
-    "relay-notifications": {
+    "relay_notifications": {
         "task": "itsm.tasks.notifications.relay_notifications",
         "schedule": 60.0,
         "options": {"expires": 55},
@@ -70,56 +74,69 @@ app.conf.beat_schedule = {
     # Backups (docs/runbooks/backup-restore.md): the manual's four database tiers, Redis and media daily, a daily
     # check that recent verified backups exist, and a monthly restore drill from S3. Minutes are staggered so that
     # two dumps do not start together.
-    "backup-database-hourly": {
+    "backup_database_hourly": {
         "task": "itsm.tasks.backups.scheduled_backup",
         "schedule": crontab(minute=5),
         "args": ("database", "hourly"),
         "options": {"expires": 3000},
     },
-    "backup-database-daily": {
+    "backup_database_daily": {
         "task": "itsm.tasks.backups.scheduled_backup",
         "schedule": crontab(hour=2, minute=20),
         "args": ("database", "daily"),
         "options": {"expires": 3 * 3600},
     },
-    "backup-database-weekly": {
+    "backup_database_weekly": {
         "task": "itsm.tasks.backups.scheduled_backup",
         "schedule": crontab(day_of_week="sunday", hour=3, minute=20),
         "args": ("database", "weekly"),
         "options": {"expires": 6 * 3600},
     },
-    "backup-database-monthly": {
+    "backup_database_monthly": {
         "task": "itsm.tasks.backups.scheduled_backup",
         "schedule": crontab(day_of_month=1, hour=4, minute=20),
         "args": ("database", "monthly"),
         "options": {"expires": 6 * 3600},
     },
-    "backup-redis-daily": {
+    "backup_redis_daily": {
         "task": "itsm.tasks.backups.scheduled_backup",
         "schedule": crontab(hour=2, minute=35),
         "args": ("redis", "daily"),
         "options": {"expires": 3 * 3600},
     },
-    "backup-media-daily": {
+    "backup_media_daily": {
         "task": "itsm.tasks.backups.scheduled_backup",
         "schedule": crontab(hour=2, minute=50),
         "args": ("media", "daily"),
         "options": {"expires": 3 * 3600},
     },
-    "check-backup-age": {
+    "backup_age_check": {
         "task": "itsm.tasks.backups.check_backup_age",
         "schedule": crontab(hour=7, minute=0),
         "options": {"expires": 6 * 3600},
     },
-    "restore-drill-monthly": {
+    "backup_restore_drill": {
         "task": "itsm.tasks.backups.restore_drill",
         "schedule": crontab(day_of_month=2, hour=5, minute=0),
         "options": {"expires": 12 * 3600},
     },
-    "cleanup-sessions-and-tokens": {
-        "task": "itsm.tasks.maintenance.cleanup_sessions_and_tokens",
+    # The manual's maintenance jobs (docs/operations.md#scheduled-jobs): records past their retention, daily, and
+    # VACUUM ANALYZE weekly, after the Sunday backups.
+    "cleanup": {
+        "task": "itsm.tasks.maintenance.cleanup",
         "schedule": crontab(hour=3, minute=15),
         "options": {"expires": 3600},
+    },
+    "vacuum_database": {
+        "task": "itsm.tasks.maintenance.vacuum_database",
+        "schedule": crontab(day_of_week="sunday", hour=5, minute=30),
+        "options": {"expires": 6 * 3600},
+    },
+    # The dead-man switch: a job above that missed its slot opens an alert and one high incident.
+    "watch_jobs": {
+        "task": "itsm.tasks.jobs.watch_jobs",
+        "schedule": 60.0,
+        "options": {"expires": 55},
     },
 }
 

@@ -43,6 +43,7 @@ if SECRET_KEY_GENERATED:
     SECRET_KEY = _generated_secret_key()
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+CSRF_FAILURE_VIEW = "itsm.api.errors.csrf_failure"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -135,6 +136,8 @@ if REDIS_URL:
                 "IGNORE_EXCEPTIONS": True,
                 "SOCKET_CONNECT_TIMEOUT": _redis_timeout,
                 "SOCKET_TIMEOUT": _redis_timeout,
+                # After a failure, skip Redis for a few seconds instead of waiting each call's timeout (itsm/cache.py).
+                "CONNECTION_POOL_CLASS": "itsm.cache.FailFastConnectionPool",
             },
         }
     }
@@ -209,7 +212,8 @@ REST_KNOX = {
 ITSM_PAGE_SIZE = env_int("ITSM_PAGE_SIZE", 25)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        # knox's hashed, expiring tokens, read with the user and the role in one query (itsm/api/authentication.py)
+        "itsm.api.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -232,6 +236,8 @@ ITSM_MAX_PAGE_SIZE = env_int("ITSM_MAX_PAGE_SIZE", 200)
 ITSM_LOGIN_FAILURES_PER_ACCOUNT = env_int("ITSM_LOGIN_FAILURES_PER_ACCOUNT", 5)
 ITSM_LOGIN_FAILURES_PER_ADDRESS = env_int("ITSM_LOGIN_FAILURES_PER_ADDRESS", 20)
 ITSM_LOGIN_FAILURE_WINDOW_SECONDS = env_int("ITSM_LOGIN_FAILURE_WINDOW_SECONDS", 900)
+# How long a POST's Idempotency-Key is remembered (its response replayed) before the daily cleanup forgets it.
+ITSM_IDEMPOTENCY_KEY_TTL_HOURS = env_int("ITSM_IDEMPOTENCY_KEY_TTL_HOURS", 24)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "ITSM Platform API",
@@ -262,12 +268,25 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "itsm.api.schema.document_error_responses",
+        "itsm.api.schema.document_empty_query_values",
     ],
 }
 
 # --- Product settings ------------------------------------------------------------------------------------
 ITSM_SLA_AT_RISK_PERCENT = env_int("ITSM_SLA_AT_RISK_PERCENT", 80)
 ITSM_CLEANUP_RETENTION_DAYS = env_int("ITSM_CLEANUP_RETENTION_DAYS", 30)
+# Days the daily cleanup keeps each kind of record (docs/operations.md#scheduled-jobs); tokens and sessions count
+# from their expiry, so by default they go as soon as they have expired.
+ITSM_RETENTION_DAYS = {
+    "alerts": env_int("ITSM_RETENTION_DAYS_ALERTS", ITSM_CLEANUP_RETENTION_DAYS),
+    "notifications": env_int("ITSM_RETENTION_DAYS_NOTIFICATIONS", ITSM_CLEANUP_RETENTION_DAYS),
+    "job_runs": env_int("ITSM_RETENTION_DAYS_JOB_RUNS", ITSM_CLEANUP_RETENTION_DAYS),
+    "tokens": env_int("ITSM_RETENTION_DAYS_TOKENS", 0),
+    "sessions": env_int("ITSM_RETENTION_DAYS_SESSIONS", 0),
+}
+# The dead-man switch: how late a scheduled job's run may start before the job counts as missed (at least the
+# `expires` of its Beat entry).
+ITSM_JOB_GRACE_SECONDS = env_int("ITSM_JOB_GRACE_SECONDS", 300)
 # Alertmanager's webhook authenticates with this bearer token; unset, the intake refuses every delivery.
 ITSM_ALERTMANAGER_TOKEN = env_secret("ITSM_ALERTMANAGER_TOKEN")
 # How many times an unacknowledged incident walks its whole escalation chain before paging stops.
@@ -276,6 +295,8 @@ ITSM_ESCALATION_ROUNDS = env_int("ITSM_ESCALATION_ROUNDS", 3)
 ALERTMANAGER_URL = env_str("ALERTMANAGER_URL").rstrip("/")
 # Maintenance windows' PromQL checks query this Prometheus (its HTTP API) after the maintenance.
 PROMETHEUS_URL = env_str("PROMETHEUS_URL").rstrip("/")
+# How long a new maintenance window's checks keep running after the maintenance, unless the window says.
+ITSM_MAINTENANCE_VERIFY_MINUTES = env_int("ITSM_MAINTENANCE_VERIFY_MINUTES", 5)
 
 # --- Backups (docs/runbooks/backup-restore.md) ---------------------------------------------------------------
 BACKUP_DIR = Path(env_str("BACKUP_DIR", str(VAR_DIR / "backups")))

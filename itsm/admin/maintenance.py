@@ -30,6 +30,7 @@ EDITED = [
     "backup_required",
     "silence_alerts",
     "checks",
+    "verify_for",
     "owner",
 ]
 
@@ -54,6 +55,7 @@ class MaintenanceWindowForm(forms.ModelForm):
                 checks=data.get("checks", []),
                 creating=creating,
                 now=timezone.now(),
+                verify_for=data.get("verify_for"),
             )
         except InvalidInput as exc:
             for field, errors in exc.errors.items():
@@ -97,6 +99,8 @@ class MaintenanceWindowAdmin(StaffRolePermissions, admin.ModelAdmin):
         "cancelled_at",
         "blocked_at",
         "verification_failed_at",
+        "verify_until",
+        "last_checked_at",
         "blocked_reason",
         "verification",
         "incidents",

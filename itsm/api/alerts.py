@@ -9,7 +9,6 @@ from typing import Any
 import django_filters
 from django.conf import settings
 from django.db.models import QuerySet
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.permissions import AllowAny
@@ -17,7 +16,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from itsm.api.filters import StableOrderingFilter
+from itsm.api.filters import StableOrderingFilter, UtcDateTimeFilter
+from itsm.api.strict import CharFilter, FilterBackend, IdFilter
 from itsm.models import Alert
 from itsm.services.alerts import alerts_ingest
 
@@ -119,11 +119,11 @@ class AlertSerializer(serializers.ModelSerializer):
 
 class AlertFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Alert.Status.choices)
-    alertname = django_filters.CharFilter(max_length=200)
-    fingerprint = django_filters.CharFilter(max_length=128)
-    service = django_filters.NumberFilter(field_name="service_id")
-    incident = django_filters.NumberFilter(field_name="incident_id")
-    received_after = django_filters.IsoDateTimeFilter(field_name="last_received_at", lookup_expr="gte")
+    alertname = CharFilter(max_length=200)
+    fingerprint = CharFilter(max_length=128)
+    service = IdFilter(field_name="service_id")
+    incident = IdFilter(field_name="incident_id")
+    received_after = UtcDateTimeFilter(field_name="last_received_at", lookup_expr="gte")
 
     class Meta:
         model = Alert
@@ -135,7 +135,7 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
 
     queryset = Alert.objects.none()
     serializer_class = AlertSerializer
-    filter_backends = [DjangoFilterBackend, StableOrderingFilter]
+    filter_backends = [FilterBackend, StableOrderingFilter]
     filterset_class = AlertFilter
     ordering_fields = ["last_received_at", "starts_at", "id"]
     ordering = ["-last_received_at"]

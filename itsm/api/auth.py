@@ -18,9 +18,11 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from itsm import metrics
+from itsm.api.authentication import TokenAuthentication
+from itsm.api.strict import StrictSerializer
 
 
-class LoginSerializer(serializers.Serializer):
+class LoginSerializer(StrictSerializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
 
@@ -107,6 +109,8 @@ class ObtainTokenView(APIView):
 )
 class LogoutView(KnoxLogoutView):
     """Revoke the token that signed this request."""
+
+    authentication_classes = [TokenAuthentication]
 
 
 __all__ = ["LogoutView", "ObtainTokenView"]

@@ -6,7 +6,6 @@ from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -15,6 +14,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from itsm.api.filters import StableOrderingFilter
+from itsm.api.idempotency import IDEMPOTENCY_KEY, IDEMPOTENCY_RESPONSES, idempotent
+from itsm.api.strict import BooleanFilter, FilterBackend
 from itsm.models import Backup
 from itsm.roles import Role, is_staff_role, role_of
 from itsm.services import backups as backup_services
@@ -37,7 +38,7 @@ class BackupFilter(django_filters.FilterSet):
     tier = django_filters.MultipleChoiceFilter(choices=Backup.Tier.choices)
     status = django_filters.MultipleChoiceFilter(choices=Backup.Status.choices)
     trigger = django_filters.MultipleChoiceFilter(choices=Backup.Trigger.choices)
-    verified = django_filters.BooleanFilter(field_name="verified_ok")
+    verified = BooleanFilter(field_name="verified_ok")
 
     class Meta:
         model = Backup
@@ -85,14 +86,18 @@ class BackupRequestSerializer(serializers.Serializer):
     create=extend_schema(
         summary="Queue a backup now (admins)",
         request=BackupRequestSerializer,
-        responses={202: OpenApiResponse(BackupSerializer, description="The queued (pending) backup.")},
+        parameters=[IDEMPOTENCY_KEY],
+        responses={
+            202: OpenApiResponse(BackupSerializer, description="The queued (pending) backup."),
+            **IDEMPOTENCY_RESPONSES,
+        },
     ),
 )
 class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
     queryset = Backup.objects.none()
     serializer_class = BackupSerializer
     permission_classes = [BackupPermission]
-    filter_backends = [DjangoFilterBackend, StableOrderingFilter]
+    filter_backends = [FilterBackend, StableOrderingFilter]
     filterset_class = BackupFilter
     ordering_fields = ["created_at", "started_at", "finished_at", "size_bytes", "id"]
     ordering = ["-created_at"]
@@ -100,6 +105,7 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
     def get_queryset(self) -> QuerySet[Backup]:
         return Backup.objects.all()
 
+    @idempotent
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         body = BackupRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import QuerySet
-from django_filters.rest_framework import DjangoFilterBackend
-from rest_framework import filters, serializers, viewsets
+from rest_framework import serializers, viewsets
 
 from itsm.api.filters import StableOrderingFilter
 from itsm.api.permissions import IsAdminOrReadOnly
+from itsm.api.strict import CharFilter, FilterBackend, IdFilter, SearchFilter, StrictModelSerializer
 from itsm.models import Service, Team
 
 
-class TeamSerializer(serializers.ModelSerializer):
+class TeamSerializer(StrictModelSerializer):
     class Meta:
         model = Team
         fields = ["id", "name", "slug", "members"]
 
 
-class ServiceSerializer(serializers.ModelSerializer):
+class ServiceSerializer(StrictModelSerializer):
     team = serializers.PrimaryKeyRelatedField(queryset=Team.objects.all(), required=False, allow_null=True)
 
     class Meta:
@@ -28,8 +28,8 @@ class ServiceSerializer(serializers.ModelSerializer):
 
 
 class ServiceFilter(django_filters.FilterSet):
-    team = django_filters.NumberFilter(field_name="team_id")
-    slug = django_filters.CharFilter(max_length=100)
+    team = IdFilter(field_name="team_id")
+    slug = CharFilter(max_length=100)
 
     class Meta:
         model = Service
@@ -41,7 +41,7 @@ class ServiceViewSet(viewsets.ModelViewSet):
 
     serializer_class = ServiceSerializer
     permission_classes = [IsAdminOrReadOnly]
-    filter_backends = [DjangoFilterBackend, filters.SearchFilter, StableOrderingFilter]
+    filter_backends = [FilterBackend, SearchFilter, StableOrderingFilter]
     filterset_class = ServiceFilter
     search_fields = ["name", "slug", "description"]
     ordering_fields = ["name", "id"]
@@ -56,7 +56,7 @@ class TeamViewSet(viewsets.ModelViewSet):
 
     serializer_class = TeamSerializer
     permission_classes = [IsAdminOrReadOnly]
-    filter_backends = [filters.SearchFilter, StableOrderingFilter]
+    filter_backends = [SearchFilter, StableOrderingFilter]
     search_fields = ["name", "slug"]
     ordering_fields = ["name", "id"]
     ordering = ["name"]

@@ -6,10 +6,12 @@ import logging
 import sys
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import IntegrityError, InterfaceError, OperationalError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -113,6 +115,10 @@ def _json_error(detail: str, code: str, status_code: int) -> JsonResponse:
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    if isinstance(exception, RequestDataTooBig):
+        # Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE as a SuspiciousOperation: say what was wrong.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return _json_error(f"The request body is larger than {limit} bytes.", "request_too_large", 413)
     return _json_error("Bad request.", "bad_request", 400)
 
 
@@ -131,6 +137,12 @@ def server_error(request: HttpRequest) -> JsonResponse:
     return _json_error("Internal server error. It has been logged.", "server_error", 500)
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
+    """CSRF_FAILURE_VIEW: a form post without its CSRF cookie (the admin) gets JSON too, never Django's HTML page."""
+    return _json_error(f"CSRF verification failed: {reason}".strip().rstrip(":"), "csrf_failed", 403)
+
+
+@csrf_exempt  # an unknown URL is a 404 whatever the method; CSRF would answer a POST with 403 first
 def not_found_view(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     return page_not_found(request)
 

@@ -5,22 +5,32 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import Coalesce
+from django.http import Http404
 from django.utils import timezone
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import filters, serializers, status, viewsets
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from itsm.api.filters import StableOrderingFilter, urgency_rank
+from itsm.api.filters import StableOrderingFilter, UtcDateTimeFilter, urgency_rank
+from itsm.api.idempotency import IDEMPOTENCY_KEY, IDEMPOTENCY_RESPONSES, idempotent
 from itsm.api.permissions import IsAgentOrReadOnly
+from itsm.api.strict import (
+    BooleanFilter,
+    FilterBackend,
+    IdFilter,
+    SearchFilter,
+    StrictModelSerializer,
+    StrictSerializer,
+)
 from itsm.api.tickets import EventSerializer, TransitionConflict, paginated
 from itsm.models import Event, Incident, Postmortem, Service, Ticket
 from itsm.queries import assignable_users
-from itsm.roles import Role, role_of
+from itsm.roles import Role, is_staff_role, role_of
 from itsm.services import incidents as incident_services
 
 TICKET_DONE = [Ticket.Status.RESOLVED, Ticket.Status.CLOSED]
@@ -30,18 +40,18 @@ class IncidentFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Incident.Status.choices)
     severity = django_filters.MultipleChoiceFilter(choices=Incident.Severity.choices)
     source = django_filters.ChoiceFilter(choices=Incident.Source.choices)
-    service = django_filters.NumberFilter(field_name="services__id")
-    commander = django_filters.NumberFilter(field_name="commander_id")
-    target_missed = django_filters.BooleanFilter(field_name="response_target_missed")
-    detected_after = django_filters.IsoDateTimeFilter(field_name="detected_at", lookup_expr="gte")
-    detected_before = django_filters.IsoDateTimeFilter(field_name="detected_at", lookup_expr="lt")
+    service = IdFilter(field_name="services__id")
+    commander = IdFilter(field_name="commander_id")
+    target_missed = BooleanFilter(field_name="response_target_missed")
+    detected_after = UtcDateTimeFilter(field_name="detected_at", lookup_expr="gte")
+    detected_before = UtcDateTimeFilter(field_name="detected_at", lookup_expr="lt")
 
     class Meta:
         model = Incident
         fields: list[str] = []
 
 
-class IncidentSerializer(serializers.ModelSerializer):
+class IncidentSerializer(StrictModelSerializer):
     services = serializers.PrimaryKeyRelatedField(queryset=Service.objects.all(), many=True, required=False)
     linked_tickets = serializers.PrimaryKeyRelatedField(queryset=Ticket.objects.all(), many=True, required=False)
     commander = serializers.PrimaryKeyRelatedField(queryset=assignable_users(), required=False, allow_null=True)
@@ -103,16 +113,21 @@ class IncidentSerializer(serializers.ModelSerializer):
         return value
 
 
-class IncidentTransitionSerializer(serializers.Serializer):
+class IncidentTransitionSerializer(StrictSerializer):
     to = serializers.ChoiceField(choices=Incident.Status.choices)
     note = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
 
 
-class NoteSerializer(serializers.Serializer):
+class NoteSerializer(StrictSerializer):
     body = serializers.CharField(max_length=20000)
+    public = serializers.BooleanField(
+        default=False,
+        help_text="A public status update, shown with its time on the status page while the incident is active "
+        "(no e-mail addresses). Otherwise an internal note.",
+    )
 
 
-class PostmortemSerializer(serializers.ModelSerializer):
+class PostmortemSerializer(StrictModelSerializer):
     timeline = serializers.SerializerMethodField()
     action_items = serializers.SerializerMethodField()
 
@@ -153,7 +168,7 @@ class PostmortemSerializer(serializers.ModelSerializer):
         ]
 
 
-class ActionItemSerializer(serializers.Serializer):
+class ActionItemSerializer(StrictSerializer):
     title = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, max_length=20000, default="")
     priority = serializers.ChoiceField(choices=Ticket.Priority.choices, default=Ticket.Priority.MEDIUM)
@@ -176,12 +191,20 @@ def incidents_with_counts() -> QuerySet[Incident]:
     return Incident.objects.annotate(
         open_action_items=Coalesce(Subquery(open_items, output_field=IntegerField()), 0),
         postmortem_status=Subquery(postmortem_status),
-    ).prefetch_related("services", "linked_tickets")
+    ).prefetch_related(
+        # The serializer shows only their ids: no need to read every linked ticket's description.
+        Prefetch("services", queryset=Service.objects.only("id")),
+        Prefetch("linked_tickets", queryset=Ticket.objects.only("id")),
+    )
 
 
 @extend_schema_view(
     list=extend_schema(summary="List incidents"),
-    create=extend_schema(summary="Declare an incident (agents and admins); critical and high page on-call"),
+    create=extend_schema(
+        summary="Declare an incident (agents and admins); critical and high page on-call",
+        parameters=[IDEMPOTENCY_KEY],
+        responses={201: IncidentSerializer, **IDEMPOTENCY_RESPONSES},
+    ),
     retrieve=extend_schema(summary="One incident"),
     update=extend_schema(summary="Replace an incident's editable fields"),
     partial_update=extend_schema(summary="Edit an incident (raising the severity moves the due time)"),
@@ -191,7 +214,7 @@ class IncidentViewSet(viewsets.ModelViewSet):
     queryset = Incident.objects.none()
     serializer_class = IncidentSerializer
     permission_classes = [IsAgentOrReadOnly]
-    filter_backends = [DjangoFilterBackend, filters.SearchFilter, StableOrderingFilter]
+    filter_backends = [FilterBackend, SearchFilter, StableOrderingFilter]
     filterset_class = IncidentFilter
     search_fields = ["title", "summary"]
     ordering_fields = ["detected_at", "updated_at", "id", "response_due_at", "severity"]
@@ -204,6 +227,7 @@ class IncidentViewSet(viewsets.ModelViewSet):
     def _fresh(self, incident_id: int) -> Response:
         return Response(self.get_serializer(incidents_with_counts().get(pk=incident_id)).data)
 
+    @idempotent
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -235,35 +259,67 @@ class IncidentViewSet(viewsets.ModelViewSet):
     )
     @action(detail=True, methods=["post"])
     def transition(self, request: Request, pk: str | None = None) -> Response:
-        incident = self.get_object()
         body = IncidentTransitionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        incident_services.incident_transition(
-            incident_id=incident.pk, actor=request.user, to=body.validated_data["to"], note=body.validated_data["note"]
-        )
+        # No get_object() first: the service's row lock is the lookup (a missing id is a 404), and the counts
+        # and relations get_object() reads would be discarded (docs/benchmarks.md, incident transition).
+        if not (pk or "").isdigit():
+            raise Http404
+        try:
+            incident = incident_services.incident_transition(
+                incident_id=int(pk or 0),
+                actor=request.user,
+                to=body.validated_data["to"],
+                note=body.validated_data["note"],
+            )
+        except Incident.DoesNotExist:
+            raise Http404 from None
         return self._fresh(incident.pk)
 
     @extend_schema(
-        methods=["GET"], responses=paginated(EventSerializer), summary="The incident's timeline", filters=False
+        methods=["GET"],
+        responses=paginated(EventSerializer),
+        summary="The incident's timeline (requesters: its public status updates only)",
+        filters=False,
     )
-    @extend_schema(methods=["POST"], request=NoteSerializer, responses={201: EventSerializer}, summary="Add a note")
+    @extend_schema(
+        methods=["POST"],
+        request=NoteSerializer,
+        responses={201: EventSerializer},
+        summary="Add an internal note, or a public status update (`public: true`)",
+    )
     @action(detail=True, methods=["get", "post"], filter_backends=[])
     def timeline(self, request: Request, pk: str | None = None) -> Response:
         incident = self.get_object()
         if request.method == "POST":
             body = NoteSerializer(data=request.data)
             body.is_valid(raise_exception=True)
-            event = incident_services.incident_note(
-                incident_id=incident.pk, actor=request.user, body=body.validated_data["body"]
+            post = (
+                incident_services.incident_status_update
+                if body.validated_data["public"]
+                else incident_services.incident_note
             )
+            event = post(incident_id=incident.pk, actor=request.user, body=body.validated_data["body"])
             return Response(EventSerializer(event).data, status=status.HTTP_201_CREATED)
         events = Event.objects.filter(incident=incident).select_related("actor").order_by("created_at", "id")
+        if not is_staff_role(request.user):  # internal notes, pages and escalations are for agents and admins
+            events = events.filter(kind=Event.Kind.STATUS_UPDATE)
         page = self.paginate_queryset(events)
         return self.get_paginated_response(EventSerializer(page, many=True).data)
 
-    @extend_schema(methods=["GET"], responses=PostmortemSerializer, summary="The post-mortem (empty draft if none)")
     @extend_schema(
-        methods=["PUT"], request=PostmortemSerializer, responses=PostmortemSerializer, summary="Write the post-mortem"
+        methods=["GET"],
+        responses=PostmortemSerializer,
+        summary="The post-mortem, empty draft if none (agents and admins)",
+    )
+    @extend_schema(
+        methods=["PUT"],
+        request=PostmortemSerializer,
+        responses={
+            200: PostmortemSerializer,
+            409: OpenApiResponse(description="`final` before the incident is resolved."),
+        },
+        summary="Write the post-mortem",
     )
     @action(detail=True, methods=["get", "put"], filter_backends=[])
     def postmortem(self, request: Request, pk: str | None = None) -> Response:
@@ -275,6 +331,8 @@ class IncidentViewSet(viewsets.ModelViewSet):
                 incident_id=incident.pk, actor=request.user, data=body.validated_data
             )
             return Response(PostmortemSerializer(postmortem).data)
+        if not is_staff_role(request.user):
+            raise PermissionDenied("Only agents and admins can read post-mortems.")
         existing = Postmortem.objects.filter(incident=incident).first()
         shown = existing or Postmortem(incident=incident, updated_at=incident.updated_at)
         return Response(PostmortemSerializer(shown).data)

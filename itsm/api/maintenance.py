@@ -8,15 +8,15 @@ from typing import Any
 import django_filters
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
-from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import filters, serializers, status, viewsets
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from itsm.api.filters import StableOrderingFilter
+from itsm.api.filters import StableOrderingFilter, UtcDateTimeFilter
 from itsm.api.permissions import IsAgentOrReadOnly
+from itsm.api.strict import FilterBackend, IdFilter, SearchFilter, StrictModelSerializer, StrictSerializer
 from itsm.api.tickets import TransitionConflict
 from itsm.models import Incident, MaintenanceWindow, Service
 from itsm.queries import assignable_users
@@ -26,17 +26,46 @@ from itsm.services import maintenance as maintenance_services
 
 class MaintenanceWindowFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=MaintenanceWindow.Status.choices)
-    service = django_filters.NumberFilter(field_name="services__id")
-    series = django_filters.NumberFilter(field_name="series_id")
-    starts_after = django_filters.IsoDateTimeFilter(field_name="starts_at", lookup_expr="gte")
-    starts_before = django_filters.IsoDateTimeFilter(field_name="starts_at", lookup_expr="lt")
+    service = IdFilter(field_name="services__id")
+    series = IdFilter(field_name="series_id")
+    starts_after = UtcDateTimeFilter(field_name="starts_at", lookup_expr="gte")
+    starts_before = UtcDateTimeFilter(field_name="starts_at", lookup_expr="lt")
 
     class Meta:
         model = MaintenanceWindow
         fields: list[str] = []
 
 
-class MaintenanceWindowSerializer(serializers.ModelSerializer):
+# What `checks` takes (itsm.services.maintenance.maintenance_validate), so clients and schemathesis know it.
+CHECKS_SCHEMA = {
+    "type": "array",
+    "description": "What must hold after the maintenance (docs/maintenance-windows.md).",
+    "items": {
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["kind"],
+                "properties": {"kind": {"type": "string", "enum": ["api_health", "no_firing_alerts"]}},
+            },
+            {
+                "type": "object",
+                "required": ["kind", "expr"],
+                "properties": {
+                    "kind": {"type": "string", "enum": ["promql"]},
+                    "expr": {"type": "string", "pattern": r"\S", "description": "A PromQL expression."},
+                },
+            },
+        ]
+    },
+}
+
+
+@extend_schema_field(CHECKS_SCHEMA)
+class ChecksField(serializers.JSONField):
+    """The list of checks (a JSON array; null is not a list)."""
+
+
+class MaintenanceWindowSerializer(StrictModelSerializer):
     services = serializers.PrimaryKeyRelatedField(queryset=Service.objects.all(), many=True, required=False)
     notify_users = serializers.PrimaryKeyRelatedField(
         queryset=get_user_model().objects.filter(is_active=True), many=True, required=False
@@ -45,6 +74,16 @@ class MaintenanceWindowSerializer(serializers.ModelSerializer):
     notify_before_minutes = serializers.IntegerField(
         min_value=0, max_value=60 * 24 * 30, required=False, default=60, help_text="Announce this long before."
     )
+    verify_for_minutes = serializers.IntegerField(
+        min_value=0,
+        max_value=60 * 24,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="How long the checks keep running after the maintenance, and must pass on every run "
+        "(0: once). Default: ITSM_MAINTENANCE_VERIFY_MINUTES.",
+    )
+    checks = ChecksField(required=False)
     incidents: serializers.PrimaryKeyRelatedField[Incident] = serializers.PrimaryKeyRelatedField(
         many=True, read_only=True
     )
@@ -65,6 +104,7 @@ class MaintenanceWindowSerializer(serializers.ModelSerializer):
             "backup_required",
             "silence_alerts",
             "checks",
+            "verify_for_minutes",
             "status",
             "owner",
             "announced_at",
@@ -75,6 +115,8 @@ class MaintenanceWindowSerializer(serializers.ModelSerializer):
             "cancelled_at",
             "blocked_at",
             "verification_failed_at",
+            "verify_until",
+            "last_checked_at",
             "blocked_reason",
             "verification",
             "incidents",
@@ -94,6 +136,8 @@ class MaintenanceWindowSerializer(serializers.ModelSerializer):
             "cancelled_at",
             "blocked_at",
             "verification_failed_at",
+            "verify_until",
+            "last_checked_at",
             "blocked_reason",
             "verification",
             "created_by",
@@ -105,6 +149,7 @@ class MaintenanceWindowSerializer(serializers.ModelSerializer):
     def to_representation(self, instance: MaintenanceWindow) -> dict[str, Any]:
         data = super().to_representation(instance)
         data["notify_before_minutes"] = int(instance.notify_before.total_seconds() // 60)
+        data["verify_for_minutes"] = int(instance.verify_for.total_seconds() // 60)
         return data
 
     def to_service_arguments(self) -> dict[str, Any]:
@@ -112,10 +157,14 @@ class MaintenanceWindowSerializer(serializers.ModelSerializer):
         minutes = values.pop("notify_before_minutes", None)
         if minutes is not None and (self.instance is None or "notify_before_minutes" in self.initial_data):
             values["notify_before"] = timedelta(minutes=minutes)
+        # Not given (or null): the configured default on creation, unchanged on an edit.
+        verify_minutes = values.pop("verify_for_minutes", None)
+        if verify_minutes is not None:
+            values["verify_for"] = timedelta(minutes=verify_minutes)
         return values
 
 
-class MaintenanceTransitionSerializer(serializers.Serializer):
+class MaintenanceTransitionSerializer(StrictSerializer):
     to = serializers.ChoiceField(choices=MaintenanceWindow.Status.choices)
 
 
@@ -131,7 +180,7 @@ class MaintenanceWindowViewSet(viewsets.ModelViewSet):
     queryset = MaintenanceWindow.objects.none()
     serializer_class = MaintenanceWindowSerializer
     permission_classes = [IsAgentOrReadOnly]
-    filter_backends = [DjangoFilterBackend, filters.SearchFilter, StableOrderingFilter]
+    filter_backends = [FilterBackend, SearchFilter, StableOrderingFilter]
     filterset_class = MaintenanceWindowFilter
     search_fields = ["title", "description"]
     ordering_fields = ["starts_at", "ends_at", "id", "updated_at"]

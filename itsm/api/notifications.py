@@ -7,14 +7,14 @@ from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from itsm.api.filters import StableOrderingFilter
+from itsm.api.filters import StableOrderingFilter, UtcDateTimeFilter
+from itsm.api.strict import BooleanFilter, FilterBackend, IdFilter, StrictModelSerializer
 from itsm.models import DeliveryAttempt, Notification, NotificationChannel
 from itsm.roles import is_staff_role
 from itsm.services import notifications as notification_services
@@ -33,11 +33,11 @@ def notifications_visible_to(user: Any) -> QuerySet[Notification]:
 class NotificationFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Notification.Status.choices)
     channel = django_filters.MultipleChoiceFilter(choices=Notification.Channel.choices)
-    incident = django_filters.NumberFilter(field_name="incident_id")
-    recipient = django_filters.NumberFilter(field_name="recipient_id")
-    urgent = django_filters.BooleanFilter()
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    incident = IdFilter(field_name="incident_id")
+    recipient = IdFilter(field_name="recipient_id")
+    urgent = BooleanFilter()
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Notification
@@ -90,7 +90,7 @@ class NotificationSerializer(serializers.ModelSerializer):
 class NotificationViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Notification.objects.none()
     serializer_class = NotificationSerializer
-    filter_backends = [DjangoFilterBackend, StableOrderingFilter]
+    filter_backends = [FilterBackend, StableOrderingFilter]
     filterset_class = NotificationFilter
     ordering_fields = ["created_at", "id", "status", "next_attempt_at", "delivered_at"]
     ordering = ["-created_at"]
@@ -114,7 +114,7 @@ class NotificationViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(self.get_serializer(fresh).data, status=status.HTTP_202_ACCEPTED)
 
 
-class NotificationChannelSerializer(serializers.ModelSerializer):
+class NotificationChannelSerializer(StrictModelSerializer):
     """A channel of the signed-in user. `secret` signs their webhooks (shown for webhook channels only)."""
 
     target = serializers.CharField(max_length=500, help_text="An e-mail address, or an http(s) URL for webhooks.")
@@ -140,6 +140,15 @@ class NotificationChannelSerializer(serializers.ModelSerializer):
         return attrs
 
 
+class NotificationChannelFilter(django_filters.FilterSet):
+    channel = django_filters.ChoiceFilter(choices=Notification.Channel.choices)
+    enabled = BooleanFilter()
+
+    class Meta:
+        model = NotificationChannel
+        fields: list[str] = []
+
+
 @extend_schema_view(
     list=extend_schema(summary="Your notification channels"),
     create=extend_schema(summary="Add a channel (e-mail, webhook or Slack)"),
@@ -160,8 +169,8 @@ class NotificationChannelViewSet(
 
     queryset = NotificationChannel.objects.none()
     serializer_class = NotificationChannelSerializer
-    filter_backends = [DjangoFilterBackend, StableOrderingFilter]
-    filterset_fields = ["channel", "enabled"]
+    filter_backends = [FilterBackend, StableOrderingFilter]
+    filterset_class = NotificationChannelFilter
     ordering_fields = ["created_at", "id", "channel"]
     ordering = ["id"]
 

@@ -9,12 +9,14 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from itsm.api.pagination import Pagination
+from itsm.api.strict import MAX_ID
 from itsm.models import Team
 from itsm.services.oncall import OnCall, oncall_now_all
 
@@ -24,7 +26,7 @@ _SPACE_FOR_PLUS = re.compile(r" (\d\d(?::?\d\d)?)$")
 
 class OnCallQuery(serializers.Serializer):
     at = serializers.DateTimeField(required=False)
-    team = serializers.IntegerField(required=False, min_value=1)
+    team = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data.get("at"), str):
@@ -76,12 +78,22 @@ def _row(team: Team, oncall: OnCall | None) -> dict[str, Any]:
     }
 
 
+class OnCallPagination(Pagination):
+    """A page of teams, with the moment it describes."""
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        page = super().get_paginated_response_schema(schema)
+        at = {"type": "string", "format": "date-time", "description": "The moment asked about (now if no `?at=`)."}
+        return {**page, "required": ["at", *page["required"]], "properties": {"at": at, **page["properties"]}}
+
+
 class OnCallViewSet(viewsets.GenericViewSet):
     """Who is on call for each team, now or at `?at=`."""
 
     queryset = Team.objects.none()
     serializer_class = TeamOnCallSerializer
     filter_backends: list[type] = []
+    pagination_class = OnCallPagination
 
     def get_queryset(self) -> QuerySet[Team]:
         return Team.objects.order_by("name", "id")
@@ -94,17 +106,11 @@ class OnCallViewSet(viewsets.GenericViewSet):
                 OpenApiTypes.DATETIME,
                 description="The moment to ask about, ISO 8601 (e.g. 2026-03-29T09:00:00Z); now if omitted.",
             ),
-            OpenApiParameter("team", OpenApiTypes.INT, description="Only this team (its id)."),
+            OpenApiParameter(
+                "team", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, description="Only this team (its id)."
+            ),
         ],
-        responses=inline_serializer(
-            name="PaginatedTeamOnCallList",
-            fields={
-                "at": serializers.DateTimeField(),
-                "next": serializers.URLField(allow_null=True),
-                "previous": serializers.URLField(allow_null=True),
-                "results": TeamOnCallSerializer(many=True),
-            },
-        ),
+        responses=TeamOnCallSerializer,
     )
     def list(self, request: Request) -> Response:
         query = OnCallQuery(data=request.query_params)

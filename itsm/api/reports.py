@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -45,8 +46,8 @@ class IncidentReportView(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("from", str, OpenApiParameter.QUERY, description="ISO time; default 30 days before 'to'."),
-            OpenApiParameter("to", str, OpenApiParameter.QUERY, description="ISO time; default now."),
+            OpenApiParameter("from", OpenApiTypes.DATETIME, description="ISO 8601 time; default 30 days before 'to'."),
+            OpenApiParameter("to", OpenApiTypes.DATETIME, description="ISO 8601 time; default now."),
         ],
         responses=inline_serializer(
             "IncidentReport",

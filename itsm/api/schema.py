@@ -25,6 +25,18 @@ _WRITE_TICKET = {
 }
 
 
+def document_empty_query_values(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """`?name=` means the same as leaving `name` out, for every query parameter (Django and DRF read an empty
+    form value as "not given"; tests/api/test_schema.py holds every list endpoint to it). OpenAPI 3.0 says so with
+    allowEmptyValue, without which `?created_before=` would contradict `format: date-time`."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query":
+                    parameter["allowEmptyValue"] = True
+    return result
+
+
 def document_error_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
     ref = {"$ref": "#/components/schemas/Error"}

@@ -7,6 +7,7 @@ from itsm.api.auth import LogoutView, ObtainTokenView
 from itsm.api.backups import BackupViewSet
 from itsm.api.catalog import ServiceViewSet, TeamViewSet
 from itsm.api.incidents import IncidentViewSet
+from itsm.api.jobs import JobViewSet
 from itsm.api.maintenance import MaintenanceWindowViewSet
 from itsm.api.notifications import NotificationChannelViewSet, NotificationViewSet
 from itsm.api.oncall import OnCallViewSet
@@ -33,6 +34,7 @@ router.register("maintenance-windows", MaintenanceWindowViewSet, basename="maint
 router.register("services", ServiceViewSet, basename="service")
 router.register("teams", TeamViewSet, basename="team")
 router.register("backups", BackupViewSet, basename="backup")
+router.register("jobs", JobViewSet, basename="job")
 router.register("oncall", OnCallViewSet, basename="oncall")
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("notification-channels", NotificationChannelViewSet, basename="notification-channel")

@@ -3,8 +3,9 @@ from itsm.models.alerts import Alert
 from itsm.models.backups import Backup
 from itsm.models.catalog import Service, Team
 from itsm.models.events import Event
+from itsm.models.idempotency import IdempotencyKey
 from itsm.models.incidents import Incident, Postmortem
-from itsm.models.jobs import JobRun
+from itsm.models.jobs import JobRun, JobWatch
 from itsm.models.maintenance import MaintenanceWindow
 from itsm.models.notifications import DeliveryAttempt, Notification, NotificationChannel, WebhookEndpoint
 from itsm.models.oncall import Override, Rotation, RotationMember
@@ -20,8 +21,10 @@ __all__ = [
     "DeliveryAttempt",
     "Event",
     "Holiday",
+    "IdempotencyKey",
     "Incident",
     "JobRun",
+    "JobWatch",
     "MaintenanceWindow",
     "Notification",
     "NotificationChannel",

@@ -16,6 +16,8 @@ class Event(models.Model):
         PAGE = "page"
         ESCALATION = "escalation"
         NOTIFICATION = "notification"
+        # A public status update of an incident: shown on the status page, unlike every other kind.
+        STATUS_UPDATE = "status_update"
 
     ticket = models.ForeignKey("itsm.Ticket", null=True, blank=True, on_delete=models.CASCADE, related_name="events")
     incident = models.ForeignKey(

@@ -4,6 +4,11 @@ from django.conf import settings
 from django.db import models
 
 
+def default_verify_for() -> timedelta:
+    """How long a new window's checks keep running after the maintenance (ITSM_MAINTENANCE_VERIFY_MINUTES)."""
+    return timedelta(minutes=settings.ITSM_MAINTENANCE_VERIFY_MINUTES)
+
+
 class MaintenanceWindow(models.Model):
     """Scheduled, scoped maintenance: announced ahead, backed up first, silenced while it runs, verified after.
 
@@ -38,6 +43,10 @@ class MaintenanceWindow(models.Model):
     silence_alerts = models.BooleanField(default=True)
     # What must hold afterwards: a list of {"kind": "api_health"}.
     checks = models.JSONField(default=list, blank=True)
+    # The checks run on every scheduler tick for this long after the maintenance; every run must pass.
+    verify_for = models.DurationField(
+        default=default_verify_for, help_text="How long the checks keep running (and must keep passing) afterwards."
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.SCHEDULED)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -53,6 +62,9 @@ class MaintenanceWindow(models.Model):
     blocked_at = models.DateTimeField(null=True, blank=True)
     verification_failed_at = models.DateTimeField(null=True, blank=True)
     blocked_reason = models.TextField(blank=True)
+    # The current verification period ends here; the checks last ran at `last_checked_at` (one run per tick).
+    verify_until = models.DateTimeField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
     verification = models.JSONField(default=dict, blank=True)
     # The Alertmanager silences created when the window started (expired when it completes or is cancelled).
     silence_ids = models.JSONField(default=list, blank=True)

@@ -53,6 +53,8 @@ class Ticket(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["status", "-created_at"], name="idx_ticket_status_created"),
+            # The agents' queue: one status and one priority, newest first, without sorting (docs/benchmarks.md).
+            models.Index(fields=["status", "priority", "-created_at", "-id"], name="idx_ticket_status_prio_new"),
             models.Index(fields=["requester", "-created_at"], name="idx_ticket_requester_created"),
             models.Index(fields=["assignee", "-created_at"], name="idx_ticket_assignee_created"),
             models.Index(fields=["sla_status", "-created_at"], name="idx_ticket_sla_created"),

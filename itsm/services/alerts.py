@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from itsm import metrics
@@ -57,17 +58,25 @@ def alerts_ingest(
     }
     quiet = services_under_maintenance()
     with transaction.atomic():
+        firing: list[tuple[dict[str, Any], str, Service | None]] = []
+        others = []
         for data in payload["alerts"]:
             labels = data["labels"]
             key = payload.get("groupKey") or f"{labels.get('alertname', '')}|{labels.get('service', '')}"
             service = services.get(labels.get("service", ""))
-            if data["status"] == Alert.Status.FIRING and service is not None and service.pk in quiet:
+            if data["status"] == Alert.Status.FIRING and (service is None or service.pk not in quiet):
+                firing.append((data, key, service))
+            else:
+                others.append((data, key, service))
+            metrics.ALERTS_RECEIVED.labels(status=data["status"]).inc()
+        # Firing alerts first, in a fixed number of queries: a group's resolved alerts then see its firing ones.
+        if firing:
+            _firing_batch(firing, now, result, source)
+        for data, key, service in others:
+            if data["status"] == Alert.Status.FIRING and service is not None:
                 _firing_under_maintenance(data, key, service, now, result)
-            elif data["status"] == Alert.Status.FIRING:
-                _firing(data, key, service, now, result, source)
             else:
                 _resolved(data, key, service, now, result)
-            metrics.ALERTS_RECEIVED.labels(status=data["status"]).inc()
     return result
 
 
@@ -135,45 +144,139 @@ def _alert_fields(data: dict[str, Any], key: str, service: Service | None, now: 
     }
 
 
-def _firing(
-    data: dict[str, Any],
-    key: str,
-    service: Service | None,
+# Every field of a stored alert that a repeated delivery rewrites (received_at keeps the first delivery's time).
+UPDATED_FIELDS = [
+    "status",
+    "alertname",
+    "severity",
+    "labels",
+    "annotations",
+    "starts_at",
+    "ends_at",
+    "generator_url",
+    "group_key",
+    "service",
+    "incident",
+    "last_received_at",
+    "receive_count",
+]
+
+
+def _firing_batch(
+    items: list[tuple[dict[str, Any], str, Service | None]],
     now: datetime,
     result: IntakeResult,
-    source: str = Incident.Source.ALERTMANAGER,
+    source: str,
 ) -> None:
-    incident = _open_incident(key, data, service, now, result, source)
-    fields = _alert_fields(data, key, service, now)
-    alert, created = _locked_alert(data["fingerprint"], {**fields, "incident": incident})
-    news = created or alert.status != Alert.Status.FIRING or alert.incident_id != incident.pk
-    if not created:
-        for name, value in fields.items():
-            if name != "received_at":
-                setattr(alert, name, value)
-        alert.incident = incident
-        alert.receive_count += 1
-        alert.save()
-        result.alerts_updated += 1
-    else:
-        result.alerts_created += 1
-    if news:
-        event_record(
-            incident=incident,
-            actor=None,
-            kind=Event.Kind.ALERT,
-            field=alert.alertname,
-            new="firing",
-            note=data["annotations"].get("summary", "")[:1000],
-            at=now,
+    """Store the firing alerts of one delivery with a bounded number of queries, whatever their number.
+
+    Locks the open incident of each group (in key order), then the alerts already stored (in fingerprint
+    order), like the one-by-one path, so concurrent deliveries of a group queue instead of deadlocking.
+    """
+    incidents: dict[str, Incident] = {}
+    for key in sorted({key for _, key, _ in items}):
+        data, _, service = next(item for item in items if item[1] == key)
+        incidents[key] = _open_incident(key, data, service, now, result, source)
+    stored = {
+        alert.fingerprint: alert
+        for alert in Alert.objects.select_for_update()
+        .filter(fingerprint__in={data["fingerprint"] for data, _, _ in items})
+        .order_by("fingerprint")
+    }
+    new: dict[str, Alert] = {}
+    changed: dict[str, Alert] = {}
+    # Alerts whose delivery repeats what is stored: only the time and the count move, in one UPDATE for all.
+    repeated: dict[str, Alert] = {}
+    events: list[Event] = []
+    wanted: dict[int, str] = {}
+    services: dict[int, set[int]] = {}
+    for data, key, service in items:
+        incident = incidents[key]
+        fields = _alert_fields(data, key, service, now)
+        fingerprint = data["fingerprint"]
+        alert = new.get(fingerprint) or stored.get(fingerprint)
+        if alert is None:
+            alert = new[fingerprint] = Alert(fingerprint=fingerprint, incident=incident, **fields)
+            is_news = True
+            result.alerts_created += 1
+        else:
+            is_news = alert.status != Alert.Status.FIRING or alert.incident_id != incident.pk
+            fields["incident"] = incident
+            seen = fingerprint in new or fingerprint in changed or fingerprint in repeated
+            if not seen and not _differs(alert, fields):
+                repeated[fingerprint] = alert
+            elif fingerprint not in new:
+                repeated.pop(fingerprint, None)
+                changed[fingerprint] = alert
+            for name, value in fields.items():
+                if name != "received_at":
+                    setattr(alert, name, value)
+            alert.receive_count += 1
+            result.alerts_updated += 1
+        if is_news:
+            summary = data["annotations"].get("summary", "")[:1000]
+            events.append(
+                Event(incident=incident, kind=Event.Kind.ALERT, field=alert.alertname, new_value="firing", note=summary)
+            )
+        severity = severity_of(data["labels"])
+        if SEVERITY_RANK[severity] > SEVERITY_RANK[wanted.get(incident.pk, incident.severity)]:
+            wanted[incident.pk] = severity
+        if service is not None:
+            services.setdefault(incident.pk, set()).add(service.pk)
+        if incident.pk not in result.incidents:
+            result.incidents.append(incident.pk)
+    _store_new_alerts(list(new.values()), result)
+    if repeated:
+        Alert.objects.filter(pk__in=[alert.pk for alert in repeated.values()]).update(
+            last_received_at=now, receive_count=F("receive_count") + 1
         )
-    wanted = severity_of(data["labels"])
-    if SEVERITY_RANK[wanted] > SEVERITY_RANK[incident.severity]:
-        incident_update(incident_id=incident.pk, actor=None, changes={"severity": wanted})
-    if service is not None and not incident.services.filter(pk=service.pk).exists():
-        incident.services.add(service)
-    if incident.pk not in result.incidents:
-        result.incidents.append(incident.pk)
+    if changed:
+        Alert.objects.bulk_update(list(changed.values()), UPDATED_FIELDS)
+    if events:
+        for event in events:
+            event.created_at = now
+        Event.objects.bulk_create(events)
+    for incident in incidents.values():
+        if incident.pk in wanted:
+            incident_update(incident_id=incident.pk, actor=None, changes={"severity": wanted[incident.pk]})
+        missing = services.get(incident.pk, set()) - set(incident.services.values_list("pk", flat=True))
+        if missing:
+            incident.services.add(*missing)
+
+
+def _differs(alert: Alert, fields: dict[str, Any]) -> bool:
+    """Whether a delivery changes anything of a stored alert but its last delivery time (and count)."""
+    for name, value in fields.items():
+        if name in ("received_at", "last_received_at"):
+            continue
+        if name in ("service", "incident"):
+            if getattr(alert, f"{name}_id") != (value.pk if value is not None else None):
+                return True
+        elif getattr(alert, name) != value:
+            return True
+    return False
+
+
+def _store_new_alerts(alerts: list[Alert], result: IntakeResult) -> None:
+    """Insert the alerts seen for the first time; if a concurrent delivery stored one of them meanwhile, fall
+    back to one-by-one upserts (the unique fingerprint decides)."""
+    if not alerts:
+        return
+    try:
+        with transaction.atomic():
+            Alert.objects.bulk_create(alerts)
+    except IntegrityError:
+        for alert in alerts:
+            values = {name: getattr(alert, name) for name in [*UPDATED_FIELDS, "received_at"]}
+            stored, created = _locked_alert(alert.fingerprint, values)
+            if not created:
+                for name in UPDATED_FIELDS:
+                    if name != "receive_count":
+                        setattr(stored, name, values[name])
+                stored.receive_count += 1
+                stored.save()
+                result.alerts_created -= 1
+                result.alerts_updated += 1
 
 
 def _firing_under_maintenance(

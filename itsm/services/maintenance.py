@@ -2,7 +2,8 @@
 runs the manual's checklist (announce, back up first, start, verify afterwards).
 
 The scheduler is safe to run twice: every step is claimed with a compare-and-set update on the window, so a
-duplicated Beat message announces nothing twice, takes no second backup and opens no second incident.
+duplicated Beat message announces nothing twice, takes no second backup, runs the checks once per minute and
+opens no second incident.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from django.utils import timezone
 from itsm.exceptions import Conflict, InvalidInput
 from itsm.lifecycles import MAINTENANCE_TRANSITIONS, check_transition
 from itsm.models import Backup, Incident, MaintenanceWindow, Service
+from itsm.models.maintenance import default_verify_for
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +40,9 @@ RECURRENCE_HORIZON = timedelta(days=35)
 RECURRENCE_LIMIT = 100
 # A pre-start gate claimed this long ago whose process never finished it (a killed worker) may be claimed again.
 GATE_TIMEOUT = timedelta(minutes=30)
-# A silence outlives the planned end by this much, so verification still runs quietly; it is expired explicitly.
+# A silence outlives the planned end and the verification period by this much; it is expired explicitly.
 SILENCE_MARGIN = timedelta(hours=1)
-STUCK_VERIFYING_AFTER = timedelta(minutes=10)
+MAX_VERIFY_FOR = timedelta(hours=24)
 ALERTMANAGER_TIMEOUT_SECONDS = 5
 CHECK_KINDS = frozenset({"api_health", "promql", "no_firing_alerts"})
 EDITABLE_FIELDS = frozenset(
@@ -54,6 +56,7 @@ EDITABLE_FIELDS = frozenset(
         "backup_required",
         "silence_alerts",
         "checks",
+        "verify_for",
         "owner",
     }
 )
@@ -75,9 +78,18 @@ def recurrence_occurrences(
 
 
 def maintenance_validate(
-    *, starts_at: datetime, ends_at: datetime, recurrence: str, checks: Any, creating: bool, now: datetime
+    *,
+    starts_at: datetime,
+    ends_at: datetime,
+    recurrence: str,
+    checks: Any,
+    creating: bool,
+    now: datetime,
+    verify_for: timedelta | None = None,
 ) -> None:
     errors: dict[str, list[str]] = {}
+    if verify_for is not None and not timedelta(0) <= verify_for <= MAX_VERIFY_FOR:
+        errors["verify_for"] = ["The verification period is from 0 (check once) to 24 hours."]
     if creating and starts_at < now - timedelta(minutes=1):
         errors["starts_at"] = ["A maintenance window cannot start in the past."]
     if ends_at <= starts_at:
@@ -93,7 +105,8 @@ def maintenance_validate(
             elif not upcoming:
                 errors["recurrence"] = ["The rule has no occurrence at or after the start."]
     if not isinstance(checks, list) or any(
-        not isinstance(check, dict) or check.get("kind") not in CHECK_KINDS for check in checks
+        not isinstance(check, dict) or not isinstance(check.get("kind"), str) or check["kind"] not in CHECK_KINDS
+        for check in checks
     ):
         errors["checks"] = [f"A list of objects with a kind among: {', '.join(sorted(CHECK_KINDS))}."]
     elif any(c["kind"] == "promql" and not (isinstance(c.get("expr"), str) and c["expr"].strip()) for c in checks):
@@ -117,13 +130,22 @@ def maintenance_create(
     backup_required: bool = True,
     silence_alerts: bool = True,
     checks: list[dict[str, Any]] | None = None,
+    verify_for: timedelta | None = None,
     owner: Any = None,
 ) -> MaintenanceWindow:
-    """Schedule a window (and, for a recurring one, its occurrences of the next weeks)."""
+    """Schedule a window (and, for a recurring one, its occurrences of the next weeks). Without `verify_for` the
+    checks run for ITSM_MAINTENANCE_VERIFY_MINUTES after the maintenance."""
     now = timezone.now()
     checks = [] if checks is None else checks
+    verify_for = default_verify_for() if verify_for is None else verify_for
     maintenance_validate(
-        starts_at=starts_at, ends_at=ends_at, recurrence=recurrence, checks=checks, creating=True, now=now
+        starts_at=starts_at,
+        ends_at=ends_at,
+        recurrence=recurrence,
+        checks=checks,
+        creating=True,
+        now=now,
+        verify_for=verify_for,
     )
     with transaction.atomic():
         window = MaintenanceWindow.objects.create(
@@ -136,6 +158,7 @@ def maintenance_create(
             backup_required=backup_required,
             silence_alerts=silence_alerts,
             checks=checks,
+            verify_for=verify_for,
             owner=owner or (actor if getattr(actor, "pk", None) else None),
             created_by=actor if getattr(actor, "pk", None) else None,
             created_at=now,
@@ -164,6 +187,7 @@ def maintenance_update(*, window_id: int, actor: Any, changes: dict[str, Any]) -
             checks=changes.get("checks", window.checks),
             creating="starts_at" in changes and changes["starts_at"] != window.starts_at,
             now=now,
+            verify_for=changes.get("verify_for"),
         )
         if window.series_id is not None and changes.get("recurrence"):
             raise InvalidInput({"recurrence": ["An occurrence of a series cannot recur itself; edit the series."]})
@@ -186,8 +210,9 @@ def maintenance_update(*, window_id: int, actor: Any, changes: dict[str, Any]) -
 
 
 def maintenance_transition(*, window_id: int, actor: Any, to: str, now: datetime | None = None) -> MaintenanceWindow:
-    """A manual move: start now (through the backup gate), complete early (verify now), cancel, retry a blocked
-    window, re-run failed checks. Asking for the current state does nothing."""
+    """A manual move: start now (through the backup gate), complete early (the verification period starts now),
+    cancel, retry a blocked window, re-run failed checks (a new verification period), accept the outcome
+    (completed, without waiting for the period's end). Asking for the current state does nothing."""
     now = now or timezone.now()
     window = MaintenanceWindow.objects.get(pk=window_id)
     if window.status == to:
@@ -197,8 +222,7 @@ def maintenance_transition(*, window_id: int, actor: Any, to: str, now: datetime
         if maintenance_start(window_id=window_id, now=now, force=True) is None:
             raise Conflict("The window's pre-start gate is already running; it starts when its backup is verified.")
     elif to == Status.VERIFYING:
-        if _move(window_id, window.status, to, now):
-            maintenance_verify(window_id=window_id, now=now)
+        maintenance_end(window_id=window_id, now=now)
     elif to == Status.SCHEDULED:
         _move(window_id, window.status, to, now, gate_started_at=None, blocked_reason="")
     elif to == Status.COMPLETED:
@@ -211,6 +235,8 @@ def maintenance_transition(*, window_id: int, actor: Any, to: str, now: datetime
         )
     if to in (Status.CANCELLED, Status.COMPLETED):
         maintenance_unsilence(window_id=window_id)
+    if to == Status.CANCELLED and window.status == Status.IN_PROGRESS:
+        _recompute_clocks(window_id)  # aborted: the maintenance ended now, the paused clocks run again
     return MaintenanceWindow.objects.get(pk=window_id)
 
 
@@ -258,6 +284,7 @@ def maintenance_expand(*, window: MaintenanceWindow, now: datetime) -> int:
                 "backup_required": window.backup_required,
                 "silence_alerts": window.silence_alerts,
                 "checks": window.checks,
+                "verify_for": window.verify_for,
                 "owner": window.owner,
                 "created_by": window.created_by,
                 "created_at": now,
@@ -309,11 +336,14 @@ def maintenance_tick(*, now: datetime | None = None) -> dict[str, Any]:
             summary["blocked"].append(window.pk)
 
     def end(window: MaintenanceWindow) -> None:
-        if _move(window.pk, Status.IN_PROGRESS, Status.VERIFYING, now):
-            summary["verified"].append(maintenance_verify(window_id=window.pk, now=now))
+        outcome = maintenance_end(window_id=window.pk, now=now)
+        if outcome is not None:
+            summary["verified"].append(outcome)
 
-    def verify_stuck(window: MaintenanceWindow) -> None:
-        summary["verified"].append(maintenance_verify(window_id=window.pk, now=now))
+    def verify(window: MaintenanceWindow) -> None:
+        outcome = maintenance_verify(window_id=window.pk, now=now)
+        if outcome is not None:
+            summary["verified"].append(outcome)
 
     windows = MaintenanceWindow.objects
     for window in windows.filter(series__isnull=True).exclude(recurrence="").exclude(status=Status.CANCELLED):
@@ -324,9 +354,9 @@ def maintenance_tick(*, now: datetime | None = None) -> dict[str, Any]:
         guarded(window, partial(start, window))
     for window in windows.filter(status=Status.IN_PROGRESS, ends_at__lte=now):
         guarded(window, partial(end, window))
-    # A window left verifying by a crashed run (its checks never ran) is verified by a later one.
-    for window in windows.filter(status=Status.VERIFYING, updated_at__lt=now - STUCK_VERIFYING_AFTER):
-        guarded(window, partial(verify_stuck, window))
+    # Every tick runs the checks of every verifying window once (a window just ended ran them above).
+    for window in windows.filter(status=Status.VERIFYING):
+        guarded(window, partial(verify, window))
     return summary
 
 
@@ -400,7 +430,7 @@ def maintenance_start(*, window_id: int, now: datetime, force: bool = False) -> 
             return Status.BLOCKED
     if _move(window_id, Status.SCHEDULED, Status.IN_PROGRESS, timezone.now()):
         maintenance_silence(window_id=window_id)
-        _recompute_sla(window_id)
+        _recompute_clocks(window_id)
         return Status.IN_PROGRESS
     return None
 
@@ -505,23 +535,70 @@ CHECKS = {
 }
 
 
-def maintenance_verify(*, window_id: int, now: datetime) -> dict[str, Any]:
-    """Run the window's checks (it is verifying): all pass → completed and the completion notice; any fails →
-    verification_failed and one high incident linked to the window."""
+def maintenance_end(*, window_id: int, now: datetime) -> dict[str, Any] | None:
+    """The maintenance is over (its planned end, or ended early), or failed checks are run again: the window is
+    verifying from now until now + its `verify_for`, and the checks run for the first time."""
     window = MaintenanceWindow.objects.get(pk=window_id)
-    _recompute_sla(window_id)  # the maintenance itself is over: clocks run again from the move to verifying
+    if window.status not in (Status.IN_PROGRESS, Status.VERIFICATION_FAILED):
+        return None
+    period = {"started_at": now.isoformat(), "until": (now + window.verify_for).isoformat(), "runs": 0}
+    if not _move(
+        window_id,
+        window.status,
+        Status.VERIFYING,
+        now,
+        verify_until=now + window.verify_for,
+        last_checked_at=None,
+        verification=period,
+    ):
+        return None
+    if window.status == Status.IN_PROGRESS:
+        _recompute_clocks(window_id)  # the maintenance itself is over: clocks run again from the move to verifying
+    return maintenance_verify(window_id=window_id, now=now)
+
+
+def maintenance_verify(*, window_id: int, now: datetime) -> dict[str, Any] | None:
+    """One run of a verifying window's checks, at most one per minute however many schedulers ask.
+
+    Any check failing → verification_failed and one high incident linked to the window. Every run passing until
+    the verification period is over → completed and the completion notice. Returns None when nothing ran."""
+    slot = now.replace(second=0, microsecond=0)
+    claimed = (
+        MaintenanceWindow.objects.filter(pk=window_id, status=Status.VERIFYING)
+        .filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=slot))
+        .update(last_checked_at=now)
+    )
+    if not claimed:
+        return None
+    window = MaintenanceWindow.objects.get(pk=window_id)
     results = [CHECKS[check["kind"]](window, check) for check in window.checks]
     passed = all(result["ok"] for result in results)
-    verification = {"checked_at": now.isoformat(), "passed": passed, "results": results}
+    until = window.verify_until or now
+    verification = {
+        **window.verification,
+        "runs": int(window.verification.get("runs", 0)) + 1,
+        "checked_at": now.isoformat(),
+        "passed": passed,
+        "results": results,
+    }
+    outcome = Status.VERIFYING
     with transaction.atomic():
-        if passed:
+        if not passed:
+            if _move(window_id, Status.VERIFYING, Status.VERIFICATION_FAILED, now, verification=verification):
+                outcome = Status.VERIFICATION_FAILED
+                failed = "; ".join(f"{r['kind']}: {r.get('error', 'failed')}" for r in results if not r["ok"])
+                _open_incident(window, "failed its checks", f"Checks that failed after the maintenance: {failed}")
+        elif now >= until:
             if _move(window_id, Status.VERIFYING, Status.COMPLETED, now, verification=verification):
+                outcome = Status.COMPLETED
                 _finish(MaintenanceWindow.objects.get(pk=window_id))
-        elif _move(window_id, Status.VERIFYING, Status.VERIFICATION_FAILED, now, verification=verification):
-            failed = "; ".join(f"{r['kind']}: {r.get('error', 'failed')}" for r in results if not r["ok"])
-            _open_incident(window, "failed its checks", f"Checks that failed after the maintenance: {failed}")
-    maintenance_unsilence(window_id=window_id)
-    return {"window": window_id, "passed": passed}
+        else:
+            MaintenanceWindow.objects.filter(pk=window_id, status=Status.VERIFYING, last_checked_at=now).update(
+                verification=verification, updated_at=now
+            )
+    if outcome != Status.VERIFYING:
+        maintenance_unsilence(window_id=window_id)
+    return {"window": window_id, "passed": passed, "status": outcome}
 
 
 def _finish(window: MaintenanceWindow) -> None:
@@ -564,7 +641,7 @@ def maintenance_silence(*, window_id: int) -> list[str]:
         body = {
             "matchers": [{"name": "service", "value": slug, "isRegex": False, "isEqual": True}],
             "startsAt": timezone.now().isoformat(),
-            "endsAt": (max(window.ends_at, timezone.now()) + SILENCE_MARGIN).isoformat(),
+            "endsAt": (max(window.ends_at, timezone.now()) + window.verify_for + SILENCE_MARGIN).isoformat(),
             "createdBy": "itsm",
             "comment": f"Maintenance window MW-{window.pk}: {window.title} (/api/v1/maintenance-windows/{window.pk}/)",
         }
@@ -608,21 +685,28 @@ def services_under_maintenance() -> set[int]:
 def maintenance_pauses(*, service_id: int) -> list[tuple[datetime, datetime]]:
     """When the service was (or is planned to stay) in maintenance: from each window's start to its end (the move
     to verifying, or the planned end while it runs). Ticket SLA clocks of the service stop in these."""
-    windows = MaintenanceWindow.objects.filter(services=service_id, started_at__isnull=False).exclude(
-        status=Status.CANCELLED
-    )
+    return maintenance_pauses_for(service_ids=[service_id])
+
+
+def maintenance_pauses_for(*, service_ids: Iterable[int]) -> list[tuple[datetime, datetime]]:
+    """The maintenance of any of these services (an incident's), as in `maintenance_pauses`; they may overlap."""
+    windows = MaintenanceWindow.objects.filter(services__in=list(service_ids), started_at__isnull=False).distinct()
     pauses = []
-    for started, verifying, planned in windows.values_list("started_at", "verifying_at", "ends_at"):
-        end = verifying or planned
+    for started, verifying, aborted, planned in windows.values_list(
+        "started_at", "verifying_at", "cancelled_at", "ends_at"
+    ):
+        end = verifying or aborted or planned  # an aborted window (cancelled while it ran) ended when cancelled
         if started is not None and end > started:
             pauses.append((started, end))
     return pauses
 
 
-def _recompute_sla(window_id: int) -> None:
-    """The window started or ended: the due times of its services' open tickets move."""
+def _recompute_clocks(window_id: int) -> None:
+    """The window started or ended: the due times of its services' open tickets and unacknowledged incidents move."""
+    from itsm.services.incidents import incident_clocks_refresh
     from itsm.services.sla import sla_recompute_open_tickets
 
     service_ids = list(MaintenanceWindow.objects.get(pk=window_id).services.values_list("pk", flat=True))
     if service_ids:
         sla_recompute_open_tickets(service_ids=service_ids)
+        incident_clocks_refresh(service_ids=service_ids)

@@ -1,11 +1,13 @@
 """Notifications through an outbox: rows written in the caller's transaction, delivered by workers.
 
 - `notify` writes one `Notification` per destination inside the caller's transaction and queues its delivery
-  after commit. A rolled-back change sends nothing; a broker that is down after commit loses nothing, because
-  the row stays pending and the relay picks it up.
-- `notification_deliver` claims a due row with a compare-and-set update (two workers never send one row at
-  once), makes one attempt, logs it, and either marks the row delivered, schedules the next attempt with
-  exponential backoff, or marks it failed (a permanent error, or the last allowed attempt).
+  after commit, waiting on the broker for at most a quarter of a second (itsm/services/publisher.py). A rolled-back
+  change sends nothing; a broker that is down or frozen after commit loses nothing, because the row stays
+  pending and the relay picks it up.
+- `notification_deliver` claims a due row with a compare-and-set update under an advisory lock (two workers
+  never send one row at once, and the redelivered message of a worker killed mid-attempt takes over at once
+  instead of waiting for the lease), makes one attempt, logs it, and either marks the row delivered, schedules
+  the next attempt with exponential backoff, or marks it failed (a permanent error, or the last allowed attempt).
 - `notification_relay` (Beat, every minute) queues every due pending row: first deliveries whose message never
   reached the broker, retries whose backoff ran out, rows whose worker died. It delivers them itself when the
   broker refuses.
@@ -15,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -25,7 +28,7 @@ from celery import current_app
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -43,6 +46,7 @@ from itsm.models import (
 from itsm.notifiers import email, slack, ssrf, webhook
 from itsm.notifiers.base import DeliveryError, Message, PermanentError, Sent, TransientError
 from itsm.roles import is_staff_role
+from itsm.services.publisher import publish_soon
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +54,8 @@ DELIVER_TASK = "itsm.tasks.notifications.deliver_notification"
 # A claimed row becomes due again after this long, in case its worker died mid-attempt. Far above the longest
 # attempt (an HTTP timeout per connection step, or EMAIL_TIMEOUT).
 CLAIM_LEASE = timedelta(minutes=5)
+# The first key of the advisory lock a worker holds on a row while it attempts it (the second is the row's id).
+ATTEMPT_LOCK_NAMESPACE = 0x1B4C_0002
 RELAY_BATCH = 500
 # Messages the relay queues are dropped if not picked up by then; the next relay run queues the row again.
 RELAY_MESSAGE_EXPIRES = 120
@@ -133,8 +139,8 @@ def notify(
                 )
                 for notification in created
             )
-        for notification in created:
-            transaction.on_commit(partial(_enqueue, notification.pk, urgent=urgent))
+        ids = [notification.pk for notification in created]
+        transaction.on_commit(partial(_enqueue_after_commit, ids, urgent=urgent))
     return created
 
 
@@ -189,6 +195,18 @@ def _queue(urgent: bool) -> str:
     return "critical" if urgent else "notifications"
 
 
+def _enqueue_after_commit(notification_ids: list[int], *, urgent: bool) -> None:
+    """Queue the deliveries of new rows without holding up the request on a slow broker; the first refusal stops
+    the rest (the relay queues them)."""
+
+    def send() -> None:
+        for notification_id in notification_ids:
+            if not _enqueue(notification_id, urgent=urgent):
+                break
+
+    publish_soon(send, f"the delivery of notifications {notification_ids}")
+
+
 def _enqueue(notification_id: int, *, urgent: bool, expires: int | None = None) -> bool:
     """Queue one delivery. Never raises: a row whose message did not reach the broker is relayed later."""
     try:
@@ -202,15 +220,64 @@ def _enqueue(notification_id: int, *, urgent: bool, expires: int | None = None) 
 # --- delivering ----------------------------------------------------------------------------------------------------
 
 
+@contextmanager
+def _attempt_lock(notification_id: int) -> Iterator[bool | None]:
+    """A PostgreSQL session advisory lock on the row while one worker attempts it: True if held, False if another
+    worker holds it. PostgreSQL drops the lock when its holder's connection dies, so a killed worker's row can be
+    taken over at once. None without PostgreSQL (the embedded mode), where the claim's lease alone protects it."""
+    if connection.vendor != "postgresql":
+        yield None
+        return
+    key = [ATTEMPT_LOCK_NAMESPACE, notification_id % (1 << 31)]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
+        held = bool(cursor.fetchone()[0])
+    try:
+        yield held
+    finally:
+        if held:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+
+
+def _claim(notification_id: int, *, lock_held: bool | None) -> bool:
+    """Claim the row for one attempt: push its due time forward by the lease and count the attempt. A pending row
+    is claimed when it is due, or, when no live worker holds its lock, when an attempt it counts was never logged:
+    that worker died mid-attempt (a killed pool process or worker) and its redelivered message takes over."""
+    now = timezone.now()
+    row = Notification.objects.filter(pk=notification_id, status=Status.PENDING).values("attempts", "next_attempt_at")
+    current = row.first()
+    if current is None:
+        return False
+    interrupted = (
+        bool(lock_held)
+        and current["attempts"] > DeliveryAttempt.objects.filter(notification_id=notification_id).count()
+    )
+    due = current["next_attempt_at"] is not None and current["next_attempt_at"] <= now
+    if not due and not interrupted:
+        return False
+    if interrupted:
+        logger.warning(
+            "notification %s: attempt %s was interrupted; trying again", notification_id, current["attempts"]
+        )
+    # Compare-and-set on the attempt count: of two claimers, one wins.
+    return bool(
+        Notification.objects.filter(pk=notification_id, status=Status.PENDING, attempts=current["attempts"]).update(
+            next_attempt_at=now + CLAIM_LEASE, attempts=F("attempts") + 1
+        )
+    )
+
+
 def notification_deliver(*, notification_id: int) -> Notification | None:
     """One delivery attempt, if the row is pending, due and not claimed by another worker. Returns the row after
     the attempt, or None when there was nothing to do."""
-    now = timezone.now()
-    claimed = Notification.objects.filter(pk=notification_id, status=Status.PENDING, next_attempt_at__lte=now).update(
-        next_attempt_at=now + CLAIM_LEASE, attempts=F("attempts") + 1
-    )
-    if not claimed:
-        return None
+    with _attempt_lock(notification_id) as held:
+        if held is False or not _claim(notification_id, lock_held=held):
+            return None
+        return _attempt(notification_id)
+
+
+def _attempt(notification_id: int) -> Notification:
     notification = Notification.objects.select_related("endpoint", "user_channel", "recipient").get(pk=notification_id)
     attempt = notification.attempts
     started = time.perf_counter()
@@ -378,7 +445,7 @@ def notification_redeliver(*, notification_id: int, actor: Any) -> Notification:
                 note=f"Redelivery of the {describe(notification)}: {notification.subject}"[:2000],
                 created_at=now,
             )
-        transaction.on_commit(partial(_enqueue, notification.pk, urgent=notification.urgent))
+        transaction.on_commit(partial(_enqueue_after_commit, [notification.pk], urgent=notification.urgent))
     return notification
 
 

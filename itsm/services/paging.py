@@ -127,7 +127,7 @@ def incident_severity_changed(*, incident: Incident, now: datetime) -> list[str]
 
 def incident_escalation_scan(*, now: datetime | None = None, batch_size: int = 200) -> dict[str, int]:
     """Escalate every unacknowledged incident whose timer ran out, one step each. Safe to run twice."""
-    from itsm.services.incidents import RESPONSE_TARGETS
+    from itsm.services.incidents import incident_escalation_due
 
     now = now or timezone.now()
     escalated = exhausted = 0
@@ -149,7 +149,8 @@ def incident_escalation_scan(*, now: datetime | None = None, batch_size: int = 2
                 status=Incident.Status.DETECTED,
             ).update(
                 escalation_level=step,
-                next_escalation_at=None if finished else now + RESPONSE_TARGETS[Incident.Severity(incident.severity)],
+                # The next step is a response target away, not counting maintenance of the incident's services.
+                next_escalation_at=None if finished else incident_escalation_due(incident, now),
                 response_target_missed=True,
                 updated_at=now,
             )

@@ -3,7 +3,8 @@
 from itsm.tasks.alert_rules import evaluate_alert_rules
 from itsm.tasks.backups import check_backup_age, restore_drill, run_backup, scheduled_backup, verify_backup
 from itsm.tasks.incidents import escalate_incidents
-from itsm.tasks.maintenance import cleanup_sessions_and_tokens
+from itsm.tasks.jobs import run_job_now, watch_jobs
+from itsm.tasks.maintenance import cleanup, vacuum_database
 from itsm.tasks.maintenance_windows import run_maintenance_windows
 from itsm.tasks.monitoring import refresh_metrics
 from itsm.tasks.notifications import deliver_notification, relay_notifications
@@ -11,7 +12,7 @@ from itsm.tasks.sla import recompute_sla, scan_sla
 
 __all__ = [
     "check_backup_age",
-    "cleanup_sessions_and_tokens",
+    "cleanup",
     "deliver_notification",
     "escalate_incidents",
     "evaluate_alert_rules",
@@ -20,8 +21,11 @@ __all__ = [
     "relay_notifications",
     "restore_drill",
     "run_backup",
+    "run_job_now",
     "run_maintenance_windows",
     "scan_sla",
     "scheduled_backup",
+    "vacuum_database",
     "verify_backup",
+    "watch_jobs",
 ]

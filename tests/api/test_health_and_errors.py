@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.test import override_settings
+from django.test import Client, override_settings
 
 URL = "/api/v1/tickets/"
 # A real Redis URL on a port where nothing listens: connections are refused, as when Redis is stopped.
@@ -66,6 +66,15 @@ class TestErrors:
         assert response.status_code == 404
         assert response["Content-Type"].startswith("application/json")
         assert response.json()["detail"]
+
+    @pytest.mark.parametrize("path", ["/api/v1/auth/login/", "/api/v1/nope/", "/admin/login/"])
+    def test_a_post_without_csrf_cookie_is_json_never_html(self, path):
+        # A real client enforces CSRF (the test client does not by default): unknown API URLs are 404, a form
+        # post without its cookie is 403, and both are JSON.
+        response = Client(enforce_csrf_checks=True).post(path, {"username": "x"})
+        assert response.status_code == (403 if path.startswith("/admin/") else 404)
+        assert response["Content-Type"].startswith("application/json")
+        assert response.json()["code"] in {"csrf_failed", "not_found"}
 
     def test_a_missing_ticket_is_json_404(self, as_agent):
         response = as_agent.get(f"{URL}999999/")

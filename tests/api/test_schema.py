@@ -47,3 +47,53 @@ def test_the_schema_and_docs_are_served(anonymous):
     docs = anonymous.get("/api/docs/")
     assert docs.status_code == 200
     assert b"swagger-ui" in docs.content
+
+
+def _list_reads(schema: dict) -> list[tuple[str, list[dict]]]:
+    """Every GET without a path parameter, with its query parameters."""
+    return [
+        (path, [p for p in operations["get"].get("parameters", []) if p["in"] == "query"])
+        for path, operations in schema["paths"].items()
+        if "get" in operations and "{" not in path
+    ]
+
+
+@pytest.mark.django_db
+def test_an_empty_query_value_means_not_given_as_the_schema_says(schema, as_admin):
+    checked = 0
+    for path, parameters in _list_reads(schema):
+        for parameter in parameters:
+            assert parameter["allowEmptyValue"] is True, (path, parameter["name"])
+            response = as_admin.get(f"{path}?{parameter['name']}=")
+            assert response.status_code == 200, (path, parameter["name"], response.content[:300])
+            checked += 1
+    assert checked > 50
+
+
+def _query_parameter(schema: dict, path: str, name: str) -> dict:
+    return next(p for p in schema["paths"][path]["get"]["parameters"] if p["name"] == name)
+
+
+def test_id_filters_are_positive_integers_and_boolean_filters_booleans(schema):
+    for path, parameters in _list_reads(schema):
+        for parameter in parameters:
+            if parameter["name"] in ("assignee", "requester", "service", "team", "series", "incident", "commander"):
+                assert parameter["schema"]["type"] == "integer", (path, parameter)
+                assert parameter["schema"]["minimum"] == 1, (path, parameter)
+    assert _query_parameter(schema, "/api/v1/notifications/", "urgent")["schema"] == {"type": "boolean"}
+    assert _query_parameter(schema, "/api/v1/notification-channels/", "enabled")["schema"] == {"type": "boolean"}
+
+
+def test_report_periods_and_on_call_moments_are_date_times(schema):
+    for name in ("from", "to"):
+        assert _query_parameter(schema, "/api/v1/reports/incidents/", name)["schema"]["format"] == "date-time"
+    page = schema["components"]["schemas"]["PaginatedTeamOnCallList"]
+    assert "at" in page["required"]
+    assert page["properties"]["results"]["items"] == {"$ref": "#/components/schemas/TeamOnCall"}
+
+
+def test_the_idempotency_key_header_documents_what_the_server_takes(schema):
+    post = schema["paths"]["/api/v1/tickets/"]["post"]
+    header = next(p for p in post["parameters"] if p["name"] == "Idempotency-Key")
+    assert header["schema"]["minLength"] == 1
+    assert header["schema"]["maxLength"] == 255

@@ -314,8 +314,8 @@ class TestComments:
     def test_requesters_cannot_write_internal_notes(self, as_requester, requester):
         ticket = make_ticket(requester)
         response = as_requester.post(f"{detail(ticket.pk)}comments/", {"body": "psst", "internal": True}, format="json")
-        assert response.status_code == 400
-        assert "internal" in response.json()
+        assert response.status_code == 403
+        assert response.json()["detail"] == "Only agents can write internal notes."
         assert not ticket.comments.exists()
 
     def test_an_empty_comment_is_refused(self, as_agent, requester):

@@ -33,6 +33,7 @@ def form(service: Any, **overrides: Any) -> dict[str, Any]:
         "backup_required": "on",
         "silence_alerts": "on",
         "checks": "[]",
+        "verify_for": "00:05:00",
         "owner": "",
         "services": [service.pk],
     }
@@ -52,6 +53,7 @@ def test_adding_a_window_in_the_admin_creates_it_through_the_service(agent, data
     response = signed_in(agent).post(f"{URL}add/", form(database_service))
     assert response.status_code == 302, response.content.decode()[:2000]
     window = MaintenanceWindow.objects.get()
+    assert window.verify_for == timedelta(minutes=5)
     assert window.owner == agent
     assert window.created_by == agent
     assert list(window.services.all()) == [database_service]
@@ -61,6 +63,13 @@ def test_an_end_before_the_start_is_refused_with_a_message(agent, database_servi
     response = signed_in(agent).post(f"{URL}add/", form(database_service, ends_at_1="01:00:00"))
     assert response.status_code == 200
     assert "The end must be after the start." in response.content.decode()
+    assert not MaintenanceWindow.objects.exists()
+
+
+def test_a_verification_period_over_a_day_is_refused_with_a_message(agent, database_service):
+    response = signed_in(agent).post(f"{URL}add/", form(database_service, verify_for="1 01:00:00"))
+    assert response.status_code == 200
+    assert "The verification period is from 0 (check once) to 24 hours." in response.content.decode()
     assert not MaintenanceWindow.objects.exists()
 
 

@@ -168,3 +168,27 @@ def test_an_unknown_target_state_is_a_400(as_agent, make_window, status):
     response = as_agent.post(f"{URL}{window.pk}/transition/", {"to": status}, format="json")
     assert response.status_code == 400
     assert "to" in response.data
+
+
+def test_the_verification_period_defaults_to_the_setting_and_can_be_chosen(as_agent, database_service, settings):
+    settings.ITSM_MAINTENANCE_VERIFY_MINUTES = 7
+    default = as_agent.post(URL, body(database_service), format="json")
+    assert default.status_code == 201, default.data
+    assert default.data["verify_for_minutes"] == 7
+    assert default.data["verify_until"] is None
+    chosen = as_agent.post(URL, body(database_service, verify_for_minutes=0), format="json")
+    assert chosen.data["verify_for_minutes"] == 0
+    edited = as_agent.patch(f"{URL}{chosen.data['id']}/", {"verify_for_minutes": 20}, format="json")
+    assert edited.status_code == 200, edited.data
+    assert edited.data["verify_for_minutes"] == 20
+    untouched = as_agent.patch(f"{URL}{chosen.data['id']}/", {"title": "Renamed"}, format="json")
+    assert untouched.data["verify_for_minutes"] == 20
+    assert MaintenanceWindow.objects.get(pk=chosen.data["id"]).verify_for == timedelta(minutes=20)
+
+
+@pytest.mark.parametrize("minutes", [-1, 24 * 60 + 1, "soon"])
+def test_a_verification_period_out_of_range_is_a_400_naming_it(as_agent, database_service, minutes):
+    response = as_agent.post(URL, body(database_service, verify_for_minutes=minutes), format="json")
+    assert response.status_code == 400
+    assert "verify_for_minutes" in response.json()
+    assert not MaintenanceWindow.objects.exists()

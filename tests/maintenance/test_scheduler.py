@@ -115,18 +115,47 @@ def test_a_window_whose_end_passed_before_it_could_start_is_blocked(make_window)
     assert "end passed" in window.blocked_reason
 
 
-def test_at_the_end_passing_checks_complete_the_window_and_tell_everyone(make_window):
-    window = make_window(backup_required=False)
+def completion_notices() -> list[Notification]:
+    return list(Notification.objects.filter(subject__startswith="Maintenance completed successfully"))
+
+
+def test_at_the_end_the_checks_run_every_minute_of_the_verification_period_then_the_window_completes(make_window):
+    window = make_window(backup_required=False, verify_for=timedelta(minutes=5))
+    tick_at(START)
+    for minute in range(30, 35):
+        tick_at(START + timedelta(minutes=minute))
+        window.refresh_from_db()
+        assert window.status == Status.VERIFYING, minute
+        assert window.verification["runs"] == minute - 29
+        assert window.verification["passed"] is True
+    assert window.verify_until == START + timedelta(minutes=35)
+    assert completion_notices() == []
+    tick_at(START + timedelta(minutes=35))
+    window.refresh_from_db()
+    assert window.status == Status.COMPLETED
+    assert window.verifying_at == START + timedelta(minutes=30)
+    assert window.completed_at == START + timedelta(minutes=35)
+    assert window.verification["runs"] == 6
+    assert window.verification["results"] == [{"kind": "api_health", "ok": True}]
+    assert sorted(n.target for n in completion_notices()) == ["paula@example.com"]
+    assert Incident.objects.count() == 0
+    tick_at(START + timedelta(minutes=36))
+    assert len(completion_notices()) == 1
+
+
+def test_a_verification_period_of_zero_checks_once_and_completes_at_the_end(make_window):
+    window = make_window(backup_required=False, verify_for=timedelta(0))
     tick_at(START)
     tick_at(START + timedelta(minutes=30))
     window.refresh_from_db()
     assert window.status == Status.COMPLETED
     assert window.verifying_at == window.completed_at == START + timedelta(minutes=30)
-    assert window.verification["passed"] is True
-    assert window.verification["results"] == [{"kind": "api_health", "ok": True}]
-    done = Notification.objects.filter(subject__startswith="Maintenance completed successfully")
-    assert sorted(n.target for n in done) == ["paula@example.com"]
-    assert Incident.objects.count() == 0
+    assert window.verification["runs"] == 1
+
+
+def test_the_default_verification_period_comes_from_the_setting(make_window, settings):
+    settings.ITSM_MAINTENANCE_VERIFY_MINUTES = 12
+    assert make_window().verify_for == timedelta(minutes=12)
 
 
 def test_failing_checks_fail_verification_and_open_exactly_one_incident(make_window, settings):
@@ -143,12 +172,112 @@ def test_failing_checks_fail_verification_and_open_exactly_one_incident(make_win
     assert list(MaintenanceWindow.objects.filter(incidents=incident)) == [window]
 
 
-def test_complete_early_verifies_now(make_window, agent):
+def test_a_check_that_fails_late_in_the_period_fails_the_window_once(make_window, settings):
+    window = make_window(backup_required=False, verify_for=timedelta(minutes=5))
+    tick_at(START)
+    tick_at(START + timedelta(minutes=30))
+    tick_at(START + timedelta(minutes=31))
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    tick_at(START + timedelta(minutes=32))
+    for minute in (33, 34, 35, 40):
+        tick_at(START + timedelta(minutes=minute))
+    window.refresh_from_db()
+    assert window.status == Status.VERIFICATION_FAILED
+    assert window.verification_failed_at == START + timedelta(minutes=32)
+    assert window.verification["runs"] == 3
+    assert Incident.objects.count() == 1
+    assert completion_notices() == []
+
+
+def test_the_same_tick_twice_runs_the_checks_once(make_window):
     window = make_window(backup_required=False)
+    maintenance_tick(now=START)
+    maintenance_tick(now=START + timedelta(minutes=30))
+    maintenance_tick(now=START + timedelta(minutes=31, seconds=10))
+    before = MaintenanceWindow.objects.get(pk=window.pk)
+    summary = maintenance_tick(now=START + timedelta(minutes=31, seconds=40))
+    window.refresh_from_db()
+    assert summary["verified"] == []
+    assert window.verification == before.verification
+    assert window.verification["runs"] == 2
+    assert window.last_checked_at == START + timedelta(minutes=31, seconds=10)
+
+
+def test_complete_early_starts_the_verification_period_now(make_window, agent):
+    window = make_window(backup_required=False, verify_for=timedelta(minutes=5))
     tick_at(START)
     with time_machine.travel(START + timedelta(minutes=5), tick=False):
         moved = maintenance_transition(window_id=window.pk, actor=agent, to=Status.VERIFYING)
+    assert moved.status == Status.VERIFYING
+    assert moved.verifying_at == START + timedelta(minutes=5)
+    assert moved.verify_until == START + timedelta(minutes=10)
+    assert moved.verification["runs"] == 1
+    tick_at(START + timedelta(minutes=10))
+    window.refresh_from_db()
+    assert window.status == Status.COMPLETED
+    assert len(completion_notices()) == 1
+
+
+def test_an_agent_may_accept_a_verifying_window_without_waiting(make_window, agent):
+    window = make_window(backup_required=False, verify_for=timedelta(hours=2))
+    tick_at(START)
+    tick_at(START + timedelta(minutes=30))
+    with time_machine.travel(START + timedelta(minutes=31), tick=False):
+        moved = maintenance_transition(window_id=window.pk, actor=agent, to=Status.COMPLETED)
     assert moved.status == Status.COMPLETED
+    assert moved.completed_at == START + timedelta(minutes=31)
+    assert len(completion_notices()) == 1
+
+
+def test_checks_run_again_after_a_failure_get_a_new_period(make_window, agent, settings):
+    window = make_window(backup_required=False, verify_for=timedelta(minutes=3))
+    tick_at(START)
+    caches = settings.CACHES
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    tick_at(START + timedelta(minutes=30))
+    settings.CACHES = caches
+    with time_machine.travel(START + timedelta(minutes=50), tick=False):
+        moved = maintenance_transition(window_id=window.pk, actor=agent, to=Status.VERIFYING)
+    assert moved.status == Status.VERIFYING
+    assert moved.verifying_at == START + timedelta(minutes=30)  # the maintenance ended then
+    assert moved.verify_until == START + timedelta(minutes=53)
+    assert moved.verification["runs"] == 1
+    tick_at(START + timedelta(minutes=52))
+    tick_at(START + timedelta(minutes=53))
+    window.refresh_from_db()
+    assert window.status == Status.COMPLETED
+    assert window.verification["runs"] == 3
+    assert Incident.objects.count() == 1  # the first failure's
+
+
+def test_a_verifying_window_whose_checks_never_ran_is_checked_by_the_next_tick(make_window):
+    window = make_window(backup_required=False, verify_for=timedelta(0))
+    tick_at(START)
+    # A crashed run moved it to verifying and died before its checks ran.
+    MaintenanceWindow.objects.filter(pk=window.pk).update(
+        status=Status.VERIFYING, verifying_at=START + timedelta(minutes=30), verify_until=START + timedelta(minutes=30)
+    )
+    tick_at(START + timedelta(minutes=31))
+    window.refresh_from_db()
+    assert window.status == Status.COMPLETED
+
+
+def test_one_broken_window_does_not_hold_up_the_others(make_window):
+    broken = make_window(backup_required=False, title="Broken")
+    MaintenanceWindow.objects.filter(pk=broken.pk).update(checks=[{"kind": "removed-kind"}])
+    fine = make_window(
+        backup_required=False,
+        title="Fine",
+        starts_at=START,
+        ends_at=START + timedelta(minutes=31),
+        verify_for=timedelta(0),
+    )
+    tick_at(START)
+    summary = tick_at(START + timedelta(minutes=31))
+    assert summary is not None
+    assert summary["errors"] == [f"MW-{broken.pk}: KeyError: 'removed-kind'"]
+    fine.refresh_from_db()
+    assert fine.status == Status.COMPLETED
 
 
 def test_a_recurring_series_gets_new_occurrences_as_time_goes_on(make_window):
@@ -177,29 +306,3 @@ def test_the_window_starts_only_after_a_verified_pre_maintenance_backup(make_win
     assert backup.finished_at <= window.started_at
     tick_at(START + timedelta(minutes=1))
     assert Backup.objects.count() == 1
-
-
-def test_a_window_left_verifying_by_a_crashed_run_is_verified_by_a_later_one(make_window):
-    window = make_window(backup_required=False)
-    tick_at(START)
-    MaintenanceWindow.objects.filter(pk=window.pk).update(
-        status=Status.VERIFYING, verifying_at=START + timedelta(minutes=30), updated_at=START + timedelta(minutes=30)
-    )
-    tick_at(START + timedelta(minutes=35))
-    window.refresh_from_db()
-    assert window.status == Status.VERIFYING
-    tick_at(START + timedelta(minutes=41))
-    window.refresh_from_db()
-    assert window.status == Status.COMPLETED
-
-
-def test_one_broken_window_does_not_hold_up_the_others(make_window):
-    broken = make_window(backup_required=False, title="Broken")
-    MaintenanceWindow.objects.filter(pk=broken.pk).update(checks=[{"kind": "removed-kind"}])
-    fine = make_window(backup_required=False, title="Fine", starts_at=START, ends_at=START + timedelta(minutes=31))
-    tick_at(START)
-    summary = tick_at(START + timedelta(minutes=31))
-    assert summary is not None
-    assert summary["errors"] == [f"MW-{broken.pk}: KeyError: 'removed-kind'"]
-    fine.refresh_from_db()
-    assert fine.status == Status.COMPLETED

@@ -104,7 +104,7 @@ def active(server: RecordingAlertmanager) -> list[str]:
 def test_a_running_window_silences_each_affected_service_and_expires_them_when_it_completes(
     make_window, alertmanager, api_service, database_service
 ):
-    window = make_window(backup_required=False, services=[database_service, api_service])
+    window = make_window(backup_required=False, services=[database_service, api_service], verify_for=timedelta(0))
     maintenance_tick(now=START)
     window.refresh_from_db()
     assert window.status == Status.IN_PROGRESS
@@ -113,6 +113,7 @@ def test_a_running_window_silences_each_affected_service_and_expires_them_when_i
     posted = alertmanager.requests[0][2]
     assert posted["matchers"] == [{"name": "service", "value": "api", "isRegex": False, "isEqual": True}]
     assert posted["createdBy"] == "itsm"
+    assert posted["endsAt"] == (window.ends_at + timedelta(hours=1)).isoformat()  # the margin, no verification
     assert f"MW-{window.pk}" in posted["comment"]
     assert f"/api/v1/maintenance-windows/{window.pk}/" in posted["comment"]
 
@@ -184,7 +185,7 @@ def test_an_alert_for_a_service_under_maintenance_is_recorded_but_pages_nobody(
 
 
 def test_after_the_window_the_same_alert_opens_an_incident_again(make_window, intake, api_service):
-    make_window(backup_required=False, services=[api_service])
+    make_window(backup_required=False, services=[api_service], verify_for=timedelta(0))
     maintenance_tick(now=START)
     intake.post(URL, payload("firing", alert()), format="json")
     maintenance_tick(now=START + timedelta(minutes=30))
@@ -219,14 +220,23 @@ def test_an_alert_still_firing_at_the_end_fails_verification_and_opens_exactly_o
     assert asked[0]["filter"] == ['service="database"']
 
 
-def test_all_checks_passing_complete_the_window(make_window, alertmanager):
-    window = make_window(backup_required=False, checks=CHECKS)
+def test_all_checks_passing_on_every_run_of_the_period_complete_the_window(make_window, alertmanager):
+    window = make_window(backup_required=False, checks=CHECKS, verify_for=timedelta(minutes=2))
     alertmanager.query_results['up{job="api"}'] = UP
     maintenance_tick(now=START)
     maintenance_tick(now=START + timedelta(minutes=30))
+    maintenance_tick(now=START + timedelta(minutes=31))
+    window.refresh_from_db()
+    assert window.status == Status.VERIFYING
+    assert active(alertmanager) == ["database"]  # still quiet while the checks run
+    maintenance_tick(now=START + timedelta(minutes=32))
     window.refresh_from_db()
     assert window.status == Status.COMPLETED
+    assert window.verification["runs"] == 3
     assert all(result["ok"] for result in window.verification["results"])
+    assert active(alertmanager) == []
+    queries = [path for method, path, _ in alertmanager.requests if path.startswith("/api/v1/query")]
+    assert len(queries) == 3
 
 
 @pytest.mark.parametrize(

@@ -74,3 +74,17 @@ def test_completing_a_window_early_pauses_the_clock_only_as_long_as_it_ran(make_
     with time_machine.travel(START + timedelta(minutes=10), tick=False):
         maintenance_transition(window_id=window.pk, actor=agent, to="verifying")
     assert due(ticket)[0] == before[0] + timedelta(minutes=10)
+
+
+def test_aborting_a_running_window_pauses_the_clock_only_until_it_was_cancelled(make_window, requester, agent):
+    with time_machine.travel(START - timedelta(hours=1), tick=False):
+        window = make_window(backup_required=False)
+        ticket = make_ticket(requester, priority="medium", service=window.services.get())
+    before = due(ticket)
+    with time_machine.travel(START, tick=False):
+        maintenance_tick()
+    with time_machine.travel(START + timedelta(minutes=7), tick=False):
+        maintenance_transition(window_id=window.pk, actor=agent, to="cancelled")
+    window.refresh_from_db()
+    assert window.status == "cancelled"
+    assert due(ticket) == (before[0] + timedelta(minutes=7), before[1] + timedelta(minutes=7))

@@ -27,10 +27,21 @@ from django.test import override_settings
 
 from itsm.models import Alert, AlertRule, Incident
 from itsm.services.alert_rules import alert_rules_evaluate
-from tests.system.processes import BIN, ROOT, base_env, current_database_url, free_port, http, started, wait_for
+from tests.system.processes import (
+    ALERTMANAGER,
+    BIN,
+    ROOT,
+    alertmanager_command,
+    base_env,
+    current_database_url,
+    eventually,
+    free_port,
+    http,
+    started,
+    wait_for,
+)
 
 PROMETHEUS = shutil.which("prometheus")
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 TOKEN = "live-alerting-test-token-0123456789"
 
 pytestmark = [
@@ -122,13 +133,7 @@ def pipeline(work: Path) -> Iterator[dict[str, int]]:
     with contextlib.ExitStack() as stack:
         gunicorn = [str(BIN / "gunicorn"), "itsm_project.wsgi", "-c", "gunicorn.conf.py"]
         stack.enter_context(started(gunicorn, env, work / "gunicorn.log"))
-        alertmanager = [
-            ALERTMANAGER,
-            f"--config.file={alertmanager_config}",
-            f"--storage.path={work / 'alertmanager'}",
-            f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
-            "--cluster.listen-address=",
-        ]
+        alertmanager = alertmanager_command(alertmanager_config, work / "alertmanager", ports["alertmanager"])
         stack.enter_context(started(alertmanager, base_env(), work / "alertmanager.log"))
         prometheus = [
             PROMETHEUS,
@@ -150,16 +155,6 @@ def query(port: int, promql: str) -> list[dict[str, Any]]:
     status, _, body = http("GET", f"http://127.0.0.1:{port}/api/v1/query?query={quote(promql)}")
     assert status == 200, body
     return list(body["data"]["result"])
-
-
-def eventually(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def test_a_down_target_becomes_a_paged_incident_through_alertmanager_and_the_intake():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,13 +13,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
+# Debian's package names the binary prometheus-alertmanager; upstream's tarball names it alertmanager.
+ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 
 
 def free_port() -> int:
@@ -34,8 +37,9 @@ def http(
     token: str | None = None,
     timeout: float = 5,
     bearer: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], Any]:
-    """One request; returns (status, headers, parsed JSON body or text)."""
+    """One request (with extra `headers`, if any); returns (status, headers, parsed JSON body or text)."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method)
     request.add_header("Content-Type", "application/json")
@@ -43,6 +47,8 @@ def http(
         request.add_header("Authorization", f"Token {token}")
     if bearer:
         request.add_header("Authorization", f"Bearer {bearer}")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status, headers, raw = response.status, dict(response.headers), response.read()
@@ -68,6 +74,29 @@ def wait_for(url: str, timeout: float, expect: int = 200) -> Any:
             last = error
         time.sleep(0.3)
     raise AssertionError(f"{url} did not answer {expect} within {timeout} s; last: {last}")
+
+
+def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll `check` until it returns something truthy (and return that), or fail saying `what` did not happen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def alertmanager_command(config: Path, storage: Path, port: int) -> list[str]:
+    """Alertmanager alone on a loopback port: no cluster gossip (its default port 9094 would be shared by tests)."""
+    assert ALERTMANAGER is not None, "prometheus-alertmanager is not installed"
+    return [
+        ALERTMANAGER,
+        f"--config.file={config}",
+        f"--storage.path={storage}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+    ]
 
 
 def group_alive(pgid: int) -> bool:
@@ -112,3 +141,154 @@ def current_database_url() -> str:
 
     db = connection.settings_dict
     return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+# --- processes a fault test stops, freezes and restarts ----------------------------------------------------------
+def _newest_postgres_bin() -> Path:
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+    return versions[-1] if versions else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _newest_postgres_bin()
+REDIS_SERVER = shutil.which("redis-server")
+
+
+def _postgres_user() -> dict[str, Any]:
+    """PostgreSQL refuses to run as root: as root, run its binaries as the `postgres` OS user."""
+    return {"user": "postgres", "group": "postgres"} if os.geteuid() == 0 else {}
+
+
+def postgres_owned_dir(prefix: str) -> Path:
+    """A fresh directory the PostgreSQL binaries may write to (pytest's tmp_path is private to root)."""
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    if os.geteuid() == 0:
+        shutil.chown(path, "postgres", "postgres")
+    return path
+
+
+class Managed:
+    """One server process a test starts, stops, freezes and restarts, always by the PID it started.
+
+    It runs in its own session; `close()` thaws and ends its whole process group, so nothing is left behind."""
+
+    def __init__(self, command: list[str], log: Path, env: dict[str, str] | None = None, **popen: Any) -> None:
+        self.command, self.log, self.env, self.popen = command, log, env, popen
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "not started"
+        return self.process.pid
+
+    def start(self) -> Managed:
+        assert self.process is None or self.process.poll() is not None, "already running"
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **self.popen,
+            )
+        return self
+
+    def freeze(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.pid, signal.SIGCONT)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+        """Send `sig` to the process and wait for it to exit (SIGKILL to its group after `timeout`)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.thaw()
+        os.kill(self.pid, sig)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def kill_group(self) -> None:
+        """SIGKILL to the process and every child of it (a whole Celery worker: main process and pool)."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def children(self) -> list[int]:
+        path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+    def close(self) -> None:
+        if self.process is None:
+            return
+        self.stop()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+    def __enter__(self) -> Managed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def redis_server(port: int, directory: Path, log: Path, *, persistent: bool = False) -> Managed:
+    """A Redis of the test's own on loopback; `persistent` keeps an append-only file, as a broker should."""
+    assert REDIS_SERVER is not None, "redis-server is not installed"
+    command = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(directory)]
+    command += ["--appendonly", "yes" if persistent else "no", "--maxmemory-policy", "noeviction"]
+    return Managed(command, log)
+
+
+def postgres_initdb(data: Path, log: Path) -> None:
+    """A new cluster in `data` (a directory PostgreSQL may write to, see `postgres_owned_dir`), trusting loopback."""
+    command = [str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]
+    with log.open("ab") as out:
+        subprocess.run(command, check=True, stdout=out, stderr=subprocess.STDOUT, timeout=120, **_postgres_user())
+
+
+def postgres_server(data: Path, port: int, log: Path) -> Managed:
+    """The postmaster of the cluster in `data` on a loopback port, tuned for throwaway tests (no fsync)."""
+    command = [str(PG_BIN / "postgres"), "-D", str(data), "-p", str(port), "-k", str(data)]
+    for setting in (
+        "listen_addresses=127.0.0.1",
+        "fsync=off",
+        "synchronous_commit=off",
+        "full_page_writes=off",
+        "shared_buffers=16MB",
+        "max_connections=60",
+    ):
+        command += ["-c", setting]
+    return Managed(command, log, **_postgres_user())
+
+
+def wait_for_port(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def wait_for_postgres(port: int, timeout: float) -> None:
+    """Until the server on `port` accepts a query (it listens a little before it is ready)."""
+    import psycopg2
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres", connect_timeout=2).close()
+            return
+        except psycopg2.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

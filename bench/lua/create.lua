@@ -1,0 +1,21 @@
+-- Ticket create: POST a new ticket as the signed-in agent, with a title and a description drawn from the
+-- seeded database's text (BENCH_TITLES, BENCH_DESCRIPTIONS, "|"-separated), so new tickets read like the others
+-- and do not skew the search scenario, and a random priority and service.
+local services, titles, descriptions
+local priorities = {"low", "medium", "medium", "high", "critical"}
+
+init = function(args)
+  seed_random()
+  services = split(os.getenv("BENCH_SERVICES"), ",")
+  titles = split(os.getenv("BENCH_TITLES"), "|")
+  descriptions = split(os.getenv("BENCH_DESCRIPTIONS"), "|")
+  wrk.headers["Content-Type"] = "application/json"
+end
+
+request = function()
+  local body = string.format(
+    '{"title": "%s", "description": "%s", "priority": "%s", "category": "request", "service": %s}',
+    titles[math.random(#titles)], descriptions[math.random(#descriptions)],
+    priorities[math.random(#priorities)], services[math.random(#services)])
+  return wrk.format("POST", "/api/v1/tickets/", nil, body)
+end

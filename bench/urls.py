@@ -1,0 +1,15 @@
+"""The platform's URLs plus the ceiling: a bare Django view and a minimal DRF list view over the ticket table."""
+
+from django.urls import path
+
+from bench.views import BareDjangoTickets, MinimalDrfTickets
+from itsm_project.urls import handler400, handler403, handler404, handler500
+from itsm_project.urls import urlpatterns as platform_urls
+
+__all__ = ["handler400", "handler403", "handler404", "handler500", "urlpatterns"]
+
+urlpatterns = [
+    path("bench/django/tickets/", BareDjangoTickets.as_view(), name="bench-django-tickets"),
+    path("bench/drf/tickets/", MinimalDrfTickets.as_view(), name="bench-drf-tickets"),
+    *platform_urls,
+]

@@ -1,0 +1,152 @@
+"""Input taken as exactly what the OpenAPI schema says, where Django, django-filter and DRF are lenient.
+
+- An id filter (`?assignee=7`) is a whole number from 1: django-filter's NumberFilter takes any decimal up to
+  1e50 (`?assignee=2.5` or `?team=1e300` were a 400 the schema, which called them numbers, did not announce).
+- A boolean filter (`?urgent=true`) is `true` or `false`: django-filter's BooleanFilter reads anything else as
+  "no filter", so `?urgent=yes-please` silently returned everything.
+- A text field takes text: DRF's CharField turns a JSON number into a string (`"title": 42` became "42"), and
+  checks max_length after trimming spaces, so a body one space over the documented maxLength was taken.
+- A text filter says in the schema that it refuses NUL and its max_length; `?search=` errors name the parameter.
+
+Found by schemathesis (tests/security/test_schemathesis.py, docs/security-tests.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import django_filters
+from django import forms
+from django.db.models import QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import filters, serializers
+from rest_framework.request import Request
+
+# Ids are BigAutoField primary keys.
+MAX_ID = 2**63 - 1
+# Text without a NUL character, which PostgreSQL cannot store or compare (a 400, not a 500).
+NO_NUL = "^[^\\x00]*$"
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})
+class IdFilter(django_filters.NumberFilter):
+    """`?field=<id>`: a whole number from 1; an id that does not exist matches nothing."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
+
+    def get_max_validator(self) -> None:
+        return None  # max_value above is the bound
+
+
+class StrictBooleanField(forms.Field):
+    """`true` or `false` (any case); empty means not given. Anything else is invalid, not ignored."""
+
+    widget = forms.TextInput
+    default_error_messages = {"invalid": "Use true or false."}
+
+    def to_python(self, value: Any) -> bool | None:
+        if value in (None, ""):
+            return None
+        text = str(value).strip().lower()
+        if text not in ("true", "false"):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return text == "true"
+
+
+@extend_schema_field({"type": "boolean"})
+class BooleanFilter(django_filters.BooleanFilter):
+    """`?field=true|false`."""
+
+    field_class = StrictBooleanField
+
+
+# A writable field of these kinds takes a JSON value of this type (or null where the field allows it).
+_JSON_TYPES: tuple[tuple[type[serializers.Field], type, str], ...] = (
+    (serializers.CharField, str, "Not a valid string."),  # and e-mail, slug, URL, regex fields
+    (serializers.BooleanField, bool, "Must be true or false."),
+)
+
+
+class TextOnly:
+    """A serializer mixin for JSON bodies: a text field takes a string, never a number (DRF would store 42 as "42"),
+    and a boolean field takes true or false, never 0, 1, "yes" or "off" (DRF's form-friendly readings)."""
+
+    fields: Any
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            errors: dict[str, Any] = {}
+            for field in self.fields.values():
+                value = data.get(field.field_name)
+                if field.read_only or value is None:
+                    continue
+                for kind, json_type, message in _JSON_TYPES:
+                    if isinstance(field, kind) and not isinstance(value, json_type):
+                        errors[str(field.field_name)] = [message]
+                # The limit applies to the text sent, as the schema's maxLength says; DRF would trim it first.
+                limit = getattr(field, "max_length", None)
+                if isinstance(value, str) and limit is not None and len(value) > limit:
+                    errors[str(field.field_name)] = [f"Ensure this field has no more than {limit} characters."]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class StrictSerializer(TextOnly, serializers.Serializer):
+    """A Serializer whose text fields take text only."""
+
+
+class StrictModelSerializer(TextOnly, serializers.ModelSerializer):
+    """A ModelSerializer whose text fields take text only."""
+
+
+class FilterBackend(DjangoFilterBackend):
+    """django-filter's backend, with `?name=` read as "name not given" for every filter (as a form would), so that
+    `?status=` or `?kind=` no longer refuse "" as a choice. The schema says so (allowEmptyValue)."""
+
+    def get_filterset_kwargs(self, request: Request, queryset: QuerySet[Any], view: Any) -> dict[str, Any]:
+        kwargs = super().get_filterset_kwargs(request, queryset, view)
+        data = kwargs["data"].copy()
+        for name in list(data):
+            values = [value for value in data.getlist(name) if value != ""]
+            if values:
+                data.setlist(name, values)
+            else:
+                del data[name]
+        kwargs["data"] = data
+        return kwargs
+
+
+class SearchFilter(filters.SearchFilter):
+    """DRF's `?search=`, whose errors name the parameter (`{"search": [...]}`, not a bare list) and whose schema says
+    that it cannot hold a NUL character (PostgreSQL text cannot)."""
+
+    def get_search_terms(self, request: Request) -> list[str]:
+        try:
+            return list(super().get_search_terms(request))
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({self.search_param: exc.detail}) from None
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["schema"] = {**parameter["schema"], "pattern": NO_NUL}
+        return parameters
+
+
+class CharFilter(django_filters.CharFilter):
+    """`?field=<text>`, documented with what the form field refuses: a NUL character, more than max_length."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        schema: dict[str, Any] = {"type": "string", "pattern": NO_NUL}
+        if kwargs.get("max_length"):
+            schema["maxLength"] = kwargs["max_length"]
+        extend_schema_field(schema)(self)

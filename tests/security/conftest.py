@@ -1,0 +1,150 @@
+"""A small world with two requesters' private data in it, and the markers that say whose each piece is.
+
+Every private text carries a marker (RITA-..., OSCAR-..., INTERNAL-...), so a test can walk any response body
+and tell whether something leaked, whatever the route or the serializer shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from itsm.models import Alert, Backup, Notification, NotificationChannel, Service, Ticket
+from itsm.services.incidents import (
+    incident_create,
+    incident_note,
+    incident_status_update,
+    postmortem_add_action_item,
+    postmortem_save,
+)
+from itsm.services.job_schedule import jobs_all
+from itsm.services.maintenance import maintenance_create
+from itsm.services.notifications import notify
+from itsm.services.tickets import comment_create, ticket_update
+from tests.factories import ServiceFactory, make_ticket
+
+
+@dataclass
+class Private:
+    """One user's private data: what they own, and the markers only they (and staff, for tickets) may see."""
+
+    ticket: int
+    channel: int
+    notification: int
+    ticket_markers: list[str]
+    own_markers: list[str]
+    secret: str
+
+
+@dataclass
+class World:
+    rita: Private
+    oscar: Private
+    internal_markers: list[str]
+    # What every signed-in user may read: an incident's public status update.
+    public_markers: list[str]
+    objects: dict[str, list[Any]] = field(default_factory=dict)
+
+
+def _private(name: str, user: Any, agent: Any) -> Private:
+    upper = name.upper()
+    ticket = make_ticket(user, title=f"{upper}-TICKET-TITLE", description=f"{upper}-TICKET-DESCRIPTION")
+    comment_create(ticket_id=ticket.pk, author=user, body=f"{upper}-PUBLIC-COMMENT")
+    comment_create(ticket_id=ticket.pk, author=agent, body=f"INTERNAL-{upper}-NOTE", internal=True)
+    # The retitle is an event whose old and new values carry the markers.
+    ticket_update(ticket_id=ticket.pk, actor=user, expected_version=None, changes={"title": f"{upper}-RETITLED"})
+    channel = NotificationChannel.objects.create(
+        user=user, channel=Notification.Channel.WEBHOOK, target=f"https://93.184.216.34/{upper}-CHANNEL-PATH"
+    )
+    (notification,) = notify(users=[user], subject=f"{upper}-NOTICE-SUBJECT", body=f"{upper}-NOTICE-BODY")
+    return Private(
+        ticket=ticket.pk,
+        channel=channel.pk,
+        notification=notification.pk,
+        ticket_markers=[
+            f"{upper}-TICKET-TITLE",
+            f"{upper}-TICKET-DESCRIPTION",
+            f"{upper}-PUBLIC-COMMENT",
+            f"{upper}-RETITLED",
+        ],
+        own_markers=[f"{upper}-NOTICE-SUBJECT", f"{upper}-NOTICE-BODY", f"{upper}-CHANNEL-PATH"],
+        secret=channel.secret,
+    )
+
+
+@pytest.fixture
+def world(requester: Any, other_requester: Any, agent: Any, admin: Any) -> World:
+    rita = _private("rita", requester, agent)
+    oscar = _private("oscar", other_requester, agent)
+    service: Service = ServiceFactory(name="Mail", slug="mail")  # type: ignore[assignment]
+    # Rita's ticket is linked to the incident that everyone signed in can read: only its id may show there.
+    incident = incident_create(
+        actor=agent,
+        title="Mail is down",
+        severity="low",
+        services=[service],
+        linked_tickets=Ticket.objects.filter(pk=rita.ticket),
+    )
+    # Requesters read the incident and its public status updates; the rest of its timeline, its post-mortem and
+    # its action items are for agents and admins.
+    incident_status_update(incident_id=incident.pk, actor=agent, body="PUBLIC-STATUS-UPDATE: mail is slow")
+    incident_note(incident_id=incident.pk, actor=agent, body="INTERNAL-INCIDENT-NOTE: the relay is full")
+    postmortem_save(incident_id=incident.pk, actor=agent, data={"root_cause": "INTERNAL-POSTMORTEM-ROOT-CAUSE"})
+    postmortem_add_action_item(incident_id=incident.pk, actor=agent, title="INTERNAL-ACTION-ITEM")
+    now = timezone.now()
+    window = maintenance_create(
+        actor=agent, title="Mail upgrade", starts_at=now + timedelta(days=2), ends_at=now + timedelta(days=2, hours=1)
+    )
+    backup = Backup.objects.create(
+        kind=Backup.Kind.DATABASE, tier=Backup.Tier.DAILY, trigger=Backup.Trigger.MANUAL, created_at=now
+    )
+    alert = Alert.objects.create(
+        fingerprint="f00d",
+        alertname="MailDown",
+        labels={"alertname": "MailDown"},
+        received_at=now,
+        last_received_at=now,
+    )
+    return World(
+        rita=rita,
+        oscar=oscar,
+        internal_markers=[
+            "INTERNAL-RITA-NOTE",
+            "INTERNAL-OSCAR-NOTE",
+            "INTERNAL-INCIDENT-NOTE",
+            "INTERNAL-POSTMORTEM-ROOT-CAUSE",
+            "INTERNAL-ACTION-ITEM",
+        ],
+        public_markers=["PUBLIC-STATUS-UPDATE"],
+        objects={
+            "ticket": [rita.ticket, oscar.ticket],
+            "notification": [rita.notification, oscar.notification],
+            "notification-channel": [rita.channel, oscar.channel],
+            "incident": [incident.pk],
+            "maintenance-window": [window.pk],
+            "service": [service.pk],
+            "team": [service.team_id],
+            "backup": [backup.pk],
+            "alert": [alert.pk],
+            "job": [jobs_all()[0].name],
+        },
+    )
+
+
+@pytest.fixture
+def personas(
+    client_for: Callable[[Any], APIClient], requester: Any, other_requester: Any, agent: Any, admin: Any
+) -> dict[str, APIClient]:
+    return {
+        "rita": client_for(requester),
+        "oscar": client_for(other_requester),
+        "agent": client_for(agent),
+        "admin": client_for(admin),
+        "anonymous": APIClient(),
+    }
