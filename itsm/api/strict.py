@@ -8,7 +8,7 @@
   checks max_length after trimming spaces, so a body one space over the documented maxLength was taken.
 - A text filter says in the schema that it refuses NUL and its max_length; `?search=` errors name the parameter.
 
-Found by schemathesis (tests/security/test_schemathesis.py, docs/security-tests.md).
+Found by schemathesis (tests/security/test_schemathesis.py, docs/reliability.md).
 """
 
 from __future__ import annotations

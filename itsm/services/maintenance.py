@@ -111,8 +111,15 @@ def maintenance_validate(
         errors["checks"] = [f"A list of objects with a kind among: {', '.join(sorted(CHECK_KINDS))}."]
     elif any(c["kind"] == "promql" and not (isinstance(c.get("expr"), str) and c["expr"].strip()) for c in checks):
         errors["checks"] = ['A promql check needs its expression, e.g. {"kind": "promql", "expr": "up == 1"}.']
+    elif any("\x00" in str(c.get("expr", "")) for c in checks):
+        errors["checks"] = ["An expression cannot contain a null character."]
     if errors:
         raise InvalidInput(errors)
+
+
+def checks_cleaned(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The validated checks as stored: their kind, and a promql check's expression; other keys are dropped."""
+    return [{"kind": c["kind"], "expr": c["expr"]} if c["kind"] == "promql" else {"kind": c["kind"]} for c in checks]
 
 
 # --- writes from people --------------------------------------------------------------------------------------------
@@ -147,6 +154,7 @@ def maintenance_create(
         now=now,
         verify_for=verify_for,
     )
+    checks = checks_cleaned(checks)
     with transaction.atomic():
         window = MaintenanceWindow.objects.create(
             title=title,
@@ -191,6 +199,8 @@ def maintenance_update(*, window_id: int, actor: Any, changes: dict[str, Any]) -
         )
         if window.series_id is not None and changes.get("recurrence"):
             raise InvalidInput({"recurrence": ["An occurrence of a series cannot recur itself; edit the series."]})
+        if "checks" in changes:
+            changes = {**changes, "checks": checks_cleaned(changes["checks"])}
         timing = {"starts_at", "ends_at", "recurrence"} & {k for k in changes if changes[k] != getattr(window, k)}
         for name in EDITABLE_FIELDS & set(changes):
             setattr(window, name, changes[name])

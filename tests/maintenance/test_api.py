@@ -85,6 +85,21 @@ def test_unknown_checks_and_bad_rules_are_400s_naming_their_field(as_agent, data
     assert "overlap" in str(response.data["recurrence"])
 
 
+def test_checks_are_stored_with_their_known_keys_only_and_nul_is_a_400(as_agent, database_service):
+    # Found by schemathesis: an extra key holding "\u0000" reached PostgreSQL's jsonb, which refused it (a 500).
+    extra = {"kind": "api_health", "t\u0000": [{}], "note": "x\u0000y"}
+    promql = {"kind": "promql", "expr": "up == 1", "labels": {"a": 1}}
+    response = as_agent.post(URL, body(database_service, checks=[extra, promql]), format="json")
+    assert response.status_code == 201, response.data
+    assert response.data["checks"] == [{"kind": "api_health"}, {"kind": "promql", "expr": "up == 1"}]
+    patched = as_agent.patch(f"{URL}{response.data['id']}/", {"checks": [extra]}, format="json")
+    assert patched.status_code == 200, patched.data
+    assert MaintenanceWindow.objects.get(pk=response.data["id"]).checks == [{"kind": "api_health"}]
+    nul = as_agent.post(URL, body(database_service, checks=[{"kind": "promql", "expr": "up\u0000"}]), format="json")
+    assert nul.status_code == 400
+    assert list(nul.data) == ["checks"]
+
+
 def test_a_weekly_rule_is_expanded_into_occurrences_of_the_same_length(as_agent_at_any_time, database_service):
     as_agent = as_agent_at_any_time
     with time_machine.travel(START - timedelta(days=1), tick=False):
