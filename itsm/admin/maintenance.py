@@ -13,6 +13,7 @@ from django.utils import timezone
 from itsm.admin.base import StaffRolePermissions
 from itsm.exceptions import DomainError, InvalidInput
 from itsm.models import MaintenanceWindow
+from itsm.models.maintenance import RECORDED_FIELDS
 from itsm.services.maintenance import (
     maintenance_create,
     maintenance_transition,
@@ -88,26 +89,7 @@ class MaintenanceWindowAdmin(StaffRolePermissions, admin.ModelAdmin):
     list_select_related = ["owner", "series"]
     date_hierarchy = "starts_at"
     filter_horizontal = ["services", "notify_users"]
-    readonly_fields = [
-        "status",
-        "series",
-        "announced_at",
-        "backup",
-        "started_at",
-        "verifying_at",
-        "completed_at",
-        "cancelled_at",
-        "blocked_at",
-        "verification_failed_at",
-        "verify_until",
-        "last_checked_at",
-        "blocked_reason",
-        "verification",
-        "incidents",
-        "created_by",
-        "created_at",
-        "updated_at",
-    ]
+    readonly_fields = [*RECORDED_FIELDS, "incidents"]
     actions = ["cancel", "retry"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

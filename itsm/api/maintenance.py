@@ -19,6 +19,7 @@ from itsm.api.permissions import IsAgentOrReadOnly
 from itsm.api.strict import FilterBackend, IdFilter, SearchFilter, StrictModelSerializer, StrictSerializer
 from itsm.api.tickets import TransitionConflict
 from itsm.models import Incident, MaintenanceWindow, Service
+from itsm.models.maintenance import RECORDED_FIELDS
 from itsm.queries import assignable_users
 from itsm.roles import Role, role_of
 from itsm.services import maintenance as maintenance_services
@@ -124,26 +125,7 @@ class MaintenanceWindowSerializer(StrictModelSerializer):
             "created_at",
             "updated_at",
         ]
-        read_only_fields = [
-            "id",
-            "series",
-            "status",
-            "announced_at",
-            "backup",
-            "started_at",
-            "verifying_at",
-            "completed_at",
-            "cancelled_at",
-            "blocked_at",
-            "verification_failed_at",
-            "verify_until",
-            "last_checked_at",
-            "blocked_reason",
-            "verification",
-            "created_by",
-            "created_at",
-            "updated_at",
-        ]
+        read_only_fields = ["id", *RECORDED_FIELDS]
         extra_kwargs = {"description": {"max_length": 20000}, "title": {"allow_blank": False}}
 
     def to_representation(self, instance: MaintenanceWindow) -> dict[str, Any]:

@@ -9,6 +9,28 @@ def default_verify_for() -> timedelta:
     return timedelta(minutes=settings.ITSM_MAINTENANCE_VERIFY_MINUTES)
 
 
+# What the scheduler and the lifecycle write, never people: read-only in the API and in the admin alike.
+RECORDED_FIELDS = (
+    "series",
+    "status",
+    "announced_at",
+    "backup",
+    "started_at",
+    "verifying_at",
+    "completed_at",
+    "cancelled_at",
+    "blocked_at",
+    "verification_failed_at",
+    "verify_until",
+    "last_checked_at",
+    "blocked_reason",
+    "verification",
+    "created_by",
+    "created_at",
+    "updated_at",
+)
+
+
 class MaintenanceWindow(models.Model):
     """Scheduled, scoped maintenance: announced ahead, backed up first, silenced while it runs, verified after.
 
