@@ -51,6 +51,18 @@ class IncidentFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
+# How the incident is being run, for the people running it: who commands it, its paging, which tickets (of other
+# requesters too) it covers, its post-mortem. A requester sees the incident as the status page tells it.
+STAFF_ONLY_FIELDS = (
+    "commander",
+    "linked_tickets",
+    "escalation_level",
+    "open_action_items",
+    "postmortem_status",
+    "created_by",
+)
+
+
 class IncidentSerializer(StrictModelSerializer):
     services = serializers.PrimaryKeyRelatedField(queryset=Service.objects.all(), many=True, required=False)
     linked_tickets = serializers.PrimaryKeyRelatedField(queryset=Ticket.objects.all(), many=True, required=False)
@@ -104,6 +116,14 @@ class IncidentSerializer(StrictModelSerializer):
             "title": {"allow_blank": False},
             "detected_at": {"required": False},
         }
+
+    def to_representation(self, instance: Incident) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is not None and not is_staff_role(request.user):
+            for name in STAFF_ONLY_FIELDS:
+                data.pop(name, None)
+        return data
 
     def validate_detected_at(self, value: Any) -> Any:
         if value is not None and value > timezone.now():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from itsm.api.incidents import STAFF_ONLY_FIELDS
+
 ERROR_SCHEMA = {
     "type": "object",
     "description": "An error. Validation errors (400) instead map each field name to a list of messages.",
@@ -55,4 +57,16 @@ def document_error_responses(result: dict[str, Any], generator: Any, request: An
                 responses.setdefault(
                     code, {"description": description, "content": {"application/json": {"schema": ref}}}
                 )
+    return result
+
+
+def document_staff_only_fields(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """An incident's STAFF_ONLY_FIELDS are left out for requesters: not `required` in its response schema."""
+    component = result.get("components", {}).get("schemas", {}).get("Incident")
+    if component and "required" in component:
+        component["required"] = [name for name in component["required"] if name not in STAFF_ONLY_FIELDS]
+        for name in STAFF_ONLY_FIELDS:
+            field = component["properties"].get(name)
+            if field is not None and "$ref" not in field and "allOf" not in field:
+                field["description"] = "Agents and admins only (left out for requesters)."
     return result

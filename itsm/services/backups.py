@@ -48,6 +48,7 @@ from itsm.backup.sqlite import SqliteDumper
 from itsm.exceptions import InvalidInput, NotReady
 from itsm.models import Backup, Incident, JobRun
 from itsm.services.incidents import incident_open_for_rule
+from itsm.services.publisher import publish_soon
 
 logger = logging.getLogger(__name__)
 
@@ -177,10 +178,15 @@ def backup_create(
 
 
 def _send(task: str, backup_id: int) -> None:
-    try:
-        current_app.send_task(task, args=[backup_id])
-    except Exception:  # the broker is down: the record stays pending and the hourly job queues it again
-        logger.exception("could not queue %s for backup %s; it will be queued again later", task, backup_id)
+    """Queue `task` for the backup without holding up the request on a slow or frozen broker."""
+
+    def send() -> None:
+        try:
+            current_app.send_task(task, args=[backup_id], retry=False)
+        except Exception:  # the broker is down: the record stays pending and the hourly job queues it again
+            logger.exception("could not queue %s for backup %s; it will be queued again later", task, backup_id)
+
+    publish_soon(send, f"{task} for backup {backup_id}")
 
 
 def backup_verify_queue(*, backup_id: int) -> Backup:

@@ -16,12 +16,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import current_app
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.db.models import Q, Subquery
 from django.utils import timezone
 
 from itsm import metrics
 from itsm.models import JobRun
+from itsm.services.publisher import publish_soon
 
 logger = logging.getLogger(__name__)
 
@@ -105,11 +106,19 @@ def job_run_request(*, job: str, queue: str, requested_by: Any = None) -> JobRun
 
 
 def _send(run_id: int, queue: str) -> None:
-    try:
-        current_app.send_task(RUN_NOW_TASK, args=[run_id], queue=queue, retry=False)
-    except Exception as exc:  # the broker is down or frozen: say so on the run rather than leave it queued
-        logger.exception("could not queue the manual run %s", run_id)
-        job_run_abandon(run_id=run_id, error=f"Could not queue the run: {type(exc).__name__}: {exc}"[:2000])
+    """Queue the run without holding up the request on a slow or frozen broker (the publisher's thread)."""
+
+    def send() -> None:
+        try:
+            current_app.send_task(RUN_NOW_TASK, args=[run_id], queue=queue, retry=False)
+        except Exception as exc:  # the broker is down or frozen: say so on the run rather than leave it queued
+            logger.exception("could not queue the manual run %s", run_id)
+            try:
+                job_run_abandon(run_id=run_id, error=f"Could not queue the run: {type(exc).__name__}: {exc}"[:2000])
+            finally:
+                connections.close_all()  # this thread's own connection; it outlives any request
+
+    publish_soon(send, f"the manual run {run_id}")
 
 
 def job_run_claim(*, run_id: int) -> JobRun | None:

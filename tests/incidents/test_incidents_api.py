@@ -231,6 +231,27 @@ class TestTimelineAndPostmortem:
         assert "A full disk" not in response.content.decode()
         assert as_agent.get(detail(incident.pk, "postmortem/")).json()["root_cause"] == "A full disk"
 
+    def test_requesters_see_the_incident_without_how_it_is_run(self, as_agent, as_requester, agent, requester):
+        other = make_ticket(agent, title="Someone else's ticket")
+        incident = declare(agent, commander=agent, linked_tickets=[other])
+        as_agent.put(detail(incident.pk, "postmortem/"), {"root_cause": "A full disk"}, format="json")
+        as_agent.post(detail(incident.pk, "postmortem/action-items/"), {"title": "Alert on disk"}, format="json")
+        staff_only = {
+            "commander",
+            "linked_tickets",
+            "escalation_level",
+            "open_action_items",
+            "postmortem_status",
+            "created_by",
+        }
+        staff_view = as_agent.get(detail(incident.pk)).json()
+        assert (staff_view["open_action_items"], staff_view["postmortem_status"]) == (1, "draft")
+        assert (staff_view["linked_tickets"], staff_view["commander"]) == ([other.pk], agent.pk)
+        for response in (as_requester.get(detail(incident.pk)), as_requester.get(URL)):
+            shown = response.json() if "results" not in response.json() else response.json()["results"][0]
+            assert (shown["title"], shown["status"]) == (incident.title, "detected")
+            assert not staff_only & set(shown), shown
+
     def test_the_postmortem_starts_as_an_empty_draft_with_the_timeline(self, as_agent, agent):
         incident = declare(agent)
         body = as_agent.get(detail(incident.pk, "postmortem/")).json()
