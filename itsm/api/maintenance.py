@@ -53,7 +53,12 @@ CHECKS_SCHEMA = {
                 "required": ["kind", "expr"],
                 "properties": {
                     "kind": {"type": "string", "enum": ["promql"]},
-                    "expr": {"type": "string", "pattern": r"\S", "description": "A PromQL expression."},
+                    # Not blank, and without NUL (which PostgreSQL's jsonb cannot store).
+                    "expr": {
+                        "type": "string",
+                        "pattern": r"^[^\x00]*[^\s\x00][^\x00]*$",
+                        "description": "A PromQL expression.",
+                    },
                 },
             },
         ]

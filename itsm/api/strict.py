@@ -5,7 +5,8 @@
 - A boolean filter (`?urgent=true`) is `true` or `false`: django-filter's BooleanFilter reads anything else as
   "no filter", so `?urgent=yes-please` silently returned everything.
 - A text field takes text: DRF's CharField turns a JSON number into a string (`"title": 42` became "42"), and
-  checks max_length after trimming spaces, so a body one space over the documented maxLength was taken.
+  checks max_length after trimming spaces, so a body one space over the documented maxLength was taken. A list of
+  ids takes a list: DRF read `"notify_users": {}` as an empty list.
 - A text filter says in the schema that it refuses NUL and its max_length; `?search=` errors name the parameter.
 
 Found by schemathesis (tests/security/test_schemathesis.py, docs/reliability.md).
@@ -18,6 +19,7 @@ from typing import Any
 
 import django_filters
 from django import forms
+from django.core.validators import ProhibitNullCharactersValidator, RegexValidator
 from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema_field
@@ -71,12 +73,16 @@ class BooleanFilter(django_filters.BooleanFilter):
 _JSON_TYPES: tuple[tuple[type[serializers.Field], type, str], ...] = (
     (serializers.CharField, str, "Not a valid string."),  # and e-mail, slug, URL, regex fields
     (serializers.BooleanField, bool, "Must be true or false."),
+    # DRF iterates an object's keys as the list: `"notify_users": {}` was taken as [].
+    (serializers.ManyRelatedField, list, "Expected a list of items."),
+    (serializers.MultipleChoiceField, list, "Expected a list of items."),
 )
 
 
 class TextOnly:
     """A serializer mixin for JSON bodies: a text field takes a string, never a number (DRF would store 42 as "42"),
-    and a boolean field takes true or false, never 0, 1, "yes" or "off" (DRF's form-friendly readings)."""
+    a boolean field takes true or false, never 0, 1, "yes" or "off" (DRF's form-friendly readings), and a list of
+    ids or choices takes a list, never an object."""
 
     fields: Any
 
@@ -97,6 +103,31 @@ class TextOnly:
             if errors:
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class StrictCharField(serializers.CharField):
+    """Text taken as sent, inside a list or a dict too, where TextOnly does not look: a string (not 42), not trimmed
+    (so "  " is not blank and minLength and maxLength count what was sent, as the schema says). Its schema says that
+    it cannot hold NUL, which DRF refuses (and PostgreSQL cannot store), so that a client knows before it is refused."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+        self.validators = [
+            *(v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)),
+            # "+", not "*": for a field that may be blank drf-spectacular documents `oneOf` this pattern or "", which
+            # "" must not match twice. DRF takes "" (where allowed) before it runs validators.
+            RegexValidator(
+                "^[^\\x00]+$", message="Null characters are not allowed.", code="null_characters_not_allowed"
+            ),
+        ]
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        if self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return str(super().to_internal_value(data))
 
 
 class StrictSerializer(TextOnly, serializers.Serializer):

@@ -239,6 +239,8 @@ def _firing_batch(
     for incident in incidents.values():
         if incident.pk in wanted:
             incident_update(incident_id=incident.pk, actor=None, changes={"severity": wanted[incident.pk]})
+        if not (new or changed):
+            continue  # every alert repeats a stored one: their services were added when they were first stored
         missing = services.get(incident.pk, set()) - set(incident.services.values_list("pk", flat=True))
         if missing:
             incident.services.add(*missing)

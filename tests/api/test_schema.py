@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,43 @@ def test_the_idempotency_key_header_documents_what_the_server_takes(schema):
     header = next(p for p in post["parameters"] if p["name"] == "Idempotency-Key")
     assert header["schema"]["minLength"] == 1
     assert header["schema"]["maxLength"] == 255
+
+
+def test_the_alertmanager_intake_documents_what_it_takes(schema):
+    """At least one alert; text without NUL (PostgreSQL cannot store it), also in label values."""
+    schemas = schema["components"]["schemas"]
+    assert schemas["AlertmanagerPayloadRequest"]["properties"]["alerts"]["minItems"] == 1
+    alert = schemas["AlertmanagerAlertRequest"]["properties"]
+    assert alert["fingerprint"]["pattern"] == "^[^\\u0000]+$"
+    # Blank or text without NUL, and "" is only the first (oneOf).
+    assert alert["labels"]["additionalProperties"] == {
+        "oneOf": [
+            {"type": "string", "maxLength": 10000, "pattern": "^[^\\u0000]+$"},
+            {"type": "string", "maxLength": 0},
+        ]
+    }
+    # What Alertmanager sent, often "": not a URI.
+    assert "format" not in schemas["Alert"]["properties"]["generator_url"]
+
+
+def test_a_channel_target_is_documented_per_kind(schema):
+    body = schema["paths"]["/api/v1/notification-channels/"]["post"]["requestBody"]["content"]["application/json"]
+    assert (
+        body
+        == schema["paths"]["/api/v1/notification-channels/{id}/"]["put"]["requestBody"]["content"]["application/json"]
+    )
+    schemas = schema["components"]["schemas"]
+    shapes = [
+        schemas[ref["$ref"].rsplit("/", 1)[1]] for ref in schemas[body["schema"]["$ref"].rsplit("/", 1)[1]]["oneOf"]
+    ]
+    targets = {str(shape["properties"]["channel"]): shape["properties"]["target"] for shape in shapes}
+    assert sorted(target.get("format", target.get("pattern")) for target in targets.values()) == ["^https?://", "email"]
+
+
+def test_a_promql_check_documents_that_its_expression_has_no_nul(schema):
+    checks = schema["components"]["schemas"]["MaintenanceWindowRequest"]["properties"]["checks"]
+    promql = next(shape for shape in checks["items"]["oneOf"] if "expr" in shape["properties"])
+    pattern = promql["properties"]["expr"]["pattern"]
+    assert re.fullmatch(pattern, "up == 1")
+    assert not re.search(pattern, "up\x00")
+    assert not re.search(pattern, "  ")

@@ -102,6 +102,30 @@ class TestAuthenticationAndValidation:
         assert intake.post(URL, body, format="json").status_code == 400
         assert not Alert.objects.exists()
 
+    @pytest.mark.parametrize(
+        ("value", "message"),
+        [
+            (42, "Not a valid string."),
+            ("a\x00b", "Null characters are not allowed."),
+            ("x" * 10001, "Ensure this field has no more than 10000 characters."),
+        ],
+    )
+    def test_a_label_value_that_is_not_storable_text_is_named_in_the_400(self, intake, value, message):
+        body = payload("firing", alert(instance="db-1"))
+        body["alerts"][0]["labels"]["team"] = value
+        response = intake.post(URL, body, format="json")
+        assert response.status_code == 400
+        assert response.json()["alerts"] == {"0": {"labels": {"team": [message]}}}, response.json()
+        assert not Alert.objects.exists()
+
+    def test_label_values_are_kept_as_sent_and_unstorable_names_replaced(self, intake):
+        body = payload("firing", alert(instance=" db-1 "))
+        body["alerts"][0]["labels"]["bad\x00name"] = ""
+        assert intake.post(URL, body, format="json").status_code == 200
+        sent = dict(body["alerts"][0]["labels"])
+        sent["bad\ufffdname"] = sent.pop("bad\x00name")
+        assert Alert.objects.get().labels == sent  # " db-1 " untrimmed; NUL in a name replaced, not refused
+
 
 class TestIntake:
     def test_a_firing_alert_opens_an_incident_for_its_service(self, intake, api_service):
