@@ -101,7 +101,12 @@ def _candidates(token_key: str) -> list[tuple[Any, str | None]]:
 class TokenAuthentication(KnoxTokenAuthentication):
     def authenticate_credentials(self, token: bytes) -> tuple[Any, Any]:
         message = _("Invalid token.")
-        text = token.decode("utf-8")
+        try:
+            text = token.decode("utf-8")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed(message) from None
+        if not (text.isascii() and text.isprintable()):  # a NUL could not even be sent to PostgreSQL
+            raise exceptions.AuthenticationFailed(message)
         for auth_token, staff_group in _candidates(text[: CONSTANTS.TOKEN_KEY_LENGTH]):
             if auth_token.expiry is not None and auth_token.expiry < timezone.now():
                 username = auth_token.user.get_username()

@@ -34,6 +34,13 @@ class TestTokens:
         anonymous.credentials(HTTP_AUTHORIZATION=f"Token {token}")
         assert anonymous.get("/api/v1/tickets/").status_code == 200
 
+    @pytest.mark.parametrize("token", ["abc\x00defgh", "\xff\xfe\xfd", "a" * 300, "é" * 20])
+    def test_a_malformed_token_is_a_json_401(self, anonymous, token):
+        anonymous.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        response = anonymous.get("/api/v1/tickets/")
+        assert response.status_code == 401
+        assert response.json()["code"] == "authentication_failed"
+
     def test_a_wrong_password_is_400_without_saying_which_part_was_wrong(self, anonymous, requester):
         response = login(anonymous, "rita", "wrong-password")
         assert response.status_code == 400
