@@ -14,8 +14,24 @@ from itsm.services.job_schedule import job_get
 from itsm.services.jobs import job_run_request
 
 
+class StaffReadOnlyAdmin(admin.ModelAdmin):
+    """Records the scheduler writes: agents and admins read them, nobody adds or edits them here."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_staff_role(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_staff_role(request.user)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(JobRun)
-class JobRunAdmin(admin.ModelAdmin):
+class JobRunAdmin(StaffReadOnlyAdmin):
     list_display = ["job", "slot", "status", "trigger", "duration", "started_at", "finished_at"]
     list_filter = ["status", "trigger", "job"]
     search_fields = ["job"]
@@ -37,18 +53,6 @@ class JobRunAdmin(admin.ModelAdmin):
     def duration(self, run: JobRun) -> str:
         return "—" if run.duration_seconds is None else f"{run.duration_seconds:.3f} s"
 
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return is_staff_role(request.user)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_staff_role(request.user)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     @admin.action(description="Run the selected runs' jobs again now (admins)")
     def run_again_now(self, request: HttpRequest, queryset: QuerySet[JobRun]) -> None:
         if role_of(request.user) != Role.ADMIN:
@@ -64,21 +68,9 @@ class JobRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(JobWatch)
-class JobWatchAdmin(admin.ModelAdmin):
+class JobWatchAdmin(StaffReadOnlyAdmin):
     """Since when the dead-man switch watches each job (read-only; a job is judged only on later slots)."""
 
     list_display = ["job", "first_seen_at"]
     search_fields = ["job"]
     readonly_fields = ["job", "first_seen_at"]
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return is_staff_role(request.user)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_staff_role(request.user)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
