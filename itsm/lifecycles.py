@@ -16,9 +16,10 @@ TICKET_TRANSITIONS: Mapping[str, frozenset[str]] = {
 # What a requester may do to their own ticket: withdraw or accept it (close), or reopen a resolved one.
 TICKET_REQUESTER_TARGETS = frozenset({"closed", "open"})
 
-# Statuses in which the ticket's clocks stop: waiting on the requester, or done.
+# Statuses in which the ticket's clocks stop: waiting on the requester, or done. The rest are open: worked on.
 TICKET_PAUSED_STATUSES = frozenset({"pending"})
 TICKET_DONE_STATUSES = frozenset({"resolved", "closed"})
+TICKET_OPEN_STATUSES = frozenset(TICKET_TRANSITIONS) - TICKET_DONE_STATUSES
 
 
 class TransitionNotAllowed(Exception):
@@ -46,6 +47,10 @@ INCIDENT_TRANSITIONS: Mapping[str, frozenset[str]] = {
     "reviewed": frozenset(),
 }
 
+# An incident is closed once resolved (reviewed or not): it no longer pages, escalates or takes alerts.
+INCIDENT_CLOSED_STATUSES = frozenset({"resolved", "reviewed"})
+INCIDENT_OPEN_STATUSES = frozenset(INCIDENT_TRANSITIONS) - INCIDENT_CLOSED_STATUSES
+
 # Severities whose incidents may be closed as reviewed only with a final post-mortem.
 POSTMORTEM_REQUIRED_SEVERITIES = frozenset({"critical", "high"})
 
@@ -61,3 +66,9 @@ MAINTENANCE_TRANSITIONS: Mapping[str, frozenset[str]] = {
     "completed": frozenset(),
     "cancelled": frozenset(),
 }
+
+# A window that has not started can still be edited; one under way has its services in maintenance (alerts are
+# quiet, clocks stop); an open one is not finished either way.
+MAINTENANCE_EDITABLE_STATUSES = frozenset({"scheduled", "blocked"})
+MAINTENANCE_UNDER_WAY_STATUSES = frozenset({"in_progress", "verifying"})
+MAINTENANCE_OPEN_STATUSES = MAINTENANCE_EDITABLE_STATUSES | MAINTENANCE_UNDER_WAY_STATUSES

@@ -1,9 +1,18 @@
-"""Roles are Django groups: requester (the default), agent, admin. A superuser is an admin."""
+"""The words of the permission rules, said once: the three roles and who has which.
+
+Roles are Django groups: requester (the default), agent, admin. A superuser is an admin. Every check of a role,
+in Python (`role_of`, `is_admin`, `is_staff_role`) or in a query (`admins_q`, `staff_q`, `role_q`), is derived
+from `role_from` and the groups named here, so the API, the admin, paging and the token lookup agree.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Q
 
 
 class Role(StrEnum):
@@ -12,22 +21,65 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
+# The roles that work every ticket, highest first.
+STAFF_ROLES = (Role.ADMIN, Role.AGENT)
+
+
+def role_from(*, is_superuser: bool, group_names: Iterable[str]) -> Role:
+    """The rule: a superuser or a member of the admin group is an admin; else the agent group makes an agent."""
+    names = set(group_names)
+    if is_superuser or Role.ADMIN in names:
+        return Role.ADMIN
+    return Role.AGENT if Role.AGENT in names else Role.REQUESTER
+
+
 def role_of(user: Any) -> Role:
-    """The user's role, read once per user object (the groups query is remembered on it)."""
+    """The user's role, read once per user object (from its prefetched groups when there are, else one query)."""
     cached = getattr(user, "_itsm_role", None)
     if cached is not None:
         return cached
     if not getattr(user, "is_authenticated", False):
         role = Role.REQUESTER
-    elif user.is_superuser:
-        role = Role.ADMIN
     else:
-        names = set(user.groups.values_list("name", flat=True))
-        role = Role.ADMIN if Role.ADMIN in names else Role.AGENT if Role.AGENT in names else Role.REQUESTER
-    user._itsm_role = role
+        role = role_from(is_superuser=user.is_superuser, group_names=(group.name for group in user.groups.all()))
+    remember_role(user, role)
     return role
+
+
+def remember_role(user: Any, role: Role) -> None:
+    """For code that read the role with the user (the token lookup), so `role_of` asks nothing more."""
+    user._itsm_role = role
+
+
+def is_admin(user: Any) -> bool:
+    """Admins do everything, including deletes, backups, users and running jobs."""
+    return role_of(user) == Role.ADMIN
 
 
 def is_staff_role(user: Any) -> bool:
     """Agents and admins work every ticket."""
-    return role_of(user) in (Role.AGENT, Role.ADMIN)
+    return role_of(user) in STAFF_ROLES
+
+
+def _in_groups(*roles: Role) -> Q:
+    # A subquery, not a join, so that a user in several groups is found once.
+    return Q(pk__in=get_user_model().objects.filter(groups__name__in=roles).values("pk"))
+
+
+def admins_q() -> Q:
+    """The users whose role is admin, as a filter of the user model."""
+    return Q(is_superuser=True) | _in_groups(Role.ADMIN)
+
+
+def staff_q() -> Q:
+    """The users whose role is agent or admin."""
+    return Q(is_superuser=True) | _in_groups(*STAFF_ROLES)
+
+
+def role_q(role: Role) -> Q:
+    """The users whose role is exactly `role`, with the precedence of `role_from`."""
+    if role == Role.ADMIN:
+        return admins_q()
+    if role == Role.AGENT:
+        return _in_groups(Role.AGENT) & ~admins_q()
+    return ~staff_q()

@@ -17,10 +17,9 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
+from itsm.lifecycles import INCIDENT_CLOSED_STATUSES, MAINTENANCE_UNDER_WAY_STATUSES
 from itsm.models import Event, Incident, MaintenanceWindow, Service
 
-CLOSED = [Incident.Status.RESOLVED, Incident.Status.REVIEWED]
-UNDER_WAY = [MaintenanceWindow.Status.IN_PROGRESS, MaintenanceWindow.Status.VERIFYING]
 STATE_LABELS = {
     "operational": "Operational",
     "degraded": "Degraded performance",
@@ -42,7 +41,7 @@ def status_summary(*, now: datetime | None = None) -> dict[str, Any]:
         "-created_at", "-id"
     )
     incidents = list(
-        Incident.objects.exclude(status__in=CLOSED)
+        Incident.objects.exclude(status__in=INCIDENT_CLOSED_STATUSES)
         .annotate(
             update_body=Subquery(latest_update.values("note")[:1]),
             update_at=Subquery(latest_update.values("created_at")[:1]),
@@ -52,14 +51,14 @@ def status_summary(*, now: datetime | None = None) -> dict[str, Any]:
     )
     windows = list(
         MaintenanceWindow.objects.filter(
-            status__in=[MaintenanceWindow.Status.SCHEDULED, *UNDER_WAY],
+            status__in=[MaintenanceWindow.Status.SCHEDULED, *MAINTENANCE_UNDER_WAY_STATUSES],
             starts_at__lt=now + timedelta(days=UPCOMING_DAYS),
         )
         .exclude(status=MaintenanceWindow.Status.SCHEDULED, ends_at__lte=now)
         .prefetch_related("services")
         .order_by("starts_at")[:50]
     )
-    maintained = {s.pk for w in windows if w.status in UNDER_WAY for s in w.services.all()}
+    maintained = {s.pk for w in windows if w.status in MAINTENANCE_UNDER_WAY_STATUSES for s in w.services.all()}
     outage = {s.pk for i in incidents if i.severity == Incident.Severity.CRITICAL for s in i.services.all()}
     degraded = {s.pk for i in incidents for s in i.services.all()}
     services = []

@@ -25,6 +25,8 @@ app.conf.task_routes = {
     # The dead-man switch pages; a manual run ("run now") is sent to its job's own queue explicitly.
     "itsm.tasks.jobs.*": {"queue": "critical"},
     "itsm.tasks.maintenance.*": {"queue": "default"},
+    "itsm.tasks.cleanup.*": {"queue": "default"},
+    "itsm.tasks.vacuum.*": {"queue": "default"},
     "itsm.tasks.monitoring.*": {"queue": "default"},
     "itsm.tasks.backups.*": {"queue": "backups"},
     # Urgent deliveries (pages) are sent to the critical queue explicitly; the rest wait here.
@@ -32,6 +34,8 @@ app.conf.task_routes = {
 }
 
 # Every job is idempotent per scheduled slot (JobRun rows), so a duplicated message or a second beat is harmless.
+# The schedule is the one place a job's period is written: its slot (one run at most) is derived from it
+# (itsm.services.job_schedule.ScheduledJob.slot).
 # Each entry's name is the name its runs are recorded under (JobRun.job, the `job` label of the job metrics), and
 # `GET /api/v1/jobs/` lists exactly these entries (itsm.services.job_schedule).
 # `expires` drops a message that waited longer than its period: the next slot does the work instead.
@@ -61,7 +65,7 @@ app.conf.beat_schedule = {
     },
     # Maintenance windows: announce ahead, back up and start, end and verify (docs: the manual's checklist).
     "maintenance_windows": {
-        "task": "itsm.tasks.maintenance_windows.run_maintenance_windows",
+        "task": "itsm.tasks.maintenance.run_maintenance_windows",
         "schedule": 60.0,
         "options": {"expires": 55},
     },
@@ -123,12 +127,12 @@ app.conf.beat_schedule = {
     # The manual's maintenance jobs (docs/operations.md#scheduled-jobs): records past their retention, daily, and
     # VACUUM ANALYZE weekly, after the Sunday backups.
     "cleanup": {
-        "task": "itsm.tasks.maintenance.cleanup",
+        "task": "itsm.tasks.cleanup.cleanup",
         "schedule": crontab(hour=3, minute=15),
         "options": {"expires": 3600},
     },
     "vacuum_database": {
-        "task": "itsm.tasks.maintenance.vacuum_database",
+        "task": "itsm.tasks.vacuum.vacuum_database",
         "schedule": crontab(day_of_week="sunday", hour=5, minute=30),
         "options": {"expires": 6 * 3600},
     },

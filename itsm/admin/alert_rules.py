@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
+from itsm.admin.base import AdminRolePermissions
 from itsm.models import AlertRule
 
 
@@ -32,7 +33,7 @@ class AlertRuleForm(forms.ModelForm):
 
 
 @admin.register(AlertRule)
-class AlertRuleAdmin(admin.ModelAdmin):
+class AlertRuleAdmin(AdminRolePermissions, admin.ModelAdmin):
     form = AlertRuleForm
     list_display = [
         "name",

@@ -10,9 +10,10 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from itsm.admin.base import AdminWritePermissions
 from itsm.exceptions import InvalidInput, NotReady
 from itsm.models import Backup
-from itsm.roles import Role, is_staff_role, role_of
+from itsm.roles import is_admin
 from itsm.services.backups import backup_create, backup_verify_queue
 
 
@@ -29,7 +30,7 @@ class BackupNowForm(forms.ModelForm):
 
 
 @admin.register(Backup)
-class BackupAdmin(admin.ModelAdmin):
+class BackupAdmin(AdminWritePermissions, admin.ModelAdmin):
     list_display = ["id", "kind", "tier", "trigger", "status", "created_at", "size_bytes", "verified_ok", "verified_at"]
     list_filter = ["kind", "tier", "status", "trigger", "verified_ok"]
     search_fields = ["local_path", "s3_key", "sha256"]
@@ -59,15 +60,6 @@ class BackupAdmin(admin.ModelAdmin):
         "error",
     ]
 
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return is_staff_role(request.user)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_staff_role(request.user)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return role_of(request.user) == Role.ADMIN
-
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -94,7 +86,7 @@ class BackupAdmin(admin.ModelAdmin):
 
     @admin.action(description="Verify the selected backups (restore into a scratch database)")
     def verify_backups(self, request: HttpRequest, queryset: QuerySet[Backup]) -> None:
-        if role_of(request.user) != Role.ADMIN:
+        if not is_admin(request.user):
             self.message_user(request, "Only admins can verify backups.", messages.ERROR)
             return
         queued, refused = 0, []

@@ -1,31 +1,67 @@
-"""Shared admin pieces: role-based permissions for agents, the staff user list."""
+"""Shared admin pieces: who may do what on an admin page, by role as in the API (itsm.roles), never by Django's
+model permissions; and the staff user list.
+
+Every ModelAdmin and inline of the platform mixes in one of these; a page that refuses a move outright (a record
+only the scheduler writes) still says so in its own `has_*_permission`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from itsm.queries import assignable_users
-from itsm.roles import is_staff_role
-
-User = get_user_model()
+from itsm.queries.users import assignable_users
+from itsm.roles import is_admin, is_staff_role
 
 
 def staff_users() -> QuerySet[Any]:
     return assignable_users()
 
 
-class StaffRolePermissions:
-    """Agents work tickets in the admin by their role, as in the API, without Django model permissions."""
+class _RolePermissions:
+    """`readers` see the page, `writers` add and change, `deleters` delete: each a rule of itsm.roles."""
+
+    @staticmethod
+    def readers(user: Any) -> bool:
+        return is_staff_role(user)
+
+    @staticmethod
+    def writers(user: Any) -> bool:
+        return is_staff_role(user)
+
+    @staticmethod
+    def deleters(user: Any) -> bool:
+        return is_admin(user)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return is_staff_role(request.user)
+        return self.readers(request.user)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_staff_role(request.user)
+        return self.readers(request.user)
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return self.writers(request.user)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_staff_role(request.user)
+        return self.writers(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.deleters(request.user)
+
+
+class StaffRolePermissions(_RolePermissions):
+    """Agents work it (view, add, change), as in the API; admins also delete."""
+
+
+class AdminWritePermissions(_RolePermissions):
+    """Agents read it; admins change it (on-call rotations, backups, job runs)."""
+
+    writers = staticmethod(is_admin)
+
+
+class AdminRolePermissions(_RolePermissions):
+    """Admins only: the catalogue, SLA policies, alert rules, webhooks, people and their channels."""
+
+    readers = writers = staticmethod(is_admin)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from itsm.admin.base import AdminRolePermissions
 from itsm.models import Service, Team
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(AdminRolePermissions, admin.ModelAdmin):
     list_display = ["name", "slug"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
@@ -16,7 +17,7 @@ class TeamAdmin(admin.ModelAdmin):
 
 
 @admin.register(Service)
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(AdminRolePermissions, admin.ModelAdmin):
     list_display = ["name", "slug", "team"]
     list_filter = ["team"]
     search_fields = ["name", "slug", "description"]

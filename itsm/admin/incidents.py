@@ -4,33 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from itsm.admin.base import StaffRolePermissions
-from itsm.exceptions import DomainError
-from itsm.models import Alert, Event, Incident, Postmortem
+from itsm.admin.events import EventInline, move_selected
+from itsm.models import Alert, Incident, Postmortem
 from itsm.services.incidents import incident_create, incident_transition, incident_update
 
 
-class TimelineInline(StaffRolePermissions, admin.TabularInline):
-    model = Event
+class TimelineInline(EventInline):
     fk_name = "incident"
-    extra = 0
-    fields = ("created_at", "actor", "kind", "field", "old_value", "new_value", "note")
-    readonly_fields = fields
-    can_delete = False
-    verbose_name_plural = "timeline"
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Event]:
-        return super().get_queryset(request).select_related("actor")
 
 
 class PostmortemInline(StaffRolePermissions, admin.StackedInline):
@@ -58,17 +43,11 @@ class PostmortemInline(StaffRolePermissions, admin.StackedInline):
 
 
 def _move_all(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Incident], to: str) -> None:
-    moved, refused = 0, []
-    for incident_id in queryset.values_list("id", flat=True):
-        try:
-            incident_transition(incident_id=incident_id, actor=request.user, to=to, note="From the admin.")
-            moved += 1
-        except DomainError as exc:
-            refused.append(f"INC-{incident_id}: {exc}")
-    if moved:
-        modeladmin.message_user(request, f"{moved} incident(s) moved to {to}.", messages.SUCCESS)
-    for message in refused:
-        modeladmin.message_user(request, message, messages.WARNING)
+    def move(incident_id: int) -> None:
+        incident_transition(incident_id=incident_id, actor=request.user, to=to, note="From the admin.")
+
+    ids = list(queryset.values_list("id", flat=True))
+    move_selected(modeladmin, request, ids, to=to, move=move, noun="incident", label="INC")
 
 
 @admin.register(Incident)

@@ -8,22 +8,17 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from itsm.admin.base import AdminWritePermissions
 from itsm.models import JobRun, JobWatch
-from itsm.roles import Role, is_staff_role, role_of
+from itsm.roles import is_admin
 from itsm.services.job_schedule import job_get
 from itsm.services.jobs import job_run_request
 
 
-class StaffReadOnlyAdmin(admin.ModelAdmin):
+class StaffReadOnlyAdmin(AdminWritePermissions, admin.ModelAdmin):
     """Records the scheduler writes: agents and admins read them, nobody adds or edits them here."""
 
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return is_staff_role(request.user)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_staff_role(request.user)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -55,7 +50,7 @@ class JobRunAdmin(StaffReadOnlyAdmin):
 
     @admin.action(description="Run the selected runs' jobs again now (admins)")
     def run_again_now(self, request: HttpRequest, queryset: QuerySet[JobRun]) -> None:
-        if role_of(request.user) != Role.ADMIN:
+        if not is_admin(request.user):
             self.message_user(request, "Only admins can run jobs.", messages.ERROR)
             return
         for name in sorted(set(queryset.values_list("job", flat=True))):

@@ -5,43 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
 from itsm.admin.base import StaffRolePermissions
-from itsm.exceptions import DomainError, InvalidInput
+from itsm.admin.events import move_selected, timeline_table
+from itsm.exceptions import InvalidInput
 from itsm.models import MaintenanceWindow
-from itsm.models.maintenance import RECORDED_FIELDS
-from itsm.services.maintenance import (
-    maintenance_create,
-    maintenance_transition,
-    maintenance_update,
-    maintenance_validate,
-)
-
-EDITED = [
-    "title",
-    "description",
-    "starts_at",
-    "ends_at",
-    "recurrence",
-    "notify_before",
-    "backup_required",
-    "silence_alerts",
-    "checks",
-    "verify_for",
-    "owner",
-]
-
-RELATIONS = ["services", "notify_users"]
+from itsm.models.maintenance import EDITABLE_FIELDS, RECORDED_FIELDS, RELATIONS
+from itsm.queries.maintenance import window_events
+from itsm.services.maintenance import maintenance_create, maintenance_update, maintenance_validate
+from itsm.services.maintenance_lifecycle import maintenance_transition
 
 
 class MaintenanceWindowForm(forms.ModelForm):
     class Meta:
         model = MaintenanceWindow
-        fields = [*EDITED, *RELATIONS]
+        fields = [*EDITABLE_FIELDS, *RELATIONS]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -67,17 +49,11 @@ class MaintenanceWindowForm(forms.ModelForm):
 def _move_all(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[MaintenanceWindow], to: str
 ) -> None:
-    moved, refused = 0, []
-    for window_id in queryset.values_list("id", flat=True):
-        try:
-            maintenance_transition(window_id=window_id, actor=request.user, to=to)
-            moved += 1
-        except DomainError as exc:
-            refused.append(f"MW-{window_id}: {exc}")
-    if moved:
-        modeladmin.message_user(request, f"{moved} window(s) moved to {to}.", messages.SUCCESS)
-    for message in refused:
-        modeladmin.message_user(request, message, messages.WARNING)
+    def move(window_id: int) -> None:
+        maintenance_transition(window_id=window_id, actor=request.user, to=to)
+
+    ids = list(queryset.values_list("id", flat=True))
+    move_selected(modeladmin, request, ids, to=to, move=move, noun="window", label="MW")
 
 
 @admin.register(MaintenanceWindow)
@@ -89,15 +65,17 @@ class MaintenanceWindowAdmin(StaffRolePermissions, admin.ModelAdmin):
     list_select_related = ["owner", "series"]
     date_hierarchy = "starts_at"
     filter_horizontal = ["services", "notify_users"]
-    readonly_fields = [*RECORDED_FIELDS, "incidents"]
+    readonly_fields = [*RECORDED_FIELDS, "incidents", "history"]
     actions = ["cancel", "retry"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return self.has_change_permission(request)
+    @admin.display(description="history")
+    def history(self, window: MaintenanceWindow) -> str:
+        """Every change of the window with who made it (a table, not an inline: nothing here is edited)."""
+        return timeline_table(window_events(window)) if window.pk else "-"
 
     def save_model(self, request: HttpRequest, obj: MaintenanceWindow, form: Any, change: bool) -> None:
         data = form.cleaned_data
-        fields = [*EDITED, *RELATIONS]
+        fields = [*EDITABLE_FIELDS, *RELATIONS]
         if change:
             changes = {name: data[name] for name in form.changed_data if name in fields}
             maintenance_update(window_id=obj.pk, actor=request.user, changes=changes)

@@ -10,11 +10,12 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from itsm.admin.base import StaffRolePermissions
+from itsm.admin.base import AdminRolePermissions, StaffRolePermissions
 from itsm.exceptions import InvalidInput, NotPermitted, NotReady
 from itsm.models import DeliveryAttempt, Notification, NotificationChannel, WebhookEndpoint
 from itsm.notifiers.ssrf import validate_webhook_url
-from itsm.services.notifications import notification_channel_check, notification_redeliver, target_display
+from itsm.services.notification_channels import notification_channel_check, target_display
+from itsm.services.notifications import notification_redeliver
 
 LOG_FIELDS = (
     "channel",
@@ -73,9 +74,6 @@ class NotificationAdmin(StaffRolePermissions, admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # the log is read-only; "Redeliver" is the one thing to do with it
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return bool(request.user.is_superuser)
-
     @admin.action(description="Redeliver the selected notifications")
     def redeliver(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
         queued, refused = 0, []
@@ -103,8 +101,8 @@ class WebhookEndpointForm(forms.ModelForm):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
-    """Admins only (Django's model permissions): the URL and the secret are credentials."""
+class WebhookEndpointAdmin(AdminRolePermissions, admin.ModelAdmin):
+    """Admins only: the URL and the secret are credentials."""
 
     form = WebhookEndpointForm
     list_display = ["name", "kind", "shown_url", "team", "enabled", "created_at"]
@@ -141,7 +139,7 @@ class NotificationChannelForm(forms.ModelForm):
 
 
 @admin.register(NotificationChannel)
-class NotificationChannelAdmin(admin.ModelAdmin):
+class NotificationChannelAdmin(AdminRolePermissions, admin.ModelAdmin):
     """Users' channels, for admins helping someone; users manage their own through the API."""
 
     form = NotificationChannelForm

@@ -4,7 +4,6 @@ swaps); admins edit rotations."""
 from __future__ import annotations
 
 import zoneinfo
-from typing import Any
 
 from django import forms
 from django.contrib import admin
@@ -13,7 +12,7 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from itsm.admin.base import StaffRolePermissions
+from itsm.admin.base import AdminWritePermissions, StaffRolePermissions
 from itsm.models import Override, Rotation, RotationMember
 from itsm.roles import is_staff_role
 from itsm.services.oncall import oncall_for_team
@@ -43,7 +42,7 @@ class MembersFormSet(BaseInlineFormSet):
             raise forms.ValidationError("A rotation needs at least one member: add someone to take the shifts.")
 
 
-class RotationMemberInline(admin.TabularInline):
+class RotationMemberInline(AdminWritePermissions, admin.TabularInline):
     model = RotationMember
     formset = MembersFormSet
     extra = 1
@@ -52,7 +51,7 @@ class RotationMemberInline(admin.TabularInline):
     verbose_name = "member (the lowest position takes the first shift)"
 
 
-class OverrideInline(admin.TabularInline):
+class OverrideInline(AdminWritePermissions, admin.TabularInline):
     model = Override
     extra = 0
     fields = ("user", "starts_at", "ends_at", "note")
@@ -60,7 +59,7 @@ class OverrideInline(admin.TabularInline):
 
 
 @admin.register(Rotation)
-class RotationAdmin(admin.ModelAdmin):
+class RotationAdmin(AdminWritePermissions, admin.ModelAdmin):
     form = RotationForm
     list_display = ["name", "team", "shift_length_hours", "handoff_time", "time_zone", "start_date", "member_count"]
     list_filter = ["team", "time_zone"]
@@ -68,12 +67,6 @@ class RotationAdmin(admin.ModelAdmin):
     list_select_related = ["team"]
     readonly_fields = ["on_call_now"]
     inlines = [RotationMemberInline, OverrideInline]
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return is_staff_role(request.user)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_staff_role(request.user)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Rotation]:
         return super().get_queryset(request).annotate(number_of_members=Count("memberships"))
@@ -103,8 +96,4 @@ class OverrideAdmin(StaffRolePermissions, admin.ModelAdmin):
     list_select_related = ["rotation__team", "user"]
     date_hierarchy = "starts_at"
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return is_staff_role(request.user)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_staff_role(request.user)
+    deleters = staticmethod(is_staff_role)  # an override is undone by whoever may make one

@@ -10,13 +10,14 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from itsm.admin.base import AdminRolePermissions
 from itsm.models import BusinessCalendar, Holiday, SlaPolicy
 from itsm.tasks.sla import recompute_sla
 
 logger = logging.getLogger(__name__)
 
 
-class HolidayInline(admin.TabularInline):
+class HolidayInline(AdminRolePermissions, admin.TabularInline):
     model = Holiday
     extra = 1
 
@@ -39,7 +40,7 @@ def _recompute_after_commit(modeladmin: admin.ModelAdmin, request: HttpRequest) 
 
 
 @admin.register(BusinessCalendar)
-class BusinessCalendarAdmin(admin.ModelAdmin):
+class BusinessCalendarAdmin(AdminRolePermissions, admin.ModelAdmin):
     list_display = ["name", "kind", "time_zone", "day_start", "day_end"]
     inlines = [HolidayInline]
 
@@ -50,7 +51,7 @@ class BusinessCalendarAdmin(admin.ModelAdmin):
 
 
 @admin.register(SlaPolicy)
-class SlaPolicyAdmin(admin.ModelAdmin):
+class SlaPolicyAdmin(AdminRolePermissions, admin.ModelAdmin):
     list_display = ["name", "is_default", "calendar"]
     fieldsets = [
         (None, {"fields": ["name", "is_default", "calendar"]}),

@@ -12,7 +12,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from itsm.admin.base import StaffRolePermissions, staff_users
-from itsm.models import Comment, Event, Ticket
+from itsm.admin.events import EventInline
+from itsm.models import Comment, Ticket
 from itsm.roles import is_staff_role
 from itsm.services.tickets import ticket_create, ticket_update
 
@@ -31,24 +32,9 @@ class CommentInline(StaffRolePermissions, admin.TabularInline):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return bool(request.user.is_superuser)
 
-
-class EventInline(StaffRolePermissions, admin.TabularInline):
-    """The ticket's timeline, append-only."""
-
-    model = Event
-    extra = 0
-    fields = ("created_at", "actor", "kind", "field", "old_value", "new_value", "note")
-    readonly_fields = fields
-    can_delete = False
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Event]:
-        return super().get_queryset(request).select_related("actor")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+class TicketEventInline(EventInline):
+    fk_name = "ticket"
 
 
 class AssignForm(forms.Form):
@@ -144,7 +130,7 @@ class TicketAdmin(StaffRolePermissions, admin.ModelAdmin):
         "sla_at_risk_at",
         "version",
     ]
-    inlines = [CommentInline, EventInline]
+    inlines = [CommentInline, TicketEventInline]
     actions = ["assign", "change_priority"]
     show_full_result_count = False
 
@@ -180,6 +166,3 @@ class TicketAdmin(StaffRolePermissions, admin.ModelAdmin):
             }
             created = ticket_create(requester=form.cleaned_data["requester"], actor=request.user, **fields)
             obj.pk = created.pk
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return bool(request.user.is_superuser)

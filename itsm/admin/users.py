@@ -7,10 +7,11 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from itsm.roles import Role
+from itsm.admin.base import AdminRolePermissions
+from itsm.roles import Role, role_of, role_q
 from itsm.services.users import user_upsert
 
 User = get_user_model()
@@ -24,24 +25,15 @@ class RoleListFilter(admin.SimpleListFilter):
         return [(role.value, role.value.title()) for role in Role]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        # The same precedence as itsm.roles.role_of: superuser or admin group, then agent, else requester.
-        # Subqueries, not joins, so that a user in several groups is listed once.
-        admins = Q(is_superuser=True) | Q(pk__in=User.objects.filter(groups__name=Role.ADMIN).values("pk"))
-        agents = Q(pk__in=User.objects.filter(groups__name=Role.AGENT).values("pk"))
-        if self.value() == Role.ADMIN:
-            return queryset.filter(admins)
-        if self.value() == Role.AGENT:
-            return queryset.filter(agents).exclude(admins)
-        if self.value() == Role.REQUESTER:
-            return queryset.exclude(admins).exclude(agents)
-        return queryset
+        value = self.value()
+        return queryset.filter(role_q(Role(value))) if value in set(Role) else queryset
 
 
 admin.site.unregister(User)
 
 
 @admin.register(User)
-class ItsmUserAdmin(UserAdmin):
+class ItsmUserAdmin(AdminRolePermissions, UserAdmin):
     list_display = ["username", "email", "role", "is_active", "last_login"]
     list_filter = [RoleListFilter, "is_active"]
     actions = ["make_requester", "make_agent", "make_admin"]
@@ -72,10 +64,7 @@ class ItsmUserAdmin(UserAdmin):
 
     @admin.display(description="role")
     def role(self, obj: Any) -> str:
-        names = {group.name for group in obj.groups.all()}
-        if obj.is_superuser or Role.ADMIN in names:
-            return Role.ADMIN
-        return Role.AGENT if Role.AGENT in names else Role.REQUESTER
+        return role_of(obj)  # from the prefetched groups
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return super().get_queryset(request).prefetch_related("groups")

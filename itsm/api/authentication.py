@@ -30,7 +30,7 @@ from knox.settings import CONSTANTS, knox_settings
 from knox.signals import token_expired
 from rest_framework import exceptions
 
-from itsm.roles import Role
+from itsm.roles import STAFF_ROLES, remember_role, role_from
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def _lookup() -> tuple[str, _Columns, _Columns]:
         [f"t.{quote(str(field.column))}" for field in token_meta.concrete_fields]
         + [f"u.{quote(str(field.column))}" for field in user_meta.concrete_fields]
     )
-    staff = ", ".join(f"'{role}'" for role in (Role.ADMIN, Role.AGENT))
+    staff = ", ".join(f"'{role}'" for role in STAFF_ROLES)
     highest_staff_group = (
         f"SELECT g.name FROM {quote(Group._meta.db_table)} g JOIN {memberships} m ON m.group_id = g.id"  # noqa: S608
         f" WHERE m.user_id = t.user_id AND g.name IN ({staff}) ORDER BY g.name LIMIT 1"
@@ -121,8 +121,8 @@ class TokenAuthentication(KnoxTokenAuthentication):
                 if knox_settings.AUTO_REFRESH and auth_token.expiry:
                     self.renew_token(auth_token)
                 user = auth_token.user
-                # The same rule as itsm.roles.role_of, which reads the remembered value instead of the groups.
-                user._itsm_role = Role.ADMIN if user.is_superuser else Role(staff_group or Role.REQUESTER)
+                # The highest staff group is all the rule needs; role_of then reads the remembered role.
+                remember_role(user, role_from(is_superuser=user.is_superuser, group_names=[staff_group or ""]))
                 return self.validate_user(auth_token)
         raise exceptions.AuthenticationFailed(message)
 

@@ -9,28 +9,15 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from itsm.api.filters import StableOrderingFilter
 from itsm.api.idempotency import IDEMPOTENCY_KEY, IDEMPOTENCY_RESPONSES, idempotent
+from itsm.api.permissions import IsAgentReadsAdminWrites
 from itsm.api.strict import BooleanFilter, FilterBackend
 from itsm.models import Backup
-from itsm.roles import Role, is_staff_role, role_of
 from itsm.services import backups as backup_services
-
-
-class BackupPermission(BasePermission):
-    """Agents and admins read; only admins start backups and verifications. Requesters see nothing."""
-
-    message = "Backups are for agents (read) and admins."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        user = request.user
-        if not (user and user.is_authenticated and is_staff_role(user)):
-            return False
-        return request.method in ("GET", "HEAD", "OPTIONS") or role_of(user) == Role.ADMIN
 
 
 class BackupFilter(django_filters.FilterSet):
@@ -96,7 +83,7 @@ class BackupRequestSerializer(serializers.Serializer):
 class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
     queryset = Backup.objects.none()
     serializer_class = BackupSerializer
-    permission_classes = [BackupPermission]
+    permission_classes = [IsAgentReadsAdminWrites]
     filter_backends = [FilterBackend, StableOrderingFilter]
     filterset_class = BackupFilter
     ordering_fields = ["created_at", "started_at", "finished_at", "size_bytes", "id"]

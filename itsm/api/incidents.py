@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 import django_filters
-from django.db import connection
-from django.db.models import CharField, IntegerField, ManyToManyField, QuerySet
-from django.db.models.expressions import RawSQL
+from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -18,9 +15,11 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from itsm.api.events import EventSerializer
 from itsm.api.filters import StableOrderingFilter, UtcDateTimeFilter, urgency_rank
 from itsm.api.idempotency import IDEMPOTENCY_KEY, IDEMPOTENCY_RESPONSES, idempotent
 from itsm.api.permissions import IsAgentOrReadOnly
+from itsm.api.schema import TransitionConflict, paginated
 from itsm.api.strict import (
     BooleanFilter,
     FilterBackend,
@@ -29,13 +28,18 @@ from itsm.api.strict import (
     StrictModelSerializer,
     StrictSerializer,
 )
-from itsm.api.tickets import EventSerializer, TransitionConflict, paginated
-from itsm.models import Event, Incident, Postmortem, Service, Ticket
-from itsm.queries import assignable_users
-from itsm.roles import Role, is_staff_role, role_of
+from itsm.models import Incident, Postmortem, Service, Ticket
+from itsm.models.incidents import POSTMORTEM_FIELDS
+from itsm.queries.incidents import (
+    STAFF_ONLY_FIELDS,
+    incident_timeline_visible_to,
+    incidents_with_counts,
+    postmortem_timeline,
+    relation_ids,
+)
+from itsm.queries.users import assignable_users
+from itsm.roles import is_staff_role
 from itsm.services import incidents as incident_services
-
-TICKET_DONE = [Ticket.Status.RESOLVED, Ticket.Status.CLOSED]
 
 
 class IncidentFilter(django_filters.FilterSet):
@@ -51,18 +55,6 @@ class IncidentFilter(django_filters.FilterSet):
     class Meta:
         model = Incident
         fields: list[str] = []
-
-
-# How the incident is being run, for the people running it: who commands it, its paging, which tickets (of other
-# requesters too) it covers, its post-mortem. A requester sees the incident as the status page tells it.
-STAFF_ONLY_FIELDS = (
-    "commander",
-    "linked_tickets",
-    "escalation_level",
-    "open_action_items",
-    "postmortem_status",
-    "created_by",
-)
 
 
 class RelationIds(serializers.ManyRelatedField):
@@ -186,15 +178,10 @@ class PostmortemSerializer(StrictModelSerializer):
             "timeline",
         ]
         read_only_fields = ["author", "updated_at", "finalized_at", "action_items", "timeline"]
-        extra_kwargs = {name: {"max_length": 50000} for name in incident_services.POSTMORTEM_FIELDS}
+        extra_kwargs = {name: {"max_length": 50000} for name in POSTMORTEM_FIELDS}
 
     def get_timeline(self, postmortem: Postmortem) -> list[dict[str, Any]]:
-        events = (
-            Event.objects.filter(incident_id=postmortem.incident_id)
-            .select_related("actor")
-            .order_by("created_at", "id")
-        )
-        return EventSerializer(events, many=True).data  # type: ignore[return-value]
+        return EventSerializer(postmortem_timeline(postmortem), many=True).data  # type: ignore[return-value]
 
     def get_action_items(self, postmortem: Postmortem) -> list[dict[str, Any]]:
         if postmortem.pk is None:
@@ -214,74 +201,6 @@ class ActionItemSerializer(StrictSerializer):
 
 class ActionItemCreated(serializers.Serializer):
     ticket = serializers.IntegerField()
-
-
-@cache
-def _open_action_items() -> RawSQL:
-    """Open action-item tickets of the incident's post-mortem. Written as SQL: Django compiles the same subquery
-    on every read (about 2 ms of an incident's 4 ms in docs/benchmarks.md); this text is built once."""
-    items, tickets, postmortems = (
-        Postmortem.action_items.through._meta.db_table,
-        Ticket._meta.db_table,
-        Postmortem._meta.db_table,
-    )
-    return RawSQL(  # noqa: S611 (table names from the models, the statuses bound parameters)
-        f"SELECT COUNT(t.id) FROM {items} i JOIN {tickets} t ON t.id = i.ticket_id"  # noqa: S608
-        f" JOIN {postmortems} p ON p.id = i.postmortem_id"
-        f" WHERE p.incident_id = {Incident._meta.db_table}.id AND t.status NOT IN (%s, %s)",
-        TICKET_DONE,
-        output_field=IntegerField(),
-    )
-
-
-@cache
-def _postmortem_status() -> RawSQL:
-    return RawSQL(  # noqa: S611 (table names from the models)
-        f"SELECT status FROM {Postmortem._meta.db_table} WHERE incident_id = {Incident._meta.db_table}.id",  # noqa: S608
-        (),
-        output_field=CharField(),
-    )
-
-
-def incidents_with_counts() -> QuerySet[Incident]:
-    """Incidents with their post-mortem's open action items and status (`relation_ids` reads the ids of their
-    services and linked tickets for a page)."""
-    return Incident.objects.annotate(open_action_items=_open_action_items(), postmortem_status=_postmortem_status())
-
-
-@cache
-def _relation_sql() -> dict[str, str]:
-    """Per relation, the SELECT of (incident id, related id) in the order the API shows them (services by name,
-    linked tickets newest first), from the through tables; `{ids}` takes the placeholders of a page's ids."""
-    quote = connection.ops.quote_name
-    sql = {}
-    for name, order in (("services", "r.name, r.id"), ("linked_tickets", "r.created_at DESC, r.id DESC")):
-        field = Incident._meta.get_field(name)
-        assert isinstance(field, ManyToManyField)
-        through, related = quote(field.m2m_db_table()), quote(field.related_model._meta.db_table)
-        incident, other = quote(field.m2m_column_name()), quote(field.m2m_reverse_name())
-        sql[name] = (
-            f"SELECT x.{incident}, x.{other} FROM {through} x JOIN {related} r ON r.id = x.{other}"  # noqa: S608
-            f" WHERE x.{incident} IN ({{ids}}) ORDER BY {order}"
-        )
-    return sql
-
-
-def relation_ids(incidents: list[Incident]) -> dict[int, dict[str, list[int]]]:
-    """The ids of each incident's services and linked tickets, two statements for a whole page: the serializer
-    shows only ids, and Django's prefetch (or compiling two joins) cost more than the rows (docs/benchmarks.md)."""
-    ids: dict[int, dict[str, list[int]]] = {
-        incident.pk: {"services": [], "linked_tickets": []} for incident in incidents
-    }
-    if not ids:
-        return ids
-    placeholders = ", ".join(["%s"] * len(ids))
-    with connection.cursor() as cursor:
-        for name, sql in _relation_sql().items():
-            cursor.execute(sql.format(ids=placeholders), list(ids))
-            for incident_id, other_id in cursor.fetchall():
-                ids[incident_id][name].append(other_id)
-    return ids
 
 
 @extend_schema_view(
@@ -343,9 +262,8 @@ class IncidentViewSet(viewsets.ModelViewSet):
         return self._fresh(incident.pk)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        if role_of(request.user) != Role.ADMIN:
-            return Response({"detail": "Only admins can delete incidents.", "code": "permission_denied"}, status=403)
-        return super().destroy(request, *args, **kwargs)
+        incident_services.incident_delete(incident_id=self.get_object().pk, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
         request=IncidentTransitionSerializer,
@@ -399,10 +317,7 @@ class IncidentViewSet(viewsets.ModelViewSet):
             )
             event = post(incident_id=incident.pk, actor=request.user, body=body.validated_data["body"])
             return Response(EventSerializer(event).data, status=status.HTTP_201_CREATED)
-        events = Event.objects.filter(incident=incident).select_related("actor").order_by("created_at", "id")
-        if not is_staff_role(request.user):  # internal notes, pages and escalations are for agents and admins
-            events = events.filter(kind=Event.Kind.STATUS_UPDATE)
-        page = self.paginate_queryset(events)
+        page = self.paginate_queryset(incident_timeline_visible_to(request.user, incident))
         return self.get_paginated_response(EventSerializer(page, many=True).data)
 
     @extend_schema(

@@ -18,30 +18,17 @@ from drf_spectacular.utils import (
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from itsm.api.permissions import IsAgentReadsAdminWrites
 from itsm.models import JobRun
-from itsm.roles import Role, is_staff_role, role_of
 from itsm.services.deadman import JobState, job_states
 from itsm.services.job_schedule import ScheduledJob, job_get, jobs_all
 from itsm.services.jobs import job_run_request
 
 RECENT_RUNS = 20
 NAME = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description="The job's name.")
-
-
-class JobPermission(BasePermission):
-    """Agents and admins read; only admins run a job now. Requesters see nothing."""
-
-    message = "Scheduled jobs are for agents (read) and admins."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        user = request.user
-        if not (user and user.is_authenticated and is_staff_role(user)):
-            return False
-        return request.method in ("GET", "HEAD", "OPTIONS") or role_of(user) == Role.ADMIN
 
 
 class JobRunSerializer(serializers.ModelSerializer):
@@ -105,7 +92,7 @@ class JobViewSet(viewsets.GenericViewSet):
 
     queryset = JobRun.objects.none()
     serializer_class = JobSerializer
-    permission_classes = [JobPermission]
+    permission_classes = [IsAgentReadsAdminWrites]
     filter_backends: list[type] = []
     lookup_field = "name"
     lookup_value_regex = r"[\w.-]+"

@@ -14,15 +14,17 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from itsm.api.events import EventSerializer
 from itsm.api.filters import StableOrderingFilter, UtcDateTimeFilter
-from itsm.api.permissions import IsAgentOrReadOnly
+from itsm.api.permissions import IsAgent, IsAgentOrReadOnly
+from itsm.api.schema import TransitionConflict, paginated
 from itsm.api.strict import FilterBackend, IdFilter, SearchFilter, StrictModelSerializer, StrictSerializer
-from itsm.api.tickets import TransitionConflict
 from itsm.models import Incident, MaintenanceWindow, Service
 from itsm.models.maintenance import RECORDED_FIELDS
-from itsm.queries import assignable_users
-from itsm.roles import Role, role_of
+from itsm.queries.maintenance import window_events
+from itsm.queries.users import assignable_users
 from itsm.services import maintenance as maintenance_services
+from itsm.services.maintenance_lifecycle import maintenance_transition
 
 
 class MaintenanceWindowFilter(django_filters.FilterSet):
@@ -199,15 +201,8 @@ class MaintenanceWindowViewSet(viewsets.ModelViewSet):
         return self._fresh(window.pk)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        if role_of(request.user) != Role.ADMIN:
-            return Response(
-                {
-                    "detail": "Only admins can delete maintenance windows; cancel it instead.",
-                    "code": "permission_denied",
-                },
-                status=403,
-            )
-        return super().destroy(request, *args, **kwargs)
+        maintenance_services.maintenance_delete(window_id=self.get_object().pk, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
         request=MaintenanceTransitionSerializer,
@@ -222,7 +217,16 @@ class MaintenanceWindowViewSet(viewsets.ModelViewSet):
         window = self.get_object()
         body = MaintenanceTransitionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        maintenance_services.maintenance_transition(
-            window_id=window.pk, actor=request.user, to=body.validated_data["to"]
-        )
+        maintenance_transition(window_id=window.pk, actor=request.user, to=body.validated_data["to"])
         return self._fresh(window.pk)
+
+    @extend_schema(
+        responses=paginated(EventSerializer),
+        summary="The window's history: its creation, edits and every status change, with who made it (agents and "
+        "admins)",
+        filters=False,
+    )
+    @action(detail=True, methods=["get"], filter_backends=[], permission_classes=[IsAgent])
+    def events(self, request: Request, pk: str | None = None) -> Response:
+        page = self.paginate_queryset(window_events(self.get_object()))
+        return self.get_paginated_response(EventSerializer(page, many=True).data)

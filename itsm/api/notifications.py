@@ -23,18 +23,9 @@ from rest_framework.response import Response
 from itsm.api.filters import StableOrderingFilter, UtcDateTimeFilter
 from itsm.api.strict import BooleanFilter, FilterBackend, IdFilter, StrictModelSerializer
 from itsm.models import DeliveryAttempt, Notification, NotificationChannel
-from itsm.roles import is_staff_role
+from itsm.queries.notifications import notifications_visible_to
 from itsm.services import notifications as notification_services
-
-
-def notifications_visible_to(user: Any) -> QuerySet[Notification]:
-    """Agents and admins see every notification; anyone else only the ones sent to them."""
-    notifications = Notification.objects.all()
-    if not getattr(user, "is_authenticated", False):
-        return notifications.none()
-    if is_staff_role(user):
-        return notifications
-    return notifications.filter(recipient=user)
+from itsm.services.notification_channels import notification_channel_check, target_display
 
 
 class NotificationFilter(django_filters.FilterSet):
@@ -87,7 +78,7 @@ class NotificationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_target(self, notification: Notification) -> str:
-        return notification_services.target_display(notification.channel, notification.target)
+        return target_display(notification.channel, notification.target)
 
 
 @extend_schema_view(
@@ -138,7 +129,7 @@ class NotificationChannelSerializer(StrictModelSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         channel = attrs.get("channel", getattr(self.instance, "channel", None))
         target = attrs.get("target", getattr(self.instance, "target", ""))
-        attrs["target"] = notification_services.notification_channel_check(
+        attrs["target"] = notification_channel_check(
             user=self.context["request"].user,
             channel=channel,
             target=target,

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from itsm.reports import incident_report
+from itsm.queries.reports import incident_report
 
 
 class PeriodSerializer(serializers.Serializer):

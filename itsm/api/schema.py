@@ -1,10 +1,37 @@
-"""Document the error responses every operation can give, so clients (and schemathesis) know them all."""
+"""What the OpenAPI schema says beyond what drf-spectacular reads from the views: the error responses every
+operation can give (so clients and schemathesis know them all), and the shapes that several resources share."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from itsm.api.incidents import STAFF_ONLY_FIELDS
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers
+
+from itsm.queries.incidents import STAFF_ONLY_FIELDS
+
+
+class TransitionConflict(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    # When the target is not an allowed next state; a rule that refuses an allowed one (a high incident reviewed
+    # without a final post-mortem) is a 409 without it.
+    allowed = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+@cache
+def paginated(serializer_class: type[serializers.Serializer]) -> serializers.Serializer:
+    """The schema of one page of `serializer_class` items, for actions that paginate by hand."""
+    return inline_serializer(
+        name=f"Paginated{serializer_class.__name__.removesuffix('Serializer')}List",
+        fields={
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": serializer_class(many=True),
+        },
+    )
+
 
 ERROR_SCHEMA = {
     "type": "object",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 import django_filters
@@ -16,7 +15,6 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
     extend_schema_view,
-    inline_serializer,
 )
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -25,12 +23,15 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from itsm.api.errors import PreconditionRequired
+from itsm.api.events import EventSerializer
 from itsm.api.filters import StableOrderingFilter, TicketSearchFilter, UtcDateTimeFilter, urgency_rank
 from itsm.api.idempotency import IDEMPOTENCY_KEY, IDEMPOTENCY_RESPONSES, idempotent
+from itsm.api.schema import TransitionConflict, paginated
 from itsm.api.strict import CharFilter, FilterBackend, IdFilter, StrictModelSerializer, StrictSerializer
 from itsm.exceptions import InvalidInput, StaleVersion
-from itsm.models import Comment, Event, Service, Ticket
-from itsm.queries import assignable_users, comments_visible_to, events_visible_to, tickets_visible_to
+from itsm.models import Comment, Service, Ticket
+from itsm.queries.tickets import comments_visible_to, events_visible_to, tickets_visible_to
+from itsm.queries.users import assignable_users
 from itsm.roles import is_staff_role
 from itsm.services import tickets as ticket_services
 
@@ -138,40 +139,12 @@ class TransitionSerializer(StrictSerializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
 
 
-class TransitionConflict(serializers.Serializer):
-    detail = serializers.CharField()
-    code = serializers.CharField()
-    # When the target is not an allowed next state; a rule that refuses an allowed one (a high incident reviewed
-    # without a final post-mortem) is a 409 without it.
-    allowed = serializers.ListField(child=serializers.CharField(), required=False)
-
-
 class CommentSerializer(StrictModelSerializer):
     class Meta:
         model = Comment
         fields = ["id", "ticket", "author", "body", "internal", "created_at"]
         read_only_fields = ["id", "ticket", "author", "created_at"]
         extra_kwargs = {"body": {"max_length": 20000, "allow_blank": False}}
-
-
-class EventSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Event
-        fields = ["id", "kind", "actor", "field", "old_value", "new_value", "note", "created_at"]
-        read_only_fields = fields
-
-
-@cache
-def paginated(serializer_class: type[serializers.Serializer]) -> serializers.Serializer:
-    """The schema of one page of `serializer_class` items, for actions that paginate by hand."""
-    return inline_serializer(
-        name=f"Paginated{serializer_class.__name__.removesuffix('Serializer')}List",
-        fields={
-            "next": serializers.URLField(allow_null=True),
-            "previous": serializers.URLField(allow_null=True),
-            "results": serializer_class(many=True),
-        },
-    )
 
 
 _ETAG = re.compile(r'^(?:W/)?"(\d+)-(\d+)"$')

@@ -3,7 +3,8 @@ from django.db import models
 
 
 class Event(models.Model):
-    """One entry of the timeline and audit trail: who changed what, when, from what to what. Append-only."""
+    """One entry of a ticket's, an incident's or a maintenance window's timeline and audit trail: who changed what,
+    when, from what to what. Append-only."""
 
     class Kind(models.TextChoices):
         CREATED = "created"
@@ -23,6 +24,9 @@ class Event(models.Model):
     incident = models.ForeignKey(
         "itsm.Incident", null=True, blank=True, on_delete=models.CASCADE, related_name="events"
     )
+    window = models.ForeignKey(
+        "itsm.MaintenanceWindow", null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -38,6 +42,7 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["ticket", "created_at"], name="idx_event_ticket_created"),
             models.Index(fields=["incident", "created_at"], name="idx_event_incident_created"),
+            models.Index(fields=["window", "created_at"], name="idx_event_window_created"),
         ]
 
     def __str__(self) -> str:

@@ -1,6 +1,14 @@
 from django.conf import settings
 from django.db import models
 
+from itsm.lifecycles import INCIDENT_CLOSED_STATUSES
+
+# What people edit on an incident (besides its status, moved by transitions), and its relations beside those.
+EDITABLE_FIELDS = ("title", "summary", "severity", "commander")
+RELATIONS = ("services", "linked_tickets")
+# The sections of a post-mortem.
+POSTMORTEM_FIELDS = ("summary", "impact", "root_cause", "trigger", "detection", "resolution", "lessons")
+
 
 class Incident(models.Model):
     """An operational outage or degradation, answered by the on-call team through a fixed lifecycle."""
@@ -68,7 +76,7 @@ class Incident(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["group_key"],
-                condition=models.Q(group_key__isnull=False) & ~models.Q(status__in=["resolved", "reviewed"]),
+                condition=models.Q(group_key__isnull=False) & ~models.Q(status__in=sorted(INCIDENT_CLOSED_STATUSES)),
                 name="uniq_open_incident_per_alert_group",
             ),
             models.CheckConstraint(condition=~models.Q(title=""), name="incident_title_not_empty"),

@@ -9,6 +9,22 @@ def default_verify_for() -> timedelta:
     return timedelta(minutes=settings.ITSM_MAINTENANCE_VERIFY_MINUTES)
 
 
+# What people edit on a window that has not started (its services and audience are relations beside these).
+EDITABLE_FIELDS = (
+    "title",
+    "description",
+    "starts_at",
+    "ends_at",
+    "recurrence",
+    "notify_before",
+    "backup_required",
+    "silence_alerts",
+    "checks",
+    "verify_for",
+    "owner",
+)
+RELATIONS = ("services", "notify_users")
+
 # What the scheduler and the lifecycle write, never people: read-only in the API and in the admin alike.
 RECORDED_FIELDS = (
     "series",

@@ -7,25 +7,22 @@ evaluators running at once never evaluate (or fire) the same rule twice.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import operator
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from itsm import metrics
-from itsm.models import AlertRule, Backup, Incident, JobRun, Ticket
+from itsm.lifecycles import TICKET_DONE_STATUSES
+from itsm.models import Alert, AlertRule, Backup, Incident, JobRun, Ticket
 from itsm.services.alerts import alerts_ingest
 from itsm.services.health import check_broker, check_cache, check_database
+from itsm.services.monitoring import MonitoringUnavailable, prometheus_query
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +34,7 @@ COMPARE: dict[str, Callable[[float, float], bool]] = {
     "eq": operator.eq,
     "ne": operator.ne,
 }
-PROMETHEUS_TIMEOUT_SECONDS = 5
 UNREACHABLE_FINGERPRINT = "itsm-rule-prometheus-unreachable"
-
-
-class PrometheusUnavailable(Exception):
-    """PROMETHEUS_URL is unset, unreachable or answered with an error."""
 
 
 def _up(check: Callable[[], None]) -> float:
@@ -76,24 +68,8 @@ def _missed_jobs(now: datetime) -> float:
 
 def promql_value(expression: str) -> float | None:
     """The value of the first sample of an instant query; None when the result is empty."""
-    if not settings.PROMETHEUS_URL:
-        raise PrometheusUnavailable("PROMETHEUS_URL is not set.")
-    url = f"{settings.PROMETHEUS_URL}/api/v1/query?{urllib.parse.urlencode({'query': expression})}"
-    try:
-        with urllib.request.urlopen(url, timeout=PROMETHEUS_TIMEOUT_SECONDS) as response:  # noqa: S310 (operator's URL)
-            body = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        raise PrometheusUnavailable(f"Prometheus answered {exc.code}: {exc.read()[:300]!r}") from None
-    except (OSError, ValueError) as exc:
-        raise PrometheusUnavailable(f"Prometheus at {settings.PROMETHEUS_URL} is unreachable: {exc}") from None
-    if body.get("status") != "success":
-        raise PrometheusUnavailable(f"Prometheus refused the query: {body.get('error', body)}")
-    data = body["data"]
-    if data["resultType"] == "scalar":
-        return float(data["result"][1])
-    if not data["result"]:
-        return None
-    return float(data["result"][0]["value"][1])
+    values = prometheus_query(expression)
+    return values[0] if values else None
 
 
 def rule_value(rule: AlertRule, now: datetime) -> float | None:
@@ -105,9 +81,7 @@ def rule_value(rule: AlertRule, now: datetime) -> float | None:
         probe.BACKUP_AGE: lambda: _backup_age(now),
         probe.MISSED_JOBS: lambda: _missed_jobs(now),
         probe.SLA_BREACHES: lambda: float(
-            Ticket.objects.filter(sla_status=Ticket.SlaStatus.BREACHED)
-            .exclude(status__in=[Ticket.Status.RESOLVED, Ticket.Status.CLOSED])
-            .count()
+            Ticket.objects.filter(sla_status=Ticket.SlaStatus.BREACHED).exclude(status__in=TICKET_DONE_STATUSES).count()
         ),
     }
     if rule.probe == probe.PROMQL:
@@ -153,7 +127,7 @@ def alert_rules_evaluate(*, now: datetime | None = None) -> dict[str, int]:
                 continue  # another evaluator holds it right now
             try:
                 value = rule_value(rule, now)
-            except PrometheusUnavailable as exc:
+            except MonitoringUnavailable as exc:
                 prometheus_error = str(exc)
                 rule.last_error = prometheus_error[:2000]
                 rule.last_evaluated_at = now
@@ -199,8 +173,6 @@ def _step(rule: AlertRule, value: float | None, now: datetime) -> str | None:
 def _prometheus_reachability(error: str | None, now: datetime) -> None:
     """An unreachable Prometheus is a visible condition: an alert of its own, resolved when it answers again."""
     metrics.PROMETHEUS_REACHABLE.set(0 if error else 1)
-    from itsm.models import Alert
-
     current = Alert.objects.filter(fingerprint=UNREACHABLE_FINGERPRINT).values_list("status", flat=True).first()
     if error is None and current != Alert.Status.FIRING:
         return

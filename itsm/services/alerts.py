@@ -12,17 +12,17 @@ from django.db.models import F
 from django.utils import timezone
 
 from itsm import metrics
+from itsm.lifecycles import INCIDENT_CLOSED_STATUSES
 from itsm.models import Alert, Event, Incident, Service
+from itsm.services.clocks import services_under_maintenance
 from itsm.services.events import event_record
 from itsm.services.incidents import SEVERITY_RANK, incident_create, incident_transition, incident_update
-from itsm.services.maintenance import services_under_maintenance
 
 logger = logging.getLogger(__name__)
 
 # Alertmanager's `severity` label → incident severity; an `itsm_severity` label overrides it.
 SEVERITY_FROM_LABEL = {"critical": "critical", "warning": "high", "info": "low"}
 DEFAULT_SEVERITY = "high"
-CLOSED = (Incident.Status.RESOLVED, Incident.Status.REVIEWED)
 
 
 @dataclass
@@ -88,7 +88,9 @@ def _open_incident(
     result: IntakeResult,
     source: str = Incident.Source.ALERTMANAGER,
 ) -> Incident:
-    incident = Incident.objects.select_for_update().filter(group_key=key).exclude(status__in=CLOSED).first()
+    incident = (
+        Incident.objects.select_for_update().filter(group_key=key).exclude(status__in=INCIDENT_CLOSED_STATUSES).first()
+    )
     if incident is not None:
         return incident
     labels, annotations = data["labels"], data["annotations"]
@@ -107,7 +109,12 @@ def _open_incident(
         )
     except IntegrityError:
         # Another delivery of the same group opened it first and has committed: join that one.
-        found = Incident.objects.select_for_update().filter(group_key=key).exclude(status__in=CLOSED).first()
+        found = (
+            Incident.objects.select_for_update()
+            .filter(group_key=key)
+            .exclude(status__in=INCIDENT_CLOSED_STATUSES)
+            .first()
+        )
         if found is None:
             raise
         return found
@@ -326,7 +333,7 @@ def _resolved(data: dict[str, Any], key: str, service: Service | None, now: date
         new="resolved",
         at=now,
     )
-    if incident.status in CLOSED or incident.alerts.filter(status=Alert.Status.FIRING).exists():
+    if incident.status in INCIDENT_CLOSED_STATUSES or incident.alerts.filter(status=Alert.Status.FIRING).exists():
         return
     event_record(
         incident=incident, actor=None, kind=Event.Kind.ALERT, note="All alerts of this incident have resolved.", at=now

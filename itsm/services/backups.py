@@ -9,10 +9,7 @@ worker was killed is taken over and finished, and every step it has already done
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,7 +17,7 @@ from typing import Any
 
 from celery import current_app
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import transaction
 from django.db.models import DateTimeField, F, Min, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -28,41 +25,32 @@ from django.utils import timezone
 from itsm import metrics
 from itsm.backup.base import (
     BackupError,
-    Dumper,
     Progress,
     StorageUnavailable,
-    VerificationFailed,
     backup_file_name,
     no_progress,
     removed_on_error,
-    sha256_of,
 )
-from itsm.backup.local import LocalStorage
-from itsm.backup.locks import advisory_lock, file_lock
-from itsm.backup.media import MediaDumper
-from itsm.backup.postgres import PostgresDumper, connection_params
-from itsm.backup.redis import RedisDumper
+from itsm.backup.configured import (
+    database_is_postgres,
+    dumper_for,
+    local_storage,
+    postgres_dumper,
+    run_lock,
+    s3_storage,
+    storage_class_for,
+)
 from itsm.backup.retention import OFFSITE, Copy, Deletion, retention_plan
-from itsm.backup.s3 import ARCHIVE_CLASSES, S3Storage
-from itsm.backup.sqlite import SqliteDumper
 from itsm.exceptions import InvalidInput, NotReady
 from itsm.models import Backup, Incident, JobRun
 from itsm.services.incidents import incident_open_for_rule
 from itsm.services.publisher import publish_soon
+from itsm.services.restore import verify_archive
 
 logger = logging.getLogger(__name__)
 
 RUN_TASK = "itsm.tasks.backups.run_backup"
 VERIFY_TASK = "itsm.tasks.backups.verify_backup"
-
-# The Beat slot of each tier (itsm.services.jobs.slot_of): monthly runs are 28-31 days apart, so a 28-day slot
-# holds exactly one of them.
-SLOT_PERIODS: dict[str, timedelta] = {
-    Backup.Tier.HOURLY: timedelta(hours=1),
-    Backup.Tier.DAILY: timedelta(days=1),
-    Backup.Tier.WEEKLY: timedelta(days=7),
-    Backup.Tier.MONTHLY: timedelta(days=28),
-}
 
 # What the schedule in itsm_project/celery.py promises: the newest verified backup of each scheduled kind and
 # tier is never older than its period plus a margin for a slow or retried run.
@@ -80,70 +68,9 @@ RESUME_AFTER = timedelta(minutes=15)
 ABANDON_AFTER = timedelta(days=1)
 
 
-# --- where things are ------------------------------------------------------------------------------------------
-def local_storage() -> LocalStorage:
-    return LocalStorage(Path(settings.BACKUP_DIR))
-
-
-def s3_storage() -> S3Storage | None:
-    if not settings.BACKUP_S3_BUCKET:
-        return None
-    return S3Storage(
-        bucket=settings.BACKUP_S3_BUCKET,
-        prefix=settings.BACKUP_S3_PREFIX,
-        endpoint_url=settings.BACKUP_S3_ENDPOINT_URL,
-        region=settings.BACKUP_S3_REGION,
-        access_key_id=settings.BACKUP_S3_ACCESS_KEY_ID,
-        secret_access_key=settings.BACKUP_S3_SECRET_ACCESS_KEY,
-        part_size=settings.BACKUP_S3_PART_SIZE_MB * 1024 * 1024,
-    )
-
-
-def database_settings() -> dict[str, Any]:
-    return dict(connections["default"].settings_dict)
-
-
-def database_is_postgres() -> bool:
-    return connections["default"].vendor == "postgresql"
-
-
-def postgres_dumper() -> PostgresDumper:
-    return PostgresDumper(
-        database_settings(), bin_dir=settings.BACKUP_PG_BIN_DIR, restore_jobs=settings.BACKUP_RESTORE_JOBS
-    )
-
-
-def dumper_for(kind: str) -> Dumper:
-    if kind == Backup.Kind.DATABASE:
-        if database_is_postgres():
-            return postgres_dumper()
-        return SqliteDumper(Path(database_settings()["NAME"]))
-    if kind == Backup.Kind.REDIS:
-        return RedisDumper(settings.BACKUP_REDIS_URL)
-    if kind == Backup.Kind.MEDIA:
-        return MediaDumper(Path(settings.MEDIA_ROOT))
-    raise BackupError(f"unknown backup kind {kind!r}")
-
-
-def storage_class_for(tier: str) -> str:
-    if tier == Backup.Tier.MONTHLY:
-        return str(settings.BACKUP_S3_MONTHLY_STORAGE_CLASS)
-    return str(settings.BACKUP_S3_STORAGE_CLASS)
-
-
 def wants_offsite(backup: Backup) -> bool:
     """The manual keeps hourly backups on local disk only; every other tier also goes to S3 when configured."""
     return bool(settings.BACKUP_S3_BUCKET) and backup.tier in OFFSITE
-
-
-@contextmanager
-def _run_lock(backup_id: int) -> Iterator[bool]:
-    if database_is_postgres():
-        with advisory_lock(connection_params(database_settings()), backup_id) as held:
-            yield held
-    else:
-        with file_lock(Path(settings.BACKUP_DIR) / ".locks" / f"backup-{backup_id}.lock") as held:
-            yield held
 
 
 # --- queue -------------------------------------------------------------------------------------------------------
@@ -226,7 +153,7 @@ def backup_run(*, backup_id: int, final_attempt: bool = True, progress: Progress
 
     Raises StorageUnavailable when the S3 copy failed and `final_attempt` is False (the caller retries later;
     the local copy is kept and the next attempt only uploads)."""
-    with _run_lock(backup_id) as held:
+    with run_lock(backup_id) as held:
         if not held:
             logger.info("backup %s is being run by another process; nothing to do", backup_id)
             return None
@@ -260,7 +187,7 @@ def _run_steps(backup: Backup, *, final_attempt: bool, progress: Progress) -> Ba
             _dump(backup, progress)
         stage = "verify"
         if backup.verified_ok is None:
-            _verify(backup, source="local", progress=progress)
+            verify_archive(backup, source="local", progress=progress)
         if backup.verified_ok is False:
             return _fail(backup, stage, backup.verification.get("local", {}).get("error", "verification failed"))
         stage = "upload"
@@ -372,69 +299,7 @@ def backup_verify(*, backup_id: int, source: str = "auto", progress: Progress = 
     _check_verifiable(backup)
     if source == "auto":
         source = "local" if backup.has_local_copy else "s3"
-    return _verify(backup, source=source, progress=progress)
-
-
-def _verify(backup: Backup, *, source: str, progress: Progress) -> Backup:
-    started = time.perf_counter()
-    detail: dict[str, Any]
-    with tempfile.TemporaryDirectory(dir=local_storage().work_dir()) as work:
-        try:
-            archive = fetch_archive(backup, source, Path(work), progress)
-            detail = _check_archive(backup, archive, progress)
-            ok = True
-        except VerificationFailed as exc:
-            ok, detail = False, {"error": str(exc), **exc.detail}
-        except BackupError as exc:
-            ok, detail = False, {"error": str(exc)}
-    now = timezone.now()
-    detail = {"ok": ok, "at": now.isoformat(), "seconds": round(time.perf_counter() - started, 3), **detail}
-    verification = {**backup.verification, source: detail}
-    Backup.objects.filter(pk=backup.pk).update(verified_at=now, verified_ok=ok, verification=verification)
-    backup.refresh_from_db()
-    metrics.BACKUP_VERIFICATIONS.labels(kind=backup.kind, source=source, outcome="passed" if ok else "failed").inc()
-    if ok:
-        metrics.BACKUP_LAST_VERIFIED.labels(kind=backup.kind, tier=backup.tier).set(now.timestamp())
-        logger.info("backup %s verified from %s in %.1f s", backup.pk, source, detail["seconds"])
-    else:
-        logger.error("backup %s failed verification from %s: %s", backup.pk, source, detail.get("error"))
-    return backup
-
-
-def fetch_archive(backup: Backup, source: str, work: Path, progress: Progress) -> Path:
-    """The archive of `backup` as a local file: its local copy, or its S3 copy downloaded into `work`."""
-    if source == "local":
-        if not backup.has_local_copy:
-            raise BackupError(f"backup #{backup.pk} has no local copy")
-        path = local_storage().path(backup.local_path)
-        if not path.exists():
-            raise VerificationFailed(f"the local file {path} is missing")
-        return path
-    if source != "s3":
-        raise BackupError(f"unknown verification source {source!r}: local or s3")
-    s3 = s3_storage()
-    if s3 is None or not backup.has_s3_copy:
-        raise BackupError(f"backup #{backup.pk} has no S3 copy (or BACKUP_S3_BUCKET is not set)")
-    if backup.s3_storage_class in ARCHIVE_CLASSES:
-        raise BackupError(f"backup #{backup.pk} is in {backup.s3_storage_class}: restore the object in S3 first")
-    target = work / Path(backup.s3_key).name
-    progress(f"downloading s3://{s3.bucket}/{backup.s3_key}")
-    try:
-        s3.download(backup.s3_key, target)
-    except StorageUnavailable as exc:
-        raise BackupError(str(exc)) from exc
-    return target
-
-
-def _check_archive(backup: Backup, archive: Path, progress: Progress) -> dict[str, Any]:
-    sha256, size = sha256_of(archive)
-    if sha256 != backup.sha256:
-        raise VerificationFailed(
-            f"the archive's SHA-256 is {sha256}, not the recorded {backup.sha256} ({size} bytes read, "
-            f"{backup.size_bytes} recorded): it is damaged or truncated"
-        )
-    progress(f"SHA-256 matches ({size} bytes read)")
-    return dumper_for(backup.kind).verify(archive, backup.manifest, label=str(backup.pk), progress=progress)
+    return verify_archive(backup, source=source, progress=progress)
 
 
 # --- retention ---------------------------------------------------------------------------------------------------
@@ -553,48 +418,3 @@ def backup_check_age(*, now: datetime | None = None) -> dict[str, Any]:
 def _hours(delta: timedelta) -> str:
     hours = delta.total_seconds() / 3600
     return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours"
-
-
-# --- the monthly restore drill -----------------------------------------------------------------------------------
-def backup_restore_drill(*, progress: Progress = no_progress) -> dict[str, Any]:
-    """Restore the newest verified database backup from S3 (local disk only when no S3 is configured) into a
-    scratch database, check it against its manifest, and record the time it took (RTO) and the data's age (RPO)."""
-    drill_started_at = timezone.now()
-    verified = Backup.objects.filter(kind=Backup.Kind.DATABASE, status=Backup.Status.SUCCEEDED, verified_ok=True)
-    if s3_storage() is not None:
-        source = "s3"
-        candidates = verified.filter(s3_deleted_at__isnull=True).exclude(s3_key="")
-        candidates = candidates.exclude(s3_storage_class__in=ARCHIVE_CLASSES)
-    else:
-        source = "local"
-        candidates = verified.filter(local_deleted_at__isnull=True).exclude(local_path="")
-    backup = candidates.order_by("-started_at", "-id").first()
-    if backup is None:
-        raise BackupError(f"restore drill: there is no verified database backup in {source} to restore")
-    started = time.perf_counter()
-    backup = _verify(backup, source=source, progress=progress)
-    rto = time.perf_counter() - started
-    snapshot_at = _snapshot_time(backup)
-    rpo = (drill_started_at - snapshot_at).total_seconds()
-    result = backup.verification.get(source, {})
-    if not backup.verified_ok:
-        raise BackupError(f"restore drill of backup #{backup.pk} from {source} failed: {result.get('error')}")
-    metrics.RESTORE_DRILL_RTO.labels(source=source).set(rto)
-    metrics.RESTORE_DRILL_RPO.labels(source=source).set(rpo)
-    metrics.RESTORE_DRILL_LAST_SUCCESS.labels(source=source).set(timezone.now().timestamp())
-    logger.info("restore drill of backup %s from %s: RTO %.1f s, RPO %.0f s", backup.pk, source, rto, rpo)
-    return {
-        "backup_id": backup.pk,
-        "source": source,
-        "rto_seconds": round(rto, 3),
-        "rpo_seconds": round(rpo, 3),
-        "tables": result.get("tables"),
-        "rows": result.get("rows"),
-    }
-
-
-def _snapshot_time(backup: Backup) -> datetime:
-    text = backup.manifest.get("snapshot_at")
-    if text:
-        return datetime.fromisoformat(text)
-    return backup.started_at or backup.created_at

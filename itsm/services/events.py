@@ -1,3 +1,5 @@
+"""The timeline and audit trail: every recorded change is one appended Event."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -12,6 +14,7 @@ def event_record(
     *,
     ticket: Ticket | None = None,
     incident: Incident | None = None,
+    window_id: int | None = None,
     actor: Any,
     kind: str,
     field: str = "",
@@ -20,10 +23,11 @@ def event_record(
     note: str = "",
     at: datetime | None = None,
 ) -> Event:
-    """Append one entry to a ticket's or an incident's timeline."""
+    """Append one entry to a ticket's, an incident's or a maintenance window's timeline."""
     return Event.objects.create(
         ticket=ticket,
         incident=incident,
+        window_id=window_id,
         actor=actor if getattr(actor, "pk", None) else None,
         kind=kind,
         field=field,

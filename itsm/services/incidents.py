@@ -4,37 +4,40 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from itsm import metrics, sla
-from itsm.exceptions import Conflict, InvalidInput
-from itsm.lifecycles import INCIDENT_TRANSITIONS, POSTMORTEM_REQUIRED_SEVERITIES, check_transition
+from itsm import metrics
+from itsm.exceptions import Conflict, InvalidInput, NotPermitted
+from itsm.lifecycles import (
+    INCIDENT_CLOSED_STATUSES,
+    INCIDENT_TRANSITIONS,
+    POSTMORTEM_REQUIRED_SEVERITIES,
+    TICKET_DONE_STATUSES,
+    check_transition,
+)
 from itsm.models import Event, Incident, Postmortem, Service, Ticket
+from itsm.models.incidents import EDITABLE_FIELDS, POSTMORTEM_FIELDS, RELATIONS
+from itsm.roles import is_admin
+from itsm.services.clocks import (
+    RESPONSE_TARGETS,
+    clock_due,
+    incident_pauses,
+    incident_response_due,
+    maintenance_pauses_for,
+)
 from itsm.services.events import event_record
-from itsm.services.maintenance import maintenance_pauses_for
+from itsm.services.paging import incident_page_on_create, incident_responded, incident_severity_changed
 from itsm.services.tickets import comment_create, ticket_create
 
-# The manual's "Response Time" per severity: the incident must be acknowledged within this.
-RESPONSE_TARGETS = {
-    Incident.Severity.CRITICAL: timedelta(minutes=15),
-    Incident.Severity.HIGH: timedelta(hours=1),
-    Incident.Severity.MEDIUM: timedelta(hours=4),
-    Incident.Severity.LOW: timedelta(days=1),
-}
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
-CLOSED_STATUSES = (Incident.Status.RESOLVED, Incident.Status.REVIEWED)
-OPEN_STATUSES = frozenset(set(Incident.Status.values) - set(CLOSED_STATUSES))
-TICKET_DONE = (Ticket.Status.RESOLVED, Ticket.Status.CLOSED)
-EDITABLE_FIELDS = frozenset({"title", "summary", "severity", "commander"})
 # Anything shaped like an e-mail address: a public update is read by anyone, and people's addresses stay private.
 # The lookbehind starts a match only where a run of address characters starts: without it, 20,000 letters and no
 # "@" took 3 s (each position rescanned the rest), found by schemathesis' response-time check.
 EMAIL_ADDRESS = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(\.[\w-]+)+")
-POSTMORTEM_FIELDS = ("summary", "impact", "root_cause", "trigger", "detection", "resolution", "lessons")
 
 
 def incident_create(
@@ -54,8 +57,6 @@ def incident_create(
 
     The caller holds the transaction when it needs the incident and other rows written together (the intake).
     """
-    from itsm.services.paging import incident_page_on_create  # paging needs this module's targets
-
     now = timezone.now()
     detected = detected_at or now
     services = list(services)
@@ -71,7 +72,7 @@ def incident_create(
             created_by=actor if getattr(actor, "pk", None) else None,
             group_key=group_key,
             detected_at=detected,
-            response_due_at=_clock_due(detected, RESPONSE_TARGETS[Incident.Severity(severity)], pauses),
+            response_due_at=clock_due(detected, RESPONSE_TARGETS[Incident.Severity(severity)], pauses),
             updated_at=now,
         )
         incident.services.set(services)
@@ -90,16 +91,14 @@ def _locked(incident_id: int) -> Incident:
 
 def incident_update(*, incident_id: int, actor: Any, changes: dict[str, Any]) -> Incident:
     """Edit title, summary, severity or commander; a new severity moves the response due time."""
-    from itsm.services.paging import incident_severity_changed
-
-    refused = sorted(set(changes) - EDITABLE_FIELDS - {"services", "linked_tickets"})
+    refused = sorted(set(changes) - {*EDITABLE_FIELDS, *RELATIONS})
     if refused:
         raise InvalidInput({name: ["This field cannot be changed here."] for name in refused})
     with transaction.atomic():
         incident = _locked(incident_id)
         now = timezone.now()
         changed: list[str] = []
-        for name in EDITABLE_FIELDS & set(changes):
+        for name in set(EDITABLE_FIELDS) & set(changes):
             old, new = getattr(incident, name), changes[name]
             if old == new:
                 continue
@@ -114,7 +113,7 @@ def incident_update(*, incident_id: int, actor: Any, changes: dict[str, Any]) ->
                 new=getattr(new, "pk", new),
                 at=now,
             )
-        for relation in ("services", "linked_tickets"):
+        for relation in RELATIONS:
             if relation in changes:
                 _set_relation(incident, relation, list(changes[relation]), actor, now)
         if "severity" in changed:
@@ -129,30 +128,10 @@ def incident_update(*, incident_id: int, actor: Any, changes: dict[str, Any]) ->
     return incident
 
 
-def _clock_due(start: datetime, target: timedelta, pauses: list[tuple[datetime, datetime]]) -> datetime:
-    """When `target` of clock time has run from `start`, with the pauses (maintenance) cut out."""
-    due = sla.due_at(sla.ALWAYS, sla.without([(start, None)], pauses), target.total_seconds() / 60)
-    return due if due is not None else start + target
-
-
-def incident_response_due(incident: Incident, pauses: list[tuple[datetime, datetime]] | None = None) -> datetime:
-    """Acknowledge by: the severity's target from detection, paused while any of its services is in maintenance
-    (DESIGN.md), so time inside a window never counts against the response target."""
-    if pauses is None:
-        pauses = maintenance_pauses_for(service_ids=incident.services.values_list("pk", flat=True))
-    return _clock_due(incident.detected_at, RESPONSE_TARGETS[Incident.Severity(incident.severity)], pauses)
-
-
-def incident_escalation_due(incident: Incident, since: datetime) -> datetime:
-    """The next escalation step, one response target after `since` (the last step) with maintenance cut out."""
-    pauses = maintenance_pauses_for(service_ids=incident.services.values_list("pk", flat=True))
-    return _clock_due(since, RESPONSE_TARGETS[Incident.Severity(incident.severity)], pauses)
-
-
 def _refresh_clock(incident: Incident) -> list[str]:
     """Move an unacknowledged incident's due time, and its escalation timer with it, to fit the maintenance of its
     services as it now stands. Returns the fields changed (not saved)."""
-    pauses = maintenance_pauses_for(service_ids=incident.services.values_list("pk", flat=True))
+    pauses = incident_pauses(incident)
     changed = []
     due = incident_response_due(incident, pauses)
     if due != incident.response_due_at:
@@ -169,7 +148,7 @@ def _refresh_clock(incident: Incident) -> list[str]:
                 .first()
             )
             target = RESPONSE_TARGETS[Incident.Severity(incident.severity)]
-            timer = _clock_due(last_step or incident.next_escalation_at - target, target, pauses)
+            timer = clock_due(last_step or incident.next_escalation_at - target, target, pauses)
         if timer != incident.next_escalation_at:
             incident.next_escalation_at = timer
             changed.append("next_escalation_at")
@@ -216,9 +195,8 @@ def _set_relation(incident: Incident, relation: str, values: list[Any], actor: A
 
 
 def incident_transition(*, incident_id: int, actor: Any, to: str, note: str = "") -> Incident:
-    """Move an incident by the lifecycle table. The first move out of `detected` is the response."""
-    from itsm.services.paging import incident_responded
-
+    """Move an incident by the lifecycle table. The first move out of `detected` is the response; a reopen (out of
+    `resolved`, back to work) clears the resolution time, which the move on to `reviewed` keeps."""
     if to not in Incident.Status.values:
         choices = ", ".join(Incident.Status.values)
         raise InvalidInput({"to": [f'"{to}" is not an incident status. Choose one of: {choices}.']})
@@ -247,7 +225,7 @@ def incident_transition(*, incident_id: int, actor: Any, to: str, note: str = ""
             metrics.INCIDENT_TIME_TO_RESOLVE.labels(severity=incident.severity).observe(
                 (now - incident.detected_at).total_seconds()
             )
-        if old == Incident.Status.RESOLVED:
+        if old == Incident.Status.RESOLVED and to != Incident.Status.REVIEWED:
             incident.resolved_at = None
             changed.append("resolved_at")
         incident.updated_at = now
@@ -294,7 +272,7 @@ def _tell_linked_tickets(incident: Incident, actor: Any, note: str) -> None:
     body = f"The incident INC-{incident.pk} ({incident.title}) affecting this ticket has been resolved."
     if note:
         body += f"\n\n{note}"
-    for ticket_id in incident.linked_tickets.exclude(status__in=TICKET_DONE).values_list("id", flat=True):
+    for ticket_id in incident.linked_tickets.exclude(status__in=TICKET_DONE_STATUSES).values_list("id", flat=True):
         comment_create(ticket_id=ticket_id, author=author, body=body)
 
 
@@ -354,7 +332,7 @@ def postmortem_save(*, incident_id: int, actor: Any, data: dict[str, Any]) -> Po
 
 
 def _check_finalizable(incident: Incident, postmortem: Postmortem) -> None:
-    if incident.status not in (Incident.Status.RESOLVED, Incident.Status.REVIEWED):
+    if incident.status not in INCIDENT_CLOSED_STATUSES:
         raise Conflict("A post-mortem can be final only once the incident is resolved.")
     missing = [
         name for name in ("summary", "impact", "root_cause", "resolution") if not getattr(postmortem, name).strip()
@@ -407,7 +385,7 @@ def incident_open_for_rule(*, key: str, title: str, summary: str, severity: str 
     `key` is the incident's group key, so concurrent checks collapse into one incident as alert groups do.
     """
     group_key = f"rule:{key}"
-    existing = Incident.objects.filter(group_key=group_key).exclude(status__in=CLOSED_STATUSES).first()
+    existing = Incident.objects.filter(group_key=group_key).exclude(status__in=INCIDENT_CLOSED_STATUSES).first()
     if existing is None:
         try:
             with transaction.atomic():
@@ -420,6 +398,13 @@ def incident_open_for_rule(*, key: str, title: str, summary: str, severity: str 
                     group_key=group_key,
                 )
         except IntegrityError:
-            existing = Incident.objects.filter(group_key=group_key).exclude(status__in=CLOSED_STATUSES).get()
+            existing = Incident.objects.filter(group_key=group_key).exclude(status__in=INCIDENT_CLOSED_STATUSES).get()
     incident_note(incident_id=existing.pk, actor=None, body=f"Still failing: {summary}")
     return existing
+
+
+def incident_delete(*, incident_id: int, actor: Any) -> None:
+    """Delete an incident with its timeline. Admins only: everyone else resolves it."""
+    if not is_admin(actor):
+        raise NotPermitted("Only admins can delete incidents.")
+    Incident.objects.filter(pk=incident_id).delete()

@@ -4,6 +4,7 @@ source of truth), with its schedule in words, its period and when it is due."""
 from __future__ import annotations
 
 import calendar
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -19,6 +20,11 @@ from itsm_project.celery import app
 CLOCK_SKEW = timedelta(minutes=1)
 # Far enough back or ahead to find the next 29 February of a crontab that asks for it.
 SEARCH_DAYS = 5 * 366
+# A crontab's slot is the shortest gap between its due times from this moment on, over this many of them: enough to
+# meet a February (and a leap day) for a monthly job. The same moment every time, so the slot never changes.
+SLOT_REFERENCE = datetime(2000, 1, 1, tzinfo=UTC)
+SLOT_SAMPLES = 60
+_SLOTS: dict[tuple[str, str], timedelta] = {}
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,14 @@ class ScheduledJob:
         if every is not None:
             return f"every {_duration(every)}"
         return _describe_crontab(self.schedule) if self.is_crontab else str(self.schedule)
+
+    @property
+    def slot(self) -> timedelta:
+        """The length of the slot a run is recorded for (at most one run per slot, itsm.services.jobs): the interval,
+        or for a crontab the shortest gap between two of its due times (an hour for an hourly job, 28 days for a
+        monthly one, whose runs are 28 to 31 days apart), so that no two due times share a slot."""
+        every = self.every
+        return every if every is not None else _crontab_slot(self.schedule)
 
     def period(self, now: datetime) -> timedelta:
         """The time between two runs (for a crontab, between the last due time and the next one)."""
@@ -146,6 +160,16 @@ def _crontab_times(c: Any, at: datetime, *, backwards: bool) -> Iterator[datetim
             if (candidate <= local) if backwards else (candidate > local):
                 yield candidate.astimezone(UTC)
                 return
+
+
+def _crontab_slot(c: Any) -> timedelta:
+    key = (_cron_text(c), _zone(c))
+    if key not in _SLOTS:  # the same for every process: computed from SLOT_REFERENCE, kept for the next run
+        times = [SLOT_REFERENCE]
+        for _ in range(SLOT_SAMPLES):
+            times.append(next(_crontab_times(c, times[-1], backwards=False)))
+        _SLOTS[key] = min(later - earlier for earlier, later in itertools.pairwise(times[1:]))
+    return _SLOTS[key]
 
 
 def _day_matches(c: Any, day: date) -> bool:

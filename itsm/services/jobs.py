@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from itsm import metrics
 from itsm.models import JobRun
+from itsm.services.job_schedule import job_get
 from itsm.services.publisher import publish_soon
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,15 @@ def slot_of(now: datetime, period: timedelta) -> datetime:
     """The start of the scheduled slot `now` falls in (slots are aligned to the epoch, in UTC)."""
     seconds = period.total_seconds()
     return datetime.fromtimestamp(now.timestamp() // seconds * seconds, tz=UTC)
+
+
+def job_run_scheduled(*, job: str, work: Callable[[], dict[str, Any]], now: datetime | None = None) -> JobRun | None:
+    """`job_run_once` for a job of the Beat schedule, in the slot its schedule entry gives (the one place a job's
+    period is written)."""
+    scheduled = job_get(job)
+    if scheduled is None:
+        raise LookupError(f"{job} is not in the Beat schedule (itsm_project/celery.py)")
+    return job_run_once(job=job, period=scheduled.slot, work=work, now=now)
 
 
 def job_run_once(

@@ -22,18 +22,15 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
 
 from celery import current_app
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from itsm import metrics
-from itsm.exceptions import InvalidInput, NotPermitted, NotReady
+from itsm.exceptions import NotPermitted, NotReady
 from itsm.models import (
     DeliveryAttempt,
     Event,
@@ -43,9 +40,10 @@ from itsm.models import (
     Service,
     WebhookEndpoint,
 )
-from itsm.notifiers import email, slack, ssrf, webhook
+from itsm.notifiers import email, slack, webhook
 from itsm.notifiers.base import DeliveryError, Message, PermanentError, Sent, TransientError
 from itsm.roles import is_staff_role
+from itsm.services.events import event_record
 from itsm.services.publisher import publish_soon
 
 logger = logging.getLogger(__name__)
@@ -151,15 +149,6 @@ def describe(notification: Notification) -> str:
         return f"{word} to endpoint {notification.endpoint.name if notification.endpoint else notification.endpoint_id}"
     who = notification.recipient.get_username() if notification.recipient else "a removed user"
     return f"{word} to {who}"
-
-
-def target_display(channel: str, target: str) -> str:
-    """A target fit to show: webhook URLs often carry a credential in their path (Slack's do), so only their scheme
-    and host are shown."""
-    if channel == Channel.EMAIL:
-        return target
-    parts = urlsplit(target)
-    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}/…" if parts.netloc else "…"
 
 
 def _unique_active(users: Iterable[Any]) -> list[Any]:
@@ -278,7 +267,9 @@ def notification_deliver(*, notification_id: int) -> Notification | None:
 
 
 def _attempt(notification_id: int) -> Notification:
-    notification = Notification.objects.select_related("endpoint", "user_channel", "recipient").get(pk=notification_id)
+    notification = Notification.objects.select_related("endpoint", "user_channel", "recipient", "incident").get(
+        pk=notification_id
+    )
     attempt = notification.attempts
     started = time.perf_counter()
     error: DeliveryError | None = None
@@ -380,38 +371,7 @@ def notifications_delete_old(*, now: datetime | None = None) -> int:
     return per_model.get("itsm.Notification", 0)
 
 
-# --- users' channels -----------------------------------------------------------------------------------------------
-
-
-def notification_channel_check(*, user: Any, channel: str | None, target: str, exclude: int | None = None) -> str:
-    """The target of a new or changed channel of `user`, trimmed, if it is usable: a valid e-mail address, or for
-    webhooks a URL that passes the SSRF guard; and not a duplicate. Raises InvalidInput naming the field."""
-    if channel not in Channel.values:
-        raise InvalidInput({"channel": [f"Choose one of {', '.join(Channel.values)}."]})
-    target = (target or "").strip()
-    if not target:
-        raise InvalidInput({"target": ["This field may not be blank."]})
-    if channel == Channel.EMAIL:
-        try:
-            validate_email(target)
-        except ValidationError:
-            raise InvalidInput({"target": ["Enter a valid e-mail address."]}) from None
-    else:
-        try:
-            ssrf.resolve(target)
-        except (ssrf.UnsafeURL, ssrf.Unresolvable) as exc:
-            raise InvalidInput({"target": [str(exc)]}) from None
-    duplicates = NotificationChannel.objects.filter(user=user, channel=channel, target=target)
-    if exclude is not None:
-        duplicates = duplicates.exclude(pk=exclude)
-    if duplicates.exists():
-        raise InvalidInput({"target": ["You already have this channel."]})
-    return target
-
-
 # --- redelivery --------------------------------------------------------------------------------------------------
-
-
 def notification_redeliver(*, notification_id: int, actor: Any) -> Notification:
     """Send a delivered or failed notification again, with a fresh budget of attempts (the earlier attempts stay in
     the log). The target is refreshed from its endpoint or channel, so a corrected URL is used."""
@@ -421,7 +381,7 @@ def notification_redeliver(*, notification_id: int, actor: Any) -> Notification:
     with transaction.atomic():
         notification = (
             Notification.objects.select_for_update(of=("self",))
-            .select_related("endpoint", "user_channel", "recipient")
+            .select_related("endpoint", "user_channel", "recipient", "incident")
             .get(pk=notification_id)
         )
         if notification.status == Status.PENDING:
@@ -435,15 +395,11 @@ def notification_redeliver(*, notification_id: int, actor: Any) -> Notification:
         notification.save(
             update_fields=["target", "status", "attempts", "next_attempt_at", "delivered_at", "last_error"]
         )
-        if notification.incident_id:
-            Event.objects.create(
-                incident_id=notification.incident_id,
-                actor=actor if getattr(actor, "pk", None) else None,
-                kind=Event.Kind.NOTIFICATION,
-                field="redelivery",
-                new_value=str(notification.pk),
-                note=f"Redelivery of the {describe(notification)}: {notification.subject}"[:2000],
-                created_at=now,
+        if notification.incident is not None:
+            note = f"Redelivery of the {describe(notification)}: {notification.subject}"[:2000]
+            kind, new = Event.Kind.NOTIFICATION, notification.pk
+            event_record(
+                incident=notification.incident, actor=actor, kind=kind, field="redelivery", new=new, note=note, at=now
             )
         transaction.on_commit(partial(_enqueue_after_commit, [notification.pk], urgent=notification.urgent))
     return notification

@@ -13,12 +13,14 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
 
 from itsm import metrics
+from itsm.lifecycles import INCIDENT_CLOSED_STATUSES
 from itsm.models import Event, Incident, Team
-from itsm.roles import Role
+from itsm.roles import admins_q, is_admin
+from itsm.services.clocks import incident_escalation_due
 from itsm.services.events import event_record
 from itsm.services.notifications import notify
 from itsm.services.oncall import escalation_chain
@@ -33,11 +35,7 @@ def _teams(incident: Incident) -> list[Team]:
 
 
 def _admins_of(team: Team) -> list[Any]:
-    return [
-        user
-        for user in team.members.all()
-        if user.is_active and (user.is_superuser or any(group.name == Role.ADMIN for group in user.groups.all()))
-    ]
+    return [user for user in team.members.all() if user.is_active and is_admin(user)]  # groups are prefetched
 
 
 def incident_chains(incident: Incident, at: datetime) -> list[list[Any]]:
@@ -54,8 +52,7 @@ def incident_chains(incident: Incident, at: datetime) -> list[list[Any]]:
         if chain:
             chains.append(chain)
     if not chains:
-        admins = get_user_model().objects.filter(Q(is_superuser=True) | Q(groups__name=Role.ADMIN), is_active=True)
-        fallback = list(admins.distinct().order_by("pk"))
+        fallback = list(get_user_model().objects.filter(admins_q(), is_active=True).order_by("pk"))
         if fallback:
             chains.append(fallback)
     return chains
@@ -127,8 +124,6 @@ def incident_severity_changed(*, incident: Incident, now: datetime) -> list[str]
 
 def incident_escalation_scan(*, now: datetime | None = None, batch_size: int = 200) -> dict[str, int]:
     """Escalate every unacknowledged incident whose timer ran out, one step each. Safe to run twice."""
-    from itsm.services.incidents import incident_escalation_due
-
     now = now or timezone.now()
     escalated = exhausted = 0
     due = Incident.objects.filter(next_escalation_at__lte=now, status=Incident.Status.DETECTED).order_by(
@@ -184,7 +179,7 @@ def incident_escalation_scan(*, now: datetime | None = None, batch_size: int = 2
 
 def _record_open_incidents() -> None:
     counts = dict(
-        Incident.objects.exclude(status__in=[Incident.Status.RESOLVED, Incident.Status.REVIEWED])
+        Incident.objects.exclude(status__in=INCIDENT_CLOSED_STATUSES)
         .values_list("severity")
         .annotate(n=Count("id"))
         .values_list("severity", "n")

@@ -1,4 +1,5 @@
-"""Restoring a backup over the live system: the manual's procedure, made safe.
+"""Restoring backups: into a scratch database to verify one (after each backup, on demand, and in the monthly
+restore drill), and over the live system, the manual's procedure made safe.
 
 The API goes read-only (writes get 503) for the whole restore. A database backup is restored into a new database
 and checked against its manifest before anything live is touched; then the live database is swapped out (kept
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +25,21 @@ from django.db import connection, connections
 from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 
-from itsm.backup.base import BackupError, Progress, VerificationFailed, no_progress, sha256_of
+from itsm import metrics
+from itsm.backup.base import BackupError, Progress, StorageUnavailable, VerificationFailed, no_progress, sha256_of
+from itsm.backup.configured import (
+    database_is_postgres,
+    database_settings,
+    dumper_for,
+    local_storage,
+    postgres_dumper,
+    s3_storage,
+)
 from itsm.backup.media import MediaDumper
 from itsm.backup.redis import RedisDumper
+from itsm.backup.s3 import ARCHIVE_CLASSES
 from itsm.backup.sqlite import SqliteDumper
 from itsm.models import Backup
-from itsm.services import backups
 from itsm.services.readonly import read_only_enter, read_only_leave
 
 logger = logging.getLogger(__name__)
@@ -58,11 +70,11 @@ def restore_resolve(identifier: str, *, work: Path, progress: Progress = no_prog
             raise BackupError(f"there is no backup #{identifier}")
         if not backup.sha256:
             raise BackupError(f"backup #{backup.pk} is {backup.status} and has no archive")
-        local = backups.local_storage().path(backup.local_path) if backup.has_local_copy else None
+        local = local_storage().path(backup.local_path) if backup.has_local_copy else None
         if local is not None and local.exists():
             path = local
         elif backup.has_s3_copy:
-            path = backups.fetch_archive(backup, "s3", work, progress)
+            path = fetch_archive(backup, "s3", work, progress)
         else:
             raise BackupError(f"backup #{backup.pk} has no copy left on local disk or in S3")
         kind = backup.kind
@@ -86,7 +98,7 @@ def restore_resolve(identifier: str, *, work: Path, progress: Progress = no_prog
 
 def restore_run(identifier: str, *, redis_db: int | None = None, progress: Progress = no_progress) -> dict[str, Any]:
     """The whole procedure for one backup, inside read-only mode."""
-    with tempfile.TemporaryDirectory(dir=backups.local_storage().work_dir()) as work:
+    with tempfile.TemporaryDirectory(dir=local_storage().work_dir()) as work:
         source = restore_resolve(identifier, work=Path(work), progress=progress)
         read_only_enter(reason=f"restoring {source.kind} from {source.label}")
         progress("read-only mode on: the API answers writes with 503")
@@ -110,14 +122,14 @@ def _stamp() -> str:
 
 def _restore_database(source: RestoreSource, progress: Progress) -> dict[str, Any]:
     catalogue: list[dict[str, Any]] = [dict(row) for row in Backup.objects.values()]
-    if backups.database_is_postgres():
+    if database_is_postgres():
         if not source.path.name.endswith(".dump"):
             raise BackupError(f"{source.path.name} is not a PostgreSQL backup (pg_dump -Fc, .dump)")
         kept = _swap_postgres(source, progress)
     else:
         if not source.path.name.endswith(".sqlite3.gz"):
             raise BackupError(f"{source.path.name} is not an embedded-mode backup (.sqlite3.gz)")
-        database = Path(backups.database_settings()["NAME"])
+        database = Path(database_settings()["NAME"])
         kept = str(database.with_name(f"{database.name}.before_restore_{_stamp()}"))
         connections.close_all()
         progress(f"restoring into {database} (the current content is kept in {kept})")
@@ -135,8 +147,8 @@ def _restore_database(source: RestoreSource, progress: Progress) -> dict[str, An
 
 
 def _swap_postgres(source: RestoreSource, progress: Progress) -> str:
-    dumper = backups.postgres_dumper()
-    live = str(backups.database_settings()["NAME"])
+    dumper = postgres_dumper()
+    live = str(database_settings()["NAME"])
     stamp = _stamp()
     replacement = f"{live}_restoring_{stamp}"[:63]
     previous = f"{live}_before_restore_{stamp}"[:63]
@@ -199,3 +211,113 @@ def _restore_redis(source: RestoreSource, redis_db: int | None, progress: Progre
     progress("loading the snapshot into a scratch redis-server and copying its keys")
     copied = RedisDumper(settings.BACKUP_REDIS_URL).restore_live(source.path, only_db=redis_db, progress=progress)
     return {"keys": copied}
+
+
+# --- verification: a restore into scratch -------------------------------------------------------------------------
+def verify_archive(backup: Backup, *, source: str, progress: Progress = no_progress) -> Backup:
+    """Read the archive from `source` (local or s3) in full, check its SHA-256 and restore it into a scratch
+    database (or file) to compare with its manifest; record the outcome on the backup and in the metrics."""
+    started = time.perf_counter()
+    detail: dict[str, Any]
+    with tempfile.TemporaryDirectory(dir=local_storage().work_dir()) as work:
+        try:
+            archive = fetch_archive(backup, source, Path(work), progress)
+            detail = _check_archive(backup, archive, progress)
+            ok = True
+        except VerificationFailed as exc:
+            ok, detail = False, {"error": str(exc), **exc.detail}
+        except BackupError as exc:
+            ok, detail = False, {"error": str(exc)}
+    now = timezone.now()
+    detail = {"ok": ok, "at": now.isoformat(), "seconds": round(time.perf_counter() - started, 3), **detail}
+    verification = {**backup.verification, source: detail}
+    Backup.objects.filter(pk=backup.pk).update(verified_at=now, verified_ok=ok, verification=verification)
+    backup.refresh_from_db()
+    metrics.BACKUP_VERIFICATIONS.labels(kind=backup.kind, source=source, outcome="passed" if ok else "failed").inc()
+    if ok:
+        metrics.BACKUP_LAST_VERIFIED.labels(kind=backup.kind, tier=backup.tier).set(now.timestamp())
+        logger.info("backup %s verified from %s in %.1f s", backup.pk, source, detail["seconds"])
+    else:
+        logger.error("backup %s failed verification from %s: %s", backup.pk, source, detail.get("error"))
+    return backup
+
+
+def fetch_archive(backup: Backup, source: str, work: Path, progress: Progress) -> Path:
+    """The archive of `backup` as a local file: its local copy, or its S3 copy downloaded into `work`."""
+    if source == "local":
+        if not backup.has_local_copy:
+            raise BackupError(f"backup #{backup.pk} has no local copy")
+        path = local_storage().path(backup.local_path)
+        if not path.exists():
+            raise VerificationFailed(f"the local file {path} is missing")
+        return path
+    if source != "s3":
+        raise BackupError(f"unknown verification source {source!r}: local or s3")
+    s3 = s3_storage()
+    if s3 is None or not backup.has_s3_copy:
+        raise BackupError(f"backup #{backup.pk} has no S3 copy (or BACKUP_S3_BUCKET is not set)")
+    if backup.s3_storage_class in ARCHIVE_CLASSES:
+        raise BackupError(f"backup #{backup.pk} is in {backup.s3_storage_class}: restore the object in S3 first")
+    target = work / Path(backup.s3_key).name
+    progress(f"downloading s3://{s3.bucket}/{backup.s3_key}")
+    try:
+        s3.download(backup.s3_key, target)
+    except StorageUnavailable as exc:
+        raise BackupError(str(exc)) from exc
+    return target
+
+
+def _check_archive(backup: Backup, archive: Path, progress: Progress) -> dict[str, Any]:
+    sha256, size = sha256_of(archive)
+    if sha256 != backup.sha256:
+        raise VerificationFailed(
+            f"the archive's SHA-256 is {sha256}, not the recorded {backup.sha256} ({size} bytes read, "
+            f"{backup.size_bytes} recorded): it is damaged or truncated"
+        )
+    progress(f"SHA-256 matches ({size} bytes read)")
+    return dumper_for(backup.kind).verify(archive, backup.manifest, label=str(backup.pk), progress=progress)
+
+
+# --- the monthly restore drill -----------------------------------------------------------------------------------
+def backup_restore_drill(*, progress: Progress = no_progress) -> dict[str, Any]:
+    """Restore the newest verified database backup from S3 (local disk only when no S3 is configured) into a
+    scratch database, check it against its manifest, and record the time it took (RTO) and the data's age (RPO)."""
+    drill_started_at = timezone.now()
+    verified = Backup.objects.filter(kind=Backup.Kind.DATABASE, status=Backup.Status.SUCCEEDED, verified_ok=True)
+    if s3_storage() is not None:
+        source = "s3"
+        candidates = verified.filter(s3_deleted_at__isnull=True).exclude(s3_key="")
+        candidates = candidates.exclude(s3_storage_class__in=ARCHIVE_CLASSES)
+    else:
+        source = "local"
+        candidates = verified.filter(local_deleted_at__isnull=True).exclude(local_path="")
+    backup = candidates.order_by("-started_at", "-id").first()
+    if backup is None:
+        raise BackupError(f"restore drill: there is no verified database backup in {source} to restore")
+    started = time.perf_counter()
+    backup = verify_archive(backup, source=source, progress=progress)
+    rto = time.perf_counter() - started
+    snapshot_at = _snapshot_time(backup)
+    rpo = (drill_started_at - snapshot_at).total_seconds()
+    result = backup.verification.get(source, {})
+    if not backup.verified_ok:
+        raise BackupError(f"restore drill of backup #{backup.pk} from {source} failed: {result.get('error')}")
+    metrics.RESTORE_DRILL_RTO.labels(source=source).set(rto)
+    metrics.RESTORE_DRILL_RPO.labels(source=source).set(rpo)
+    metrics.RESTORE_DRILL_LAST_SUCCESS.labels(source=source).set(timezone.now().timestamp())
+    logger.info("restore drill of backup %s from %s: RTO %.1f s, RPO %.0f s", backup.pk, source, rto, rpo)
+    return {
+        "backup_id": backup.pk,
+        "source": source,
+        "rto_seconds": round(rto, 3),
+        "rpo_seconds": round(rpo, 3),
+        "tables": result.get("tables"),
+        "rows": result.get("rows"),
+    }
+
+
+def _snapshot_time(backup: Backup) -> datetime:
+    text = backup.manifest.get("snapshot_at")
+    if text:
+        return datetime.fromisoformat(text)
+    return backup.started_at or backup.created_at

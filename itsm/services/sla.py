@@ -16,8 +16,8 @@ from django.utils import timezone
 from itsm import metrics, sla
 from itsm.lifecycles import TICKET_DONE_STATUSES, TICKET_PAUSED_STATUSES
 from itsm.models import BusinessCalendar, Event, SlaPolicy, Ticket
+from itsm.services.clocks import maintenance_pauses
 from itsm.services.events import event_record
-from itsm.services.maintenance import maintenance_pauses
 
 logger = logging.getLogger(__name__)
 

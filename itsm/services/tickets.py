@@ -12,7 +12,7 @@ from itsm import metrics
 from itsm.exceptions import InvalidInput, NotPermitted, StaleVersion
 from itsm.lifecycles import TICKET_REQUESTER_TARGETS, TICKET_TRANSITIONS, check_transition
 from itsm.models import Comment, Event, Service, Ticket
-from itsm.roles import Role, is_staff_role, role_of
+from itsm.roles import is_admin, is_staff_role
 from itsm.services.events import event_record
 from itsm.services.sla import (
     calendar_from,
@@ -218,6 +218,6 @@ def comment_create(*, ticket_id: int, author: Any, body: str, internal: bool = F
 
 def ticket_delete(*, ticket_id: int, actor: Any) -> None:
     """Delete a ticket with its comments and events. Admins only."""
-    if role_of(actor) != Role.ADMIN:
+    if not is_admin(actor):
         raise NotPermitted("Only admins can delete tickets.")
     Ticket.objects.filter(pk=ticket_id).delete()

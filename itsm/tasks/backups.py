@@ -1,4 +1,3 @@
-from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
@@ -7,18 +6,14 @@ from django.conf import settings
 from itsm.backup.base import StorageUnavailable
 from itsm.exceptions import NotReady
 from itsm.models import Backup
-from itsm.services import backups
-from itsm.services.jobs import job_run_once
+from itsm.services import backups, restore
+from itsm.services.jobs import job_run_scheduled
 
 
 @shared_task(name="itsm.tasks.backups.scheduled_backup")
 def scheduled_backup(kind: str, tier: str) -> dict[str, Any] | None:
     """Beat: queue the backup of this kind and tier for the current slot (at most one per slot)."""
-    run = job_run_once(
-        job=f"backup_{kind}_{tier}",
-        period=backups.SLOT_PERIODS[tier],
-        work=lambda: backups.backup_schedule(kind=kind, tier=tier),
-    )
+    run = job_run_scheduled(job=f"backup_{kind}_{tier}", work=lambda: backups.backup_schedule(kind=kind, tier=tier))
     return run.detail if run else None
 
 
@@ -47,7 +42,7 @@ def verify_backup(backup_id: int) -> bool | None:
 def check_backup_age() -> dict[str, Any] | None:
     """Daily: fail (and count) when the newest verified backup of a scheduled kind and tier is too old."""
     try:
-        run = job_run_once(job="backup_age_check", period=timedelta(days=1), work=backups.backup_check_age)
+        run = job_run_scheduled(job="backup_age_check", work=backups.backup_check_age)
     except backups.BackupsTooOld as exc:
         return {"problems": [problem.message for problem in exc.problems]}
     return run.detail if run else None
@@ -56,5 +51,5 @@ def check_backup_age() -> dict[str, Any] | None:
 @shared_task(name="itsm.tasks.backups.restore_drill")
 def restore_drill() -> dict[str, Any] | None:
     """Monthly: restore the newest verified backup from S3 into a scratch database; record RTO and RPO."""
-    run = job_run_once(job="backup_restore_drill", period=timedelta(days=28), work=backups.backup_restore_drill)
+    run = job_run_scheduled(job="backup_restore_drill", work=restore.backup_restore_drill)
     return run.detail if run else None

@@ -1,4 +1,3 @@
-from datetime import timedelta
 from typing import Any
 
 from celery import current_app, shared_task
@@ -12,7 +11,7 @@ from itsm.services.job_schedule import job_get
 @shared_task(name="itsm.tasks.jobs.watch_jobs")
 def watch_jobs() -> dict[str, Any] | None:
     """Every minute: the dead-man switch (a job that missed its slot opens an alert and one high incident)."""
-    run = jobs.job_run_once(job="watch_jobs", period=timedelta(minutes=1), work=jobs_watch)
+    run = jobs.job_run_scheduled(job="watch_jobs", work=jobs_watch)
     return run.detail if run else None
 
 

@@ -1,24 +1,13 @@
-from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
 
-from itsm.services.cleanup import cleanup_old_records
-from itsm.services.jobs import job_run_once
-from itsm.services.vacuum import database_vacuum
+from itsm.services.jobs import job_run_scheduled
+from itsm.services.maintenance_lifecycle import maintenance_tick
 
 
-@shared_task(name="itsm.tasks.maintenance.cleanup")
-def cleanup() -> dict[str, Any] | None:
-    """Daily: delete resolved alerts, delivered notifications, job runs, expired tokens and sessions past their
-    retention (ITSM_RETENTION_DAYS_*), in batches."""
-    run = job_run_once(job="cleanup", period=timedelta(days=1), work=cleanup_old_records)
-    return run.detail if run else None
-
-
-# Prefetch and time limits as for any task; VACUUM on a large database takes minutes, well below them.
-@shared_task(name="itsm.tasks.maintenance.vacuum_database")
-def vacuum_database() -> dict[str, Any] | None:
-    """Weekly: VACUUM ANALYZE the database (SQLite: VACUUM, ANALYZE, PRAGMA optimize)."""
-    run = job_run_once(job="vacuum_database", period=timedelta(days=7), work=database_vacuum)
+@shared_task(name="itsm.tasks.maintenance.run_maintenance_windows")
+def run_maintenance_windows() -> dict[str, Any] | None:
+    """Every minute: announce, back up and start, end and verify the maintenance windows (once per slot)."""
+    run = job_run_scheduled(job="maintenance_windows", work=maintenance_tick)
     return run.detail if run else None

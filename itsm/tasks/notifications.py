@@ -1,9 +1,8 @@
-from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
 
-from itsm.services.jobs import job_run_once
+from itsm.services.jobs import job_run_scheduled
 from itsm.services.notifications import notification_deliver, notification_relay
 
 
@@ -17,5 +16,5 @@ def deliver_notification(notification_id: int) -> str | None:
 @shared_task(name="itsm.tasks.notifications.relay_notifications")
 def relay_notifications() -> dict[str, Any] | None:
     """Every minute: queue the pending notifications that are due (lost messages, retries, dead workers)."""
-    run = job_run_once(job="relay_notifications", period=timedelta(minutes=1), work=notification_relay)
+    run = job_run_scheduled(job="relay_notifications", work=notification_relay)
     return run.detail if run else None

@@ -126,7 +126,7 @@ def drop_databases() -> Iterator[Callable[[str], None]]:
     """Register databases to drop after the test (restores keep the replaced database)."""
     names: list[str] = []
     yield names.append
-    from itsm.services.backups import postgres_dumper
+    from itsm.backup.configured import postgres_dumper
 
     for name in names:
         postgres_dumper().drop_database(name)

@@ -17,9 +17,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
+from itsm.backup.configured import local_storage
 from itsm.backup.postgres import connect, connection_params
 from itsm.models import Backup, Ticket
-from itsm.services.backups import backup_create, local_storage
+from itsm.services.backups import backup_create
 from itsm.services.readonly import read_only_state
 from tests.backup.conftest import database_url, seed_tickets
 from tests.system.processes import PYTHON, ROOT, base_env

@@ -13,16 +13,10 @@ import pytest
 from django.db import connection
 
 from itsm.backup.base import sha256_of
+from itsm.backup.configured import local_storage, postgres_dumper
 from itsm.backup.postgres import SCRATCH_PREFIX, connect, connection_params
 from itsm.models import Backup, JobRun, Ticket
-from itsm.services.backups import (
-    backup_apply_retention,
-    backup_create,
-    backup_run,
-    backup_verify,
-    local_storage,
-    postgres_dumper,
-)
+from itsm.services.backups import backup_apply_retention, backup_create, backup_run, backup_verify
 from itsm.tasks.backups import scheduled_backup
 from tests.backup.conftest import sample, seed_tickets
 

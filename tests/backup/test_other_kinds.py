@@ -12,10 +12,11 @@ import redis
 from django.conf import settings
 
 from itsm.backup.base import VerificationFailed, no_progress
+from itsm.backup.configured import local_storage
 from itsm.backup.redis import check_rdb_file
 from itsm.backup.sqlite import SqliteDumper
 from itsm.models import Backup
-from itsm.services.backups import backup_create, backup_run, backup_verify, local_storage
+from itsm.services.backups import backup_create, backup_run, backup_verify
 
 pytestmark = pytest.mark.django_db
 

@@ -14,8 +14,9 @@ import pytest
 from django.utils import timezone
 
 from itsm.backup.base import StorageUnavailable
+from itsm.backup.configured import local_storage
 from itsm.models import Backup, JobRun
-from itsm.services.backups import backup_apply_retention, backup_create, backup_run, local_storage
+from itsm.services.backups import backup_apply_retention, backup_create, backup_run
 from itsm.tasks.backups import restore_drill, run_backup
 from tests.backup.conftest import sample, seed_tickets
 

@@ -165,6 +165,13 @@ class TestLifecycle:
         reopened = incident_transition(incident_id=incident.pk, actor=agent, to="diagnosing")
         assert reopened.resolved_at is None
 
+    def test_reviewing_keeps_the_resolution_time(self, agent):
+        incident = incident_in("resolved", agent)
+        resolved_at = incident.resolved_at
+        reviewed = incident_transition(incident_id=incident.pk, actor=agent, to="reviewed")
+        assert reviewed.resolved_at == resolved_at is not None
+        assert reviewed.reviewed_at is not None
+
     def test_requesters_cannot_move_incidents(self, as_requester, agent):
         incident = declare(agent)
         assert (
@@ -331,6 +338,17 @@ class TestListsAndReports:
                 "response_compliance": 1.0,
             }
         ]
+
+    def test_reviewed_incidents_keep_their_time_to_resolve_in_the_report(self, as_requester, agent):
+        start = timezone.now() - timedelta(days=1)
+        with time_machine.travel(start, tick=False):
+            incident = declare(agent, severity="low")
+        with time_machine.travel(start + timedelta(minutes=40), tick=False):
+            incident_transition(incident_id=incident.pk, actor=agent, to="resolved")
+        with time_machine.travel(start + timedelta(hours=5), tick=False):
+            incident_transition(incident_id=incident.pk, actor=agent, to="reviewed")
+        report = as_requester.get("/api/v1/reports/incidents/", {"from": (start - timedelta(hours=1)).isoformat()})
+        assert report.json()["by_severity"]["low"]["mttr_seconds"] == 40 * 60
 
     def test_severity_orders_by_urgency(self, as_agent, agent):
         made = {s: declare(agent, severity=s).pk for s in ("medium", "low", "critical", "high")}

@@ -68,7 +68,7 @@ def test_the_list_shows_every_beat_job_with_schedule_last_run_and_next_due(
     jobs = {job["name"]: job for job in response.json()["results"]}
     assert list(jobs) == list(app.conf.beat_schedule)
     cleanup = jobs["cleanup"]
-    assert cleanup["task"] == "itsm.tasks.maintenance.cleanup"
+    assert cleanup["task"] == "itsm.tasks.cleanup.cleanup"
     assert (cleanup["queue"], cleanup["schedule"], cleanup["cron"]) == ("default", "daily at 03:15 UTC", "15 3 * * *")
     assert (cleanup["period_seconds"], cleanup["grace_seconds"]) == (86400, 3600)
     assert cleanup["state"] == "missed"

@@ -14,7 +14,7 @@ from knox.models import AuthToken
 
 from itsm.models import Alert, DeliveryAttempt, IdempotencyKey, JobRun, Notification
 from itsm.services.cleanup import cleanup_old_records
-from itsm.tasks.maintenance import cleanup
+from itsm.tasks.cleanup import cleanup
 from tests.jobs.conftest import MONDAY, ran
 
 pytestmark = pytest.mark.django_db

@@ -11,6 +11,7 @@ from celery.schedules import crontab
 
 from itsm.models import JobRun
 from itsm.services.job_schedule import ScheduledJob, jobs_all
+from itsm.services.jobs import job_run_scheduled
 from itsm_project.celery import app
 from tests.jobs.conftest import MONDAY
 
@@ -85,3 +86,49 @@ def test_each_job_is_routed_to_its_queue():
     assert queues["watch_jobs"] == "critical"
     assert queues["backup_age_check"] == "backups"
     assert queues["cleanup"] == queues["vacuum_database"] == "default"
+
+
+@pytest.mark.parametrize(
+    ("schedule", "slot"),
+    [
+        (30.0, timedelta(seconds=30)),
+        (crontab(minute=5), timedelta(hours=1)),
+        (crontab(minute="*/15"), timedelta(minutes=15)),
+        (crontab(hour="8-18", minute=0, day_of_week="mon-fri"), timedelta(hours=1)),
+        (crontab(hour=3, minute=15), timedelta(days=1)),
+        (crontab(day_of_week="sunday", hour=5, minute=30), timedelta(days=7)),
+        (crontab(day_of_month=1, hour=4, minute=20), timedelta(days=28)),
+    ],
+)
+def test_a_jobs_slot_is_the_shortest_gap_between_its_due_times(schedule, slot):
+    assert job(schedule).slot == slot
+
+
+def test_the_slot_of_each_scheduled_job_comes_from_its_beat_entry():
+    slots = {scheduled.name: scheduled.slot for scheduled in jobs_all()}
+    minute, day = timedelta(minutes=1), timedelta(days=1)
+    assert slots == {
+        "scan_sla": minute,
+        "escalate_incidents": timedelta(seconds=30),
+        "evaluate_alert_rules": timedelta(seconds=30),
+        "refresh_metrics": timedelta(seconds=30),
+        "maintenance_windows": minute,
+        "relay_notifications": minute,
+        "backup_database_hourly": timedelta(hours=1),
+        "backup_database_daily": day,
+        "backup_database_weekly": 7 * day,
+        "backup_database_monthly": 28 * day,
+        "backup_redis_daily": day,
+        "backup_media_daily": day,
+        "backup_age_check": day,
+        "backup_restore_drill": 28 * day,
+        "cleanup": day,
+        "vacuum_database": 7 * day,
+        "watch_jobs": minute,
+    }
+
+
+def test_a_job_outside_the_schedule_is_refused_rather_than_run_in_a_made_up_slot(db):
+    with pytest.raises(LookupError, match="not in the Beat schedule"):
+        job_run_scheduled(job="no_such_job", work=dict)
+    assert not JobRun.objects.exists()

@@ -11,7 +11,7 @@ from django.db import connection, transaction
 
 from itsm.models import JobRun
 from itsm.services.vacuum import VacuumInTransaction, database_vacuum
-from itsm.tasks.maintenance import vacuum_database
+from itsm.tasks.vacuum import vacuum_database
 from tests.system.processes import PYTHON, ROOT, base_env
 
 

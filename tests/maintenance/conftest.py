@@ -54,3 +54,11 @@ def as_agent_at_any_time(agent: Any) -> APIClient:
     client = APIClient()
     client.force_authenticate(agent)
     return client
+
+
+@pytest.fixture
+def broken_backups(settings: Any, tmp_path: Path) -> None:
+    """Backups cannot be written: BACKUP_DIR is a file, so the dump fails for real."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    settings.BACKUP_DIR = blocker / "backups"

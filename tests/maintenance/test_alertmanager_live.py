@@ -20,7 +20,8 @@ import yaml
 from django.utils import timezone
 
 from itsm.models import Incident, MaintenanceWindow, Service
-from itsm.services.maintenance import maintenance_create, maintenance_tick, maintenance_transition
+from itsm.services.maintenance import maintenance_create
+from itsm.services.maintenance_lifecycle import maintenance_tick, maintenance_transition
 from tests.system.processes import ALERTMANAGER, alertmanager_command, base_env, eventually, free_port, http, started
 
 Status = MaintenanceWindow.Status

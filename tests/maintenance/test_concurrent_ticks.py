@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 
 from itsm.models import Incident, MaintenanceWindow, Notification
-from itsm.services.maintenance import maintenance_tick
+from itsm.services.maintenance_lifecycle import maintenance_tick
 from tests.maintenance.conftest import START
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,7 +11,7 @@ import time_machine
 
 from itsm.models import Event, Incident, MaintenanceWindow, Service
 from itsm.services.incidents import incident_create, incident_transition, incident_update
-from itsm.services.maintenance import maintenance_tick, maintenance_transition
+from itsm.services.maintenance_lifecycle import maintenance_tick, maintenance_transition
 from itsm.services.paging import incident_escalation_scan
 from tests.maintenance.conftest import START
 

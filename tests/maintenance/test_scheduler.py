@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 import time_machine
 
 from itsm.models import Backup, Incident, JobRun, MaintenanceWindow, Notification
-from itsm.services.maintenance import maintenance_tick, maintenance_transition
+from itsm.services.maintenance_lifecycle import maintenance_tick, maintenance_transition
 from itsm.tasks import run_maintenance_windows
 from tests.maintenance.conftest import START
 
@@ -24,14 +23,6 @@ def announcements() -> list[Notification]:
 def tick_at(moment: Any) -> dict[str, Any] | None:
     with time_machine.travel(moment, tick=False):
         return run_maintenance_windows()
-
-
-@pytest.fixture
-def broken_backups(settings: Any, tmp_path: Path) -> None:
-    """Backups cannot be written: BACKUP_DIR is a file, so the dump fails for real."""
-    blocker = tmp_path / "not-a-directory"
-    blocker.write_text("")
-    settings.BACKUP_DIR = blocker / "backups"
 
 
 def test_nothing_happens_before_the_announcement_time(make_window):

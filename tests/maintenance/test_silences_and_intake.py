@@ -15,7 +15,7 @@ import pytest
 import time_machine
 
 from itsm.models import Alert, Incident, MaintenanceWindow, Notification, Service
-from itsm.services.maintenance import maintenance_tick, maintenance_transition
+from itsm.services.maintenance_lifecycle import maintenance_tick, maintenance_transition
 from tests.incidents.test_alert_intake import TOKEN, URL, alert, payload
 from tests.maintenance.conftest import START
 

@@ -8,7 +8,7 @@ import time_machine
 
 from itsm import sla
 from itsm.models import Service, Ticket
-from itsm.services.maintenance import maintenance_tick, maintenance_transition
+from itsm.services.maintenance_lifecycle import maintenance_tick, maintenance_transition
 from tests.factories import make_ticket
 from tests.maintenance.conftest import START
 

@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from itsm.models import Service
 from itsm.services.incidents import incident_create
-from itsm.services.maintenance import maintenance_create, maintenance_tick
+from itsm.services.maintenance import maintenance_create
+from itsm.services.maintenance_lifecycle import maintenance_tick
 
 
 @pytest.fixture

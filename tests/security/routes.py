@@ -67,6 +67,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("alert-detail", "GET"): Op("signed_in", "alert"),
     **_crud("maintenance-window", "signed_in", "staff", "admin"),
     ("maintenance-window-transition", "POST"): Op("staff", "maintenance-window"),
+    ("maintenance-window-events", "GET"): Op("staff", "maintenance-window"),
     **_crud("service", "signed_in", "admin", "admin"),
     **_crud("team", "signed_in", "admin", "admin"),
     ("backup-list", "GET"): STAFF,

@@ -1,14 +1,13 @@
-"""Reads that decide visibility. Every list, detail, search and timeline view starts from these."""
+"""Who sees which ticket, comment and timeline entry."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from itsm.models import Comment, Event, Ticket
-from itsm.roles import Role, is_staff_role
+from itsm.roles import is_staff_role
 
 
 def tickets_visible_to(user: Any) -> QuerySet[Ticket]:
@@ -19,13 +18,6 @@ def tickets_visible_to(user: Any) -> QuerySet[Ticket]:
     if is_staff_role(user):
         return tickets
     return tickets.filter(requester=user)
-
-
-def assignable_users() -> QuerySet[Any]:
-    """Who can be assigned a ticket: active agents and admins (a superuser is an admin)."""
-    users = get_user_model().objects
-    staff = users.filter(groups__name__in=[Role.AGENT, Role.ADMIN]).values("pk")
-    return users.filter(Q(is_superuser=True) | Q(pk__in=staff)).filter(is_active=True).order_by("username")
 
 
 def comments_visible_to(user: Any, ticket: Ticket) -> QuerySet[Comment]:

@@ -9,6 +9,7 @@ from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q,
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from itsm.lifecycles import INCIDENT_CLOSED_STATUSES
 from itsm.models import Incident
 
 
@@ -25,7 +26,7 @@ def _aggregates(now: datetime) -> dict[str, Any]:
     )
     return {
         "count": Count("id", distinct=True),
-        "open": Count("id", distinct=True, filter=~Q(status__in=["resolved", "reviewed"])),
+        "open": Count("id", distinct=True, filter=~Q(status__in=INCIDENT_CLOSED_STATUSES)),
         "mtta": Avg(ExpressionWrapper(responded - F("detected_at"), output_field=DurationField())),
         "mttr": Avg(
             ExpressionWrapper(F("resolved_at") - F("detected_at"), output_field=DurationField()),

@@ -1,0 +1,84 @@
+"""Timelines in the admin: a ticket's, an incident's or a maintenance window's events, append-only, and the bulk
+"move the selected ones" actions that add to them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from itsm.admin.base import StaffRolePermissions
+from itsm.exceptions import DomainError
+from itsm.models import Event
+
+
+class EventInline(StaffRolePermissions, admin.TabularInline):
+    """The timeline of the object on the page (subclasses name which foreign key): shown, never edited here."""
+
+    model = Event
+    extra = 0
+    fields = ("created_at", "actor", "kind", "field", "old_value", "new_value", "note")
+    readonly_fields = fields
+    can_delete = False
+    verbose_name_plural = "timeline"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Event]:
+        return super().get_queryset(request).select_related("actor")
+
+
+def timeline_table(events: Iterable[Event]) -> str:
+    """Events as a read-only table on a change page, oldest first."""
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                timezone.localtime(event.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+                event.actor.get_username() if event.actor else "(the platform)",
+                event.kind,
+                event.field,
+                f"{event.old_value} → {event.new_value}" if event.old_value else event.new_value,
+                event.note,
+            )
+            for event in events
+        ),
+    )
+    header = "<tr><th>when</th><th>who</th><th>what</th><th>field</th><th>change</th><th>note</th></tr>"
+    return format_html("<table>{}{}</table>", mark_safe(header), rows) if rows else "-"  # noqa: S308 (a constant)
+
+
+def move_selected(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    ids: list[int],
+    *,
+    to: str,
+    move: Callable[[int], Any],
+    noun: str,
+    label: str,
+) -> None:
+    """Move each selected object through its transition service; one refusal does not stop the others, and each is
+    reported beside the count of moved ones."""
+    moved, refused = 0, []
+    for object_id in ids:
+        try:
+            move(object_id)
+            moved += 1
+        except DomainError as exc:
+            refused.append(f"{label}-{object_id}: {exc}")
+    if moved:
+        modeladmin.message_user(request, f"{moved} {noun}(s) moved to {to}.", messages.SUCCESS)
+    for message in refused:
+        modeladmin.message_user(request, message, messages.WARNING)

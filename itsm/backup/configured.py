@@ -1,0 +1,86 @@
+"""The backup machinery as this deployment's settings configure it: where archives are kept (local disk, S3), the
+dumper of each kind for the configured database, Redis and media, and the lock a run holds. The services in
+itsm.services.backups and itsm.services.restore ask here instead of reading settings themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+
+from itsm.backup.base import BackupError, Dumper
+from itsm.backup.local import LocalStorage
+from itsm.backup.locks import advisory_lock, file_lock
+from itsm.backup.media import MediaDumper
+from itsm.backup.postgres import PostgresDumper, connection_params
+from itsm.backup.redis import RedisDumper
+from itsm.backup.s3 import S3Storage
+from itsm.backup.sqlite import SqliteDumper
+from itsm.models import Backup
+
+DATABASE, REDIS, MEDIA = Backup.Kind.DATABASE, Backup.Kind.REDIS, Backup.Kind.MEDIA
+
+
+def local_storage() -> LocalStorage:
+    return LocalStorage(Path(settings.BACKUP_DIR))
+
+
+def s3_storage() -> S3Storage | None:
+    if not settings.BACKUP_S3_BUCKET:
+        return None
+    return S3Storage(
+        bucket=settings.BACKUP_S3_BUCKET,
+        prefix=settings.BACKUP_S3_PREFIX,
+        endpoint_url=settings.BACKUP_S3_ENDPOINT_URL,
+        region=settings.BACKUP_S3_REGION,
+        access_key_id=settings.BACKUP_S3_ACCESS_KEY_ID,
+        secret_access_key=settings.BACKUP_S3_SECRET_ACCESS_KEY,
+        part_size=settings.BACKUP_S3_PART_SIZE_MB * 1024 * 1024,
+    )
+
+
+def database_settings() -> dict[str, Any]:
+    return dict(connections["default"].settings_dict)
+
+
+def database_is_postgres() -> bool:
+    return connections["default"].vendor == "postgresql"
+
+
+def postgres_dumper() -> PostgresDumper:
+    return PostgresDumper(
+        database_settings(), bin_dir=settings.BACKUP_PG_BIN_DIR, restore_jobs=settings.BACKUP_RESTORE_JOBS
+    )
+
+
+def dumper_for(kind: str) -> Dumper:
+    if kind == DATABASE:
+        if database_is_postgres():
+            return postgres_dumper()
+        return SqliteDumper(Path(database_settings()["NAME"]))
+    if kind == REDIS:
+        return RedisDumper(settings.BACKUP_REDIS_URL)
+    if kind == MEDIA:
+        return MediaDumper(Path(settings.MEDIA_ROOT))
+    raise BackupError(f"unknown backup kind {kind!r}")
+
+
+def storage_class_for(tier: str) -> str:
+    if tier == Backup.Tier.MONTHLY:
+        return str(settings.BACKUP_S3_MONTHLY_STORAGE_CLASS)
+    return str(settings.BACKUP_S3_STORAGE_CLASS)
+
+
+@contextmanager
+def run_lock(backup_id: int) -> Iterator[bool]:
+    """Held while one process runs the backup: PostgreSQL's advisory lock, or a file lock beside SQLite."""
+    if database_is_postgres():
+        with advisory_lock(connection_params(database_settings()), backup_id) as held:
+            yield held
+    else:
+        with file_lock(Path(settings.BACKUP_DIR) / ".locks" / f"backup-{backup_id}.lock") as held:
+            yield held
