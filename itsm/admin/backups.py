@@ -13,6 +13,7 @@ from django.http import HttpRequest
 from itsm.admin.base import AdminWritePermissions
 from itsm.exceptions import InvalidInput, NotReady
 from itsm.models import Backup
+from itsm.models.backups import RECORDED_FIELDS
 from itsm.roles import is_admin
 from itsm.services.backups import backup_create, backup_verify_queue
 
@@ -36,29 +37,7 @@ class BackupAdmin(AdminWritePermissions, admin.ModelAdmin):
     search_fields = ["local_path", "s3_key", "sha256"]
     date_hierarchy = "created_at"
     actions = ["verify_backups"]
-    readonly_fields = [
-        "kind",
-        "tier",
-        "trigger",
-        "status",
-        "requested_by",
-        "created_at",
-        "started_at",
-        "finished_at",
-        "attempts",
-        "size_bytes",
-        "sha256",
-        "local_path",
-        "local_deleted_at",
-        "s3_key",
-        "s3_storage_class",
-        "s3_deleted_at",
-        "manifest",
-        "verified_at",
-        "verified_ok",
-        "verification",
-        "error",
-    ]
+    readonly_fields = RECORDED_FIELDS
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

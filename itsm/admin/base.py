@@ -65,3 +65,17 @@ class AdminRolePermissions(_RolePermissions):
     """Admins only: the catalogue, SLA policies, alert rules, webhooks, people and their channels."""
 
     readers = writers = staticmethod(is_admin)
+
+
+class ReadOnlyInlinePermissions(StaffRolePermissions):
+    """An inline of records written elsewhere (timelines, delivery attempts, a post-mortem written in the API):
+    agents and admins read them on the parent's page; nobody adds, edits or deletes them there."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -13,26 +13,18 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from itsm.admin.base import StaffRolePermissions
+from itsm.admin.base import ReadOnlyInlinePermissions
 from itsm.exceptions import DomainError
 from itsm.models import Event
 
 
-class EventInline(StaffRolePermissions, admin.TabularInline):
+class EventInline(ReadOnlyInlinePermissions, admin.TabularInline):
     """The timeline of the object on the page (subclasses name which foreign key): shown, never edited here."""
 
     model = Event
-    extra = 0
     fields = ("created_at", "actor", "kind", "field", "old_value", "new_value", "note")
     readonly_fields = fields
-    can_delete = False
     verbose_name_plural = "timeline"
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Event]:
         return super().get_queryset(request).select_related("actor")

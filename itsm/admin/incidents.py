@@ -8,9 +8,10 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from itsm.admin.base import StaffRolePermissions
+from itsm.admin.base import ReadOnlyInlinePermissions, StaffRolePermissions
 from itsm.admin.events import EventInline, move_selected
 from itsm.models import Alert, Incident, Postmortem
+from itsm.models.incidents import POSTMORTEM_FIELDS
 from itsm.services.incidents import incident_create, incident_transition, incident_update
 
 
@@ -18,28 +19,10 @@ class TimelineInline(EventInline):
     fk_name = "incident"
 
 
-class PostmortemInline(StaffRolePermissions, admin.StackedInline):
+class PostmortemInline(ReadOnlyInlinePermissions, admin.StackedInline):
     model = Postmortem
-    extra = 0
-    fields = (
-        "status",
-        "summary",
-        "impact",
-        "root_cause",
-        "trigger",
-        "detection",
-        "resolution",
-        "lessons",
-        "finalized_at",
-    )
+    fields = ("status", *POSTMORTEM_FIELDS, "finalized_at")
     readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 def _move_all(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Incident], to: str) -> None:

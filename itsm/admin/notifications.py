@@ -10,9 +10,10 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from itsm.admin.base import AdminRolePermissions, StaffRolePermissions
+from itsm.admin.base import AdminRolePermissions, ReadOnlyInlinePermissions, StaffRolePermissions
 from itsm.exceptions import InvalidInput, NotPermitted, NotReady
 from itsm.models import DeliveryAttempt, Notification, NotificationChannel, WebhookEndpoint
+from itsm.models.notifications import DELIVERY_FIELDS
 from itsm.notifiers.ssrf import validate_webhook_url
 from itsm.services.notification_channels import notification_channel_check, target_display
 from itsm.services.notifications import notification_redeliver
@@ -28,27 +29,14 @@ LOG_FIELDS = (
     "subject",
     "body",
     "payload",
-    "status",
-    "attempts",
-    "next_attempt_at",
-    "last_error",
-    "created_at",
-    "delivered_at",
+    *DELIVERY_FIELDS,
 )
 
 
-class DeliveryAttemptInline(StaffRolePermissions, admin.TabularInline):
+class DeliveryAttemptInline(ReadOnlyInlinePermissions, admin.TabularInline):
     model = DeliveryAttempt
-    extra = 0
     fields = ("attempted_at", "success", "status_code", "duration_ms", "error")
     readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Notification)

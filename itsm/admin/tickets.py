@@ -14,6 +14,7 @@ from django.shortcuts import render
 from itsm.admin.base import StaffRolePermissions, staff_users
 from itsm.admin.events import EventInline
 from itsm.models import Comment, Ticket
+from itsm.models.tickets import RECORDED_FIELDS
 from itsm.roles import is_staff_role
 from itsm.services.tickets import ticket_create, ticket_update
 
@@ -117,19 +118,7 @@ class TicketAdmin(StaffRolePermissions, admin.ModelAdmin):
     list_select_related = ["service", "requester", "assignee"]
     date_hierarchy = "created_at"
     raw_id_fields = ["requester"]
-    readonly_fields = [
-        "status",
-        "created_at",
-        "updated_at",
-        "first_response_at",
-        "resolved_at",
-        "closed_at",
-        "response_due_at",
-        "resolution_due_at",
-        "sla_status",
-        "sla_at_risk_at",
-        "version",
-    ]
+    readonly_fields = [*RECORDED_FIELDS, "sla_at_risk_at", "version"]
     inlines = [CommentInline, TicketEventInline]
     actions = ["assign", "change_priority"]
     show_full_result_count = False

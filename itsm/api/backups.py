@@ -17,6 +17,7 @@ from itsm.api.idempotency import IDEMPOTENCY_KEY, IDEMPOTENCY_RESPONSES, idempot
 from itsm.api.permissions import IsAgentReadsAdminWrites
 from itsm.api.strict import BooleanFilter, FilterBackend
 from itsm.models import Backup
+from itsm.models.backups import RECORDED_FIELDS
 from itsm.services import backups as backup_services
 
 
@@ -35,30 +36,7 @@ class BackupFilter(django_filters.FilterSet):
 class BackupSerializer(serializers.ModelSerializer):
     class Meta:
         model = Backup
-        fields = [
-            "id",
-            "kind",
-            "tier",
-            "trigger",
-            "status",
-            "requested_by",
-            "created_at",
-            "started_at",
-            "finished_at",
-            "attempts",
-            "size_bytes",
-            "sha256",
-            "local_path",
-            "local_deleted_at",
-            "s3_key",
-            "s3_storage_class",
-            "s3_deleted_at",
-            "manifest",
-            "verified_at",
-            "verified_ok",
-            "verification",
-            "error",
-        ]
+        fields = ["id", *RECORDED_FIELDS]
         read_only_fields = fields
 
 

@@ -23,6 +23,7 @@ from rest_framework.response import Response
 from itsm.api.filters import StableOrderingFilter, UtcDateTimeFilter
 from itsm.api.strict import BooleanFilter, FilterBackend, IdFilter, StrictModelSerializer
 from itsm.models import DeliveryAttempt, Notification, NotificationChannel
+from itsm.models.notifications import DELIVERY_FIELDS
 from itsm.queries.notifications import notifications_visible_to
 from itsm.services import notifications as notification_services
 from itsm.services.notification_channels import notification_channel_check, target_display
@@ -67,12 +68,7 @@ class NotificationSerializer(serializers.ModelSerializer):
             "subject",
             "body",
             "urgent",
-            "status",
-            "attempts",
-            "next_attempt_at",
-            "last_error",
-            "created_at",
-            "delivered_at",
+            *DELIVERY_FIELDS,
             "delivery_attempts",
         ]
         read_only_fields = fields

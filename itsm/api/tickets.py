@@ -30,6 +30,7 @@ from itsm.api.schema import TransitionConflict, paginated
 from itsm.api.strict import CharFilter, FilterBackend, IdFilter, StrictModelSerializer, StrictSerializer
 from itsm.exceptions import InvalidInput, StaleVersion
 from itsm.models import Comment, Service, Ticket
+from itsm.models.tickets import RECORDED_FIELDS, STAMPED_FIELDS
 from itsm.queries.tickets import comments_visible_to, events_visible_to, tickets_visible_to
 from itsm.queries.users import assignable_users
 from itsm.roles import is_staff_role
@@ -78,28 +79,9 @@ class TicketSerializer(StrictModelSerializer):
             "service",
             "requester",
             "assignee",
-            "created_at",
-            "updated_at",
-            "first_response_at",
-            "resolved_at",
-            "closed_at",
-            "response_due_at",
-            "resolution_due_at",
-            "sla_status",
+            *STAMPED_FIELDS,
         ]
-        read_only_fields = [
-            "id",
-            "status",
-            "requester",
-            "created_at",
-            "updated_at",
-            "first_response_at",
-            "resolved_at",
-            "closed_at",
-            "response_due_at",
-            "resolution_due_at",
-            "sla_status",
-        ]
+        read_only_fields = ["id", "requester", *RECORDED_FIELDS]
         extra_kwargs = {"description": {"max_length": 20000}, "title": {"allow_blank": False}}
 
     def to_representation(self, instance: Ticket) -> dict[str, Any]:

@@ -1,6 +1,31 @@
 from django.conf import settings
 from django.db import models
 
+# A backup is written by the backup run and retention only: every field is read-only in the API and the admin.
+RECORDED_FIELDS = (
+    "kind",
+    "tier",
+    "trigger",
+    "status",
+    "requested_by",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "attempts",
+    "size_bytes",
+    "sha256",
+    "local_path",
+    "local_deleted_at",
+    "s3_key",
+    "s3_storage_class",
+    "s3_deleted_at",
+    "manifest",
+    "verified_at",
+    "verified_ok",
+    "verification",
+    "error",
+)
+
 
 class Backup(models.Model):
     """One backup artifact (database, Redis or media files): where it is stored, its checksum, the manifest taken

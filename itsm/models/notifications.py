@@ -11,6 +11,10 @@ def generate_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+# Where a notification's delivery stands, as the log shows it in the API and the admin.
+DELIVERY_FIELDS = ("status", "attempts", "next_attempt_at", "last_error", "created_at", "delivered_at")
+
+
 class Notification(models.Model):
     """One message to one destination: the outbox row written in the same transaction as the change it reports,
     then delivered by a worker with bounded retries. Its attempts are logged as DeliveryAttempt rows."""

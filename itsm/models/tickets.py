@@ -1,6 +1,20 @@
 from django.conf import settings
 from django.db import models
 
+# What the ticket service stamps as a ticket moves (its status changes only through transitions): read-only in the
+# API and in the admin.
+STAMPED_FIELDS = (
+    "created_at",
+    "updated_at",
+    "first_response_at",
+    "resolved_at",
+    "closed_at",
+    "response_due_at",
+    "resolution_due_at",
+    "sla_status",
+)
+RECORDED_FIELDS = ("status", *STAMPED_FIELDS)
+
 
 class Ticket(models.Model):
     """A service desk request or problem report, worked by agents against an SLA."""
