@@ -20,7 +20,7 @@ app.conf.task_routes = {
     # The first matching pattern wins: the long recompute must not hold up the every-minute scan.
     "itsm.tasks.sla.recompute_sla": {"queue": "default"},
     "itsm.tasks.sla.*": {"queue": "critical"},
-    "itsm.tasks.incidents.*": {"queue": "critical"},
+    "itsm.tasks.paging.*": {"queue": "critical"},
     "itsm.tasks.alert_rules.*": {"queue": "critical"},
     # The dead-man switch pages; a manual run ("run now") is sent to its job's own queue explicitly.
     "itsm.tasks.jobs.*": {"queue": "critical"},
@@ -47,7 +47,7 @@ app.conf.beat_schedule = {
     },
     # Unacknowledged critical and high incidents page the next person when their escalation time comes.
     "escalate_incidents": {
-        "task": "itsm.tasks.incidents.escalate_incidents",
+        "task": "itsm.tasks.paging.escalate_incidents",
         "schedule": 30.0,
         "options": {"expires": 25},
     },

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.test import Client
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
@@ -84,3 +85,15 @@ def as_agent(client_for: Callable[[Any], APIClient], agent: Any) -> APIClient:
 @pytest.fixture
 def as_admin(client_for: Callable[[Any], APIClient], admin: Any) -> APIClient:
     return client_for(admin)
+
+
+@pytest.fixture
+def operator(admin: Any) -> Client:
+    """The Django admin, signed in as the admin."""
+    client = Client()
+    client.force_login(admin)
+    return client
+
+
+def page_text(response: Any) -> str:
+    return str(response.content.decode())

@@ -2,6 +2,7 @@
 
 from itsm.admin import (
     alert_rules,
+    alerts,
     backups,
     catalog,
     incidents,
@@ -16,6 +17,7 @@ from itsm.admin import (
 
 __all__ = [
     "alert_rules",
+    "alerts",
     "backups",
     "catalog",
     "incidents",

@@ -1,4 +1,4 @@
-"""Incidents with their timeline, acknowledge and resolve actions; alerts as received (read-only)."""
+"""Incidents with their timeline and post-mortem, acknowledge and resolve actions."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.http import HttpRequest
 
 from itsm.admin.base import ReadOnlyInlinePermissions, StaffRolePermissions
 from itsm.admin.events import EventInline, move_selected
-from itsm.models import Alert, Incident, Postmortem
+from itsm.models import Incident, Postmortem
 from itsm.models.incidents import POSTMORTEM_FIELDS
 from itsm.services.incidents import incident_create, incident_transition, incident_update
 
@@ -107,27 +107,3 @@ class IncidentAdmin(StaffRolePermissions, admin.ModelAdmin):
     @admin.action(description="Resolve selected incidents")
     def resolve(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
         _move_all(self, request, queryset, Incident.Status.RESOLVED)
-
-
-@admin.register(Alert)
-class AlertAdmin(StaffRolePermissions, admin.ModelAdmin):
-    list_display = [
-        "alertname",
-        "status",
-        "severity",
-        "service",
-        "incident",
-        "starts_at",
-        "last_received_at",
-        "receive_count",
-    ]
-    list_filter = ["status", "severity", "service"]
-    search_fields = ["alertname", "fingerprint"]
-    list_select_related = ["service", "incident"]
-    readonly_fields = [field.name for field in Alert._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -3,11 +3,11 @@
 from itsm.tasks.alert_rules import evaluate_alert_rules
 from itsm.tasks.backups import check_backup_age, restore_drill, run_backup, scheduled_backup, verify_backup
 from itsm.tasks.cleanup import cleanup
-from itsm.tasks.incidents import escalate_incidents
 from itsm.tasks.jobs import run_job_now, watch_jobs
 from itsm.tasks.maintenance import run_maintenance_windows
 from itsm.tasks.monitoring import refresh_metrics
 from itsm.tasks.notifications import deliver_notification, relay_notifications
+from itsm.tasks.paging import escalate_incidents
 from itsm.tasks.sla import recompute_sla, scan_sla
 from itsm.tasks.vacuum import vacuum_database
 

@@ -11,7 +11,7 @@ import time_machine
 from itsm.models import Event, Incident, Notification
 from itsm.services.incidents import incident_create, incident_transition, incident_update
 from itsm.services.paging import incident_escalation_scan
-from itsm.tasks.incidents import escalate_incidents
+from itsm.tasks.paging import escalate_incidents
 from tests.factories import ServiceFactory, make_user
 from tests.oncall.conftest import make_rotation, make_team
 

@@ -16,7 +16,7 @@ import time_machine
 
 from itsm.models import Alert, Incident, MaintenanceWindow, Notification, Service
 from itsm.services.maintenance_lifecycle import maintenance_tick, maintenance_transition
-from tests.incidents.test_alert_intake import TOKEN, URL, alert, payload
+from tests.alerts.test_intake import TOKEN, URL, alert, payload
 from tests.maintenance.conftest import START
 
 Status = MaintenanceWindow.Status

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -10,61 +10,21 @@ import pytest
 import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from prometheus_client import REGISTRY
 
 from itsm.exceptions import InvalidInput
 from itsm.models import BusinessCalendar, Event, Holiday, SlaPolicy, Ticket
 from itsm.services.sla import sla_policy_default, sla_recompute_open_tickets
 from itsm.services.tickets import comment_create, ticket_transition, ticket_update
 from tests.factories import make_ticket
+from tests.sla.conftest import MONDAY, fresh, minutes, sla_events, state_changes
 
 pytestmark = pytest.mark.django_db
 
 BERLIN = ZoneInfo("Europe/Berlin")
-MONDAY = datetime(2024, 6, 3, 10, 0, tzinfo=UTC)
 
 
 def berlin(year: int, month: int, day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(year, month, day, hour, minute, tzinfo=BERLIN)
-
-
-def minutes(count: float) -> timedelta:
-    return timedelta(minutes=count)
-
-
-def fresh(ticket: Ticket) -> Ticket:
-    return Ticket.objects.get(pk=ticket.pk)
-
-
-def sla_events(ticket: Ticket) -> list[tuple[str, str]]:
-    return list(
-        Event.objects.filter(ticket=ticket, kind=Event.Kind.SLA)
-        .order_by("created_at", "id")
-        .values_list("old_value", "new_value")
-    )
-
-
-def state_changes(state: str, priority: str) -> float:
-    value = REGISTRY.get_sample_value("itsm_sla_state_changes_total", {"state": state, "priority": priority})
-    return value or 0.0
-
-
-@pytest.fixture
-def office_calendar(db: Any) -> BusinessCalendar:
-    return BusinessCalendar.objects.create(
-        name="Berlin office",
-        kind=BusinessCalendar.Kind.BUSINESS_HOURS,
-        time_zone="Europe/Berlin",
-        weekdays=[0, 1, 2, 3, 4],
-        day_start=time(9, 0),
-        day_end=time(17, 0),
-    )
-
-
-@pytest.fixture
-def office_hours(office_calendar: BusinessCalendar) -> SlaPolicy:
-    """The default policy, with the manual's targets, on Monday-Friday 09:00-17:00 Berlin time."""
-    return SlaPolicy.objects.create(name="Office hours", is_default=True, calendar=office_calendar)
 
 
 # The default policy on 24x7

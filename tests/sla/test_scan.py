@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 import time_machine
-from prometheus_client import REGISTRY
 
 from itsm.models import Event, JobRun, Ticket
 from itsm.services.jobs import job_run_once
@@ -15,31 +14,11 @@ from itsm.services.sla import sla_scan
 from itsm.services.tickets import comment_create, ticket_transition, ticket_update
 from itsm.tasks.sla import scan_sla
 from tests.factories import make_ticket
+from tests.sla.conftest import MONDAY, fresh, minutes, sla_events, state_changes
 
 pytestmark = pytest.mark.django_db
 
-T = datetime(2024, 6, 3, 10, 0, tzinfo=UTC)
-
-
-def minutes(count: float) -> timedelta:
-    return timedelta(minutes=count)
-
-
-def fresh(ticket: Ticket) -> Ticket:
-    return Ticket.objects.get(pk=ticket.pk)
-
-
-def sla_events(ticket: Ticket) -> list[tuple[str, str]]:
-    return list(
-        Event.objects.filter(ticket=ticket, kind=Event.Kind.SLA)
-        .order_by("created_at", "id")
-        .values_list("old_value", "new_value")
-    )
-
-
-def state_changes(state: str, priority: str) -> float:
-    value = REGISTRY.get_sample_value("itsm_sla_state_changes_total", {"state": state, "priority": priority})
-    return value or 0.0
+T = MONDAY
 
 
 def scan_at(moment: datetime, **options: Any) -> dict[str, int]:

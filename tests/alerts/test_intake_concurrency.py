@@ -8,8 +8,8 @@ import pytest
 from django.conf import settings
 
 from itsm.models import Alert, Incident
+from tests.alerts.test_intake import TOKEN, alert, payload
 from tests.factories import ServiceFactory
-from tests.incidents.test_alert_intake import TOKEN, alert, payload
 from tests.system.processes import BIN, base_env, current_database_url, free_port, http, started, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
