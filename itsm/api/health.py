@@ -9,7 +9,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from itsm.api.errors import RETRY_AFTER_SECONDS
+from itsm.middleware import RETRY_AFTER_SECONDS
 from itsm.services.health import check_broker, check_cache, check_database
 
 
