@@ -22,6 +22,12 @@ READ_ONLY_RETRY_AFTER_SECONDS = "60"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
+def read_only_detail(reason: str) -> str:
+    """What a refused write is told: the reason given with the mode (`read_only_mode on --reason`, or the restore's)."""
+    reason = reason.strip().rstrip(".")
+    return f"The platform is read-only: {reason}. Retry later." if reason else "The platform is read-only. Retry later."
+
+
 def database_unavailable_response() -> JsonResponse:
     response = JsonResponse({"detail": DATABASE_DOWN, "code": "database_unavailable"}, status=503)
     response["Retry-After"] = RETRY_AFTER_SECONDS
@@ -39,11 +45,12 @@ class ReadOnlyModeMiddleware:
         if request.method not in SAFE_METHODS:
             state = read_only_state()
             if state is not None:
+                reason = str(state.get("reason") or "")
                 response = JsonResponse(
                     {
-                        "detail": "The platform is read-only while it is being restored. Retry later.",
+                        "detail": read_only_detail(reason),
                         "code": "read_only_mode",
-                        "reason": state.get("reason", ""),
+                        "reason": reason,
                         "since": state.get("since"),
                     },
                     status=503,
