@@ -29,6 +29,7 @@ venv: $(STAMP) ## Create .venv and install the pinned requirements
 .PHONY: run
 run: venv ## Start the API (127.0.0.1:8000, PORT overrides), a Celery worker and Celery Beat; Ctrl-C stops all
 	@mkdir -p var
+	$(PY) manage.py ensure_database
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py setup_demo

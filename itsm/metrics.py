@@ -156,6 +156,14 @@ JOB_LAST_SUCCESS = Gauge(
 # "mostrecent": a schedule changed to run more often must show its new, shorter period.
 JOB_PERIOD = Gauge("itsm_job_period_seconds", "The period of a scheduled job.", ["job"], multiprocess_mode="mostrecent")
 
+# Set from the flag whenever /health/ or /metrics is asked, and when the mode is turned on or off, so the value is
+# right whichever process changed it; the most recent value wins across processes.
+READ_ONLY_MODE = Gauge(
+    "itsm_read_only_mode",
+    "1 while read-only mode is on (the API answers writes with 503, e.g. during a restore), else 0.",
+    multiprocess_mode="mostrecent",
+)
+
 # --- Celery tasks (itsm.celery_metrics, connected to Celery's signals) ---------------------------------------------
 CELERY_TASKS = Counter("itsm_celery_tasks_total", "Celery tasks finished, by task and outcome.", ["task", "outcome"])
 CELERY_TASK_DURATION = Histogram(

@@ -3,14 +3,14 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from itsm.api import errors
-from itsm.api.health import health
+from itsm.api.health import health, metrics
 from itsm.status_page import status_html, status_json
 
 urlpatterns = [
     path("health/", health, name="health"),
     path("status/", status_html, name="status"),
     path("status.json", status_json, name="status-json"),
-    path("", include("django_prometheus.urls")),
+    path("metrics", metrics, name="prometheus-django-metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("itsm.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
+from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
@@ -86,6 +87,10 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
         request=None,
         responses={
             202: OpenApiResponse(BackupSerializer, description="The verification is queued."),
+            400: OpenApiResponse(
+                description="The copy it would read cannot be: no local copy and S3 is not configured (or its S3 "
+                "copy is gone). `source` says which; nothing is queued and the backup is left as it was."
+            ),
             409: OpenApiResponse(description="The backup has no finished archive to verify."),
         },
         summary="Queue a verification: full read and restore into a scratch database (admins)",
@@ -93,5 +98,13 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
     @action(detail=True, methods=["post"])
     def verify(self, request: Request, pk: str | None = None) -> Response:
         backup = self.get_object()
+        # The worker reads the local copy, or the S3 copy when there is no local one; refuse now what it could not
+        # read, rather than record a good backup as failed. No copy at all is the service's 409.
+        source = "local" if backup.has_local_copy else "s3"
+        problem = backup.unreadable_copy(source, s3_configured=bool(settings.BACKUP_S3_BUCKET))
+        if problem and backup.has_s3_copy:
+            raise serializers.ValidationError(
+                {"source": [f"Backup #{backup.pk} has no local copy and would be read from S3, but {problem}."]}
+            )
         backup = backup_services.backup_verify_queue(backup_id=backup.pk)
         return Response(BackupSerializer(backup).data, status=status.HTTP_202_ACCEPTED)

@@ -1,4 +1,5 @@
-"""JSON errors everywhere: the DRF exception handler, Django's error handlers, and the database-down guard."""
+"""JSON errors everywhere: the DRF exception handler and Django's error handlers (the database-down guard and
+read-only mode are middleware, in itsm/middleware.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.db import IntegrityError, InterfaceError, OperationalError
+from django.db import IntegrityError
 from django.db.models import ProtectedError, RestrictedError
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -18,12 +19,9 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from itsm.exceptions import Conflict as DomainConflict
 from itsm.exceptions import InvalidInput, NotPermitted, NotReady, StaleVersion, TransitionNotAllowed
+from itsm.middleware import DATABASE_DOWN, DATABASE_ERRORS, RETRY_AFTER_SECONDS, database_unavailable_response
 
 logger = logging.getLogger(__name__)
-
-DATABASE_ERRORS = (OperationalError, InterfaceError)
-RETRY_AFTER_SECONDS = "5"
-DATABASE_DOWN = "The database is unavailable. Retry shortly."
 
 
 class PreconditionRequired(exceptions.APIException):
@@ -86,28 +84,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 def _code_of(exc: Exception) -> str:
     return str(getattr(exc, "default_code", "error"))
-
-
-def database_unavailable_response() -> JsonResponse:
-    response = JsonResponse({"detail": DATABASE_DOWN, "code": "database_unavailable"}, status=503)
-    response["Retry-After"] = RETRY_AFTER_SECONDS
-    return response
-
-
-class DatabaseUnavailableMiddleware:
-    """A database outage outside DRF (admin, health, middleware) is a JSON 503 with Retry-After, not an HTML 500."""
-
-    def __init__(self, get_response: Any) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
-
-    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if isinstance(exception, DATABASE_ERRORS):
-            logger.warning("database unavailable: %s", exception)
-            return database_unavailable_response()
-        return None
 
 
 def _json_error(detail: str, code: str, status_code: int) -> JsonResponse:

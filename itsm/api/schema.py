@@ -46,6 +46,11 @@ _COMMON = {
     "429": "Too many requests.",
     "503": "The database is unavailable; retry after the Retry-After header's seconds.",
 }
+_WRITE = {
+    "503": "The database is unavailable (code database_unavailable), or read-only mode refuses writes (code "
+    "read_only_mode, with the operator's reason and since when, e.g. during a restore); retry after the "
+    "Retry-After header's seconds.",
+}
 _WITH_INPUT = {"400": "Invalid input: per-field messages."}
 _DETAIL = {"404": "No such object, or not visible to you."}
 _WRITE_TICKET = {
@@ -75,6 +80,8 @@ def document_error_responses(result: dict[str, Any], generator: Any, request: An
             codes.update(_WITH_INPUT)  # malformed query parameters are a 400 on reads too
             if "{" in path:
                 codes.update(_DETAIL)
+            if method in ("post", "put", "patch", "delete"):
+                codes.update(_WRITE)
             if method == "delete":
                 codes["409"] = "Still referenced by other records."
             if method in ("put", "patch") and path.startswith("/api/v1/tickets/"):

@@ -29,6 +29,9 @@ RESTORE_TIMEOUT_BASE = 120.0
 RESTORE_TIMEOUT_PER_MB = 10.0
 DROP_TIMEOUT_SECONDS = 120
 MAINTENANCE_DATABASES = ("postgres", "template1")
+# Every connection of a backup, verification or restore, pg_dump's and pg_restore's included, carries this name in
+# pg_stat_activity, so that an operator ending long-running queries can leave them alone (docs/operations.md).
+APPLICATION_NAME = "itsm-backup"
 
 # Row text depends on session settings (time zone, date and interval styles, float digits, bytea format):
 # the manifest and every check of it run with the same ones, so equal data always hashes equally.
@@ -102,6 +105,7 @@ def connection_params(database: dict[str, Any], *, name: str | None = None) -> d
         "host": database.get("HOST") or None,
         "port": database.get("PORT") or None,
         "connect_timeout": options.get("connect_timeout", 10),
+        "application_name": APPLICATION_NAME,
     }
     if options.get("sslmode"):
         params["sslmode"] = options["sslmode"]
@@ -118,6 +122,7 @@ def child_env(params: dict[str, Any]) -> dict[str, str]:
         "port": "PGPORT",
         "connect_timeout": "PGCONNECT_TIMEOUT",
         "sslmode": "PGSSLMODE",
+        "application_name": "PGAPPNAME",
     }
     env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
     env.update({names[key]: str(value) for key, value in params.items() if key in names})

@@ -103,6 +103,19 @@ class Backup(models.Model):
     def has_s3_copy(self) -> bool:
         return bool(self.s3_key) and self.s3_deleted_at is None
 
+    def unreadable_copy(self, source: str, *, s3_configured: bool) -> str | None:
+        """Why its copy in `source` (local or s3) cannot be read for a verification, or None when it can. Asked
+        before a verification starts, so that asking for a copy that is not there refuses instead of recording a
+        good backup as failed."""
+        if source == "s3":
+            if not s3_configured:
+                return "S3 is not configured (BACKUP_S3_BUCKET is not set)"
+            if not self.has_s3_copy:
+                return "it has no S3 copy"
+        elif source == "local" and not self.has_local_copy:
+            return "it has no local copy"
+        return None
+
     @property
     def is_verified(self) -> bool:
         return self.status == self.Status.SUCCEEDED and self.verified_ok is True

@@ -32,6 +32,12 @@ def test_every_operation_documents_its_error_responses(schema):
                 assert "404" in codes, (method, path)
 
 
+def test_writes_document_the_503_of_read_only_mode_and_reads_do_not(schema):
+    tickets = schema["paths"]["/api/v1/tickets/"]
+    assert "read_only_mode" in tickets["post"]["responses"]["503"]["description"]
+    assert "read_only_mode" not in tickets["get"]["responses"]["503"]["description"]
+
+
 def test_ticket_edits_document_the_if_match_rules(schema):
     patch = schema["paths"]["/api/v1/tickets/{id}/"]["patch"]
     assert {"412", "428"} <= set(patch["responses"])

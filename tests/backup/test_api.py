@@ -111,6 +111,34 @@ def test_an_admin_queues_a_verification(as_admin, sent, django_capture_on_commit
     assert sent() == [(VERIFY_TASK, [backup.pk])]
 
 
+def test_verifying_a_backup_only_in_s3_without_s3_configured_is_a_400_and_changes_nothing(
+    as_admin, sent, django_capture_on_commit_callbacks, caplog
+):
+    backup = finished(local_path="", s3_key="itsm/database/daily/backup_1.dump")
+    before = Backup.objects.filter(pk=backup.pk).values().get()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = as_admin.post(f"{URL}{backup.pk}/verify/")
+    assert response.status_code == 400
+    assert response.json() == {
+        "source": [
+            f"Backup #{backup.pk} has no local copy and would be read from S3, but S3 is not configured "
+            "(BACKUP_S3_BUCKET is not set)."
+        ]
+    }
+    assert sent() == []
+    assert Backup.objects.filter(pk=backup.pk).values().get() == before
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]
+
+
+def test_a_backup_with_a_local_copy_is_verified_from_it_with_s3_unconfigured(
+    as_admin, sent, django_capture_on_commit_callbacks
+):
+    backup = finished(s3_key="itsm/database/daily/backup_1.dump")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert as_admin.post(f"{URL}{backup.pk}/verify/").status_code == 202
+    assert sent() == [(VERIFY_TASK, [backup.pk])]
+
+
 def test_verifying_a_backup_that_has_not_finished_is_409(as_admin):
     pending = Backup.objects.create(kind="database", created_at=timezone.now())
     response = as_admin.post(f"{URL}{pending.pk}/verify/")

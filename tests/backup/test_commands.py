@@ -16,13 +16,14 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+from django.utils import timezone
 
 from itsm.backup.configured import local_storage
 from itsm.backup.postgres import connect, connection_params
 from itsm.models import Backup, Ticket
 from itsm.services.backups import backup_create
 from itsm.services.readonly import read_only_state
-from tests.backup.conftest import database_url, seed_tickets
+from tests.backup.conftest import database_url, sample, seed_tickets
 from tests.system.processes import PYTHON, ROOT, base_env
 
 
@@ -61,6 +62,70 @@ def test_backup_verify_passes_on_a_good_backup_and_fails_on_a_damaged_one():
     path.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(CommandError, match="FAILED verification"):
         command("backup_verify", str(backup.pk))
+
+
+def a_good_backup(**fields: Any) -> Backup:
+    """A finished, verified backup row with a local and an S3 copy (files are not needed: nothing may read them)."""
+    now = timezone.now()
+    defaults: dict[str, Any] = {
+        "kind": "database",
+        "status": "succeeded",
+        "created_at": now,
+        "started_at": now,
+        "finished_at": now,
+        "sha256": "a" * 64,
+        "size_bytes": 10,
+        "local_path": "database/backup_20250101_000000_database_daily_1.dump",
+        "s3_key": "itsm/database/daily/backup_20250101_000000_database_daily_1.dump",
+        "verified_ok": True,
+        "verified_at": now,
+        "verification": {"local": {"ok": True}},
+    }
+    return Backup.objects.create(**{**defaults, **fields})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_backup_verify_from_s3_without_s3_configured_refuses_and_leaves_the_backup_as_it_was():
+    backup = a_good_backup()
+    before = Backup.objects.filter(pk=backup.pk).values().get()
+    result = subprocess.run(
+        [PYTHON, "manage.py", "backup_verify", str(backup.pk), "--source", "s3"],
+        cwd=ROOT,
+        env=base_env(DATABASE_URL=database_url(), ITSM_VAR_DIR=str(settings.VAR_DIR), BACKUP_S3_BUCKET=""),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"CommandError: backup #{backup.pk} cannot be verified from s3: S3 is not configured (BACKUP_S3_BUCKET is "
+        "not set). Nothing was changed; its local copy can be verified with --source local.\n"
+    )
+    assert Backup.objects.filter(pk=backup.pk).values().get() == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("fields", "arguments", "message"),
+    [
+        ({"local_path": ""}, [], "cannot be verified from s3: S3 is not configured"),
+        ({}, ["--source", "s3"], "cannot be verified from s3: S3 is not configured"),
+        ({"local_deleted_at": timezone.now()}, ["--source", "local"], "cannot be verified from local: it has no local"),
+    ],
+)
+def test_backup_verify_refuses_a_copy_it_cannot_read_without_logging_or_counting_a_failure(
+    fields, arguments, message, caplog
+):
+    backup = a_good_backup(**fields)
+    before = Backup.objects.filter(pk=backup.pk).values().get()
+    failures = sample("itsm_backup_verifications_total", kind="database", source="s3", outcome="failed")
+    with pytest.raises(CommandError, match=message):
+        command("backup_verify", str(backup.pk), *arguments)
+    assert Backup.objects.filter(pk=backup.pk).values().get() == before
+    assert sample("itsm_backup_verifications_total", kind="database", source="s3", outcome="failed") == failures
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]
 
 
 @pytest.mark.django_db

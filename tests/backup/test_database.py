@@ -4,6 +4,7 @@ on a damaged file or an old pg_dump."""
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -200,3 +201,32 @@ def test_a_second_beat_message_for_the_same_slot_makes_no_second_backup(django_c
     assert Backup.objects.filter(kind="database", tier="hourly", trigger="scheduled").count() == 1
     assert JobRun.objects.filter(job="backup_database_hourly").count() == 1
     assert len(callbacks) == 1  # one run queued
+
+
+def test_every_connection_of_a_backup_is_named_itsm_backup_so_operators_can_spare_it(tmp_path, settings):
+    # pg_dump and pg_restore take their application_name from PGAPPNAME: wrappers record what they were given.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("pg_dump", "pg_restore"):
+        real = Path(settings.BACKUP_PG_BIN_DIR) / tool if settings.BACKUP_PG_BIN_DIR else shutil.which(tool)
+        wrapper = bin_dir / tool
+        wrapper.write_text(f'#!/bin/sh\nprintf "%s" "$PGAPPNAME" > {tmp_path / tool}.appname\nexec {real} "$@"\n')
+        wrapper.chmod(0o755)
+    settings.BACKUP_PG_BIN_DIR = str(bin_dir)
+    named: list[str] = []
+
+    def progress(message: str) -> None:
+        if message.startswith("manifest:"):  # the snapshot's transaction is open, pg_dump runs or just ran
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT application_name FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND state <> 'idle'"
+                )
+                named.extend(row[0] for row in cursor.fetchall())
+
+    dumper = postgres_dumper()
+    manifest = dumper.dump(tmp_path / "db.dump", progress=progress)
+    dumper.verify(tmp_path / "db.dump", manifest, label="appname", progress=progress)
+    assert "itsm-backup" in named
+    assert (tmp_path / "pg_dump.appname").read_text() == "itsm-backup"
+    assert (tmp_path / "pg_restore.appname").read_text() == "itsm-backup"

@@ -1,11 +1,13 @@
 """`python manage.py backup_verify ID [--source local|s3]`: read a backup in full and restore it into a scratch
-database; exit 1 when it does not match its manifest."""
+database; exit 1 when it does not match its manifest. A copy that cannot be read (S3 not configured, the copy
+deleted) is refused before anything starts, so the backup's record stays as it was."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from itsm.exceptions import NotReady
@@ -34,6 +36,16 @@ class Command(BaseCommand):
         source = options["source"]
         if source == "auto":
             source = "local" if backup.has_local_copy else "s3"
+        s3_configured = bool(settings.BACKUP_S3_BUCKET)
+        problem = backup.unreadable_copy(source, s3_configured=s3_configured)
+        # A backup with no copy at all, or not finished, is the service's NotReady, which says so.
+        if problem and (backup.has_local_copy or backup.has_s3_copy):
+            other = "local" if source == "s3" else "s3"
+            usable = backup.unreadable_copy(other, s3_configured=s3_configured) is None
+            hint = f"; its {other} copy can be verified with --source {other}" if usable else ""
+            raise CommandError(
+                f"backup #{backup.pk} cannot be verified from {source}: {problem}. Nothing was changed{hint}."
+            )
         try:
             backup = backup_verify(backup_id=backup.pk, source=source, progress=progress)
         except NotReady as exc:

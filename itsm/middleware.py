@@ -1,0 +1,76 @@
+"""The platform's own middleware: read-only mode (writes get a JSON 503 while it is on) and the database-down guard
+(a database outage anywhere is a JSON 503 with Retry-After, never an HTML 500).
+
+This module sits below itsm.api: the API imports its constants and responses from here, never the other way."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from itsm.services.readonly import read_only_state
+
+logger = logging.getLogger(__name__)
+
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+DATABASE_DOWN = "The database is unavailable. Retry shortly."
+RETRY_AFTER_SECONDS = "5"
+READ_ONLY_RETRY_AFTER_SECONDS = "60"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
+def read_only_detail(reason: str) -> str:
+    """What a refused write is told: the reason given with the mode (`read_only_mode on --reason`, or the restore's)."""
+    reason = reason.strip().rstrip(".")
+    return f"The platform is read-only: {reason}. Retry later." if reason else "The platform is read-only. Retry later."
+
+
+def database_unavailable_response() -> JsonResponse:
+    response = JsonResponse({"detail": DATABASE_DOWN, "code": "database_unavailable"}, status=503)
+    response["Retry-After"] = RETRY_AFTER_SECONDS
+    return response
+
+
+class ReadOnlyModeMiddleware:
+    """Answers POST, PUT, PATCH and DELETE with 503 while read-only mode is on (itsm.services.readonly). Only writes
+    look at the flag, so reads cost nothing."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method not in SAFE_METHODS:
+            state = read_only_state()
+            if state is not None:
+                reason = str(state.get("reason") or "")
+                response = JsonResponse(
+                    {
+                        "detail": read_only_detail(reason),
+                        "code": "read_only_mode",
+                        "reason": reason,
+                        "since": state.get("since"),
+                    },
+                    status=503,
+                )
+                response["Retry-After"] = READ_ONLY_RETRY_AFTER_SECONDS
+                return response
+        return self.get_response(request)
+
+
+class DatabaseUnavailableMiddleware:
+    """A database outage outside DRF (admin, health, middleware) is a JSON 503 with Retry-After, not an HTML 500."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, DATABASE_ERRORS):
+            logger.warning("database unavailable: %s", exception)
+            return database_unavailable_response()
+        return None
