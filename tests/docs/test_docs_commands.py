@@ -134,7 +134,7 @@ EXCLUDED = {
     ("docs/configuration.md", "check --deploy --fail-level WARNING"): "needs the production environment",
     ("docs/development.md", "make venv        # creates .venv"): "make run and make test: this suite",
     ("docs/development.md", "itsm_mine REDIS_URL"): "runs the test suite",
-    ("docs/development.md", 'make test PYTEST_ARGS="tests/api/test_tickets.py"'): "runs the test suite",
+    ("docs/development.md", 'make test PYTEST_ARGS="tests/tickets/test_api.py"'): "runs the test suite",
     ("docs/development.md", "makemigrations itsm     # after a model change"): "a developer's steps after a "
     "model change; CI runs make migrations-check",
     ("docs/benchmarks.md", "make bench    "): "takes minutes and seeds the itsm_bench database",
@@ -146,7 +146,7 @@ EXCLUDED = {
     ("docs/runbooks/backup-restore.md", "$ .venv/bin/python manage.py backup\n[    0.0s]"): "output of a run with "
     "S3 (moto) configured; sizes, paths and times differ",
     ("docs/runbooks/backup-restore.md", "backup_verify 12               # the local copy"): "example id 12; the "
-    "S3 line needs S3 (the refusal without S3 runs above and in tests/backup)",
+    "S3 line needs S3 (the refusal without S3 runs above and in tests/backups)",
     ("docs/runbooks/backup-restore.md", "$ .venv/bin/python manage.py backup_verify 1\n"): "output of a run with S3",
     ("docs/runbooks/backup-restore.md", "backup_verify 4; echo"): "needs a damaged backup file",
     ("docs/runbooks/backup-restore.md", "restore 12 --yes  "): "destructive: replaces the live database",

@@ -19,7 +19,7 @@ from itsm.backup.postgres import SCRATCH_PREFIX, connect, connection_params
 from itsm.models import Backup, JobRun, Ticket
 from itsm.services.backups import backup_apply_retention, backup_create, backup_run, backup_verify
 from itsm.tasks.backups import scheduled_backup
-from tests.backup.conftest import sample, seed_tickets
+from tests.backups.conftest import sample, seed_tickets
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

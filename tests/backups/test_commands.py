@@ -23,7 +23,7 @@ from itsm.backup.postgres import connect, connection_params
 from itsm.models import Backup, Ticket
 from itsm.services.backups import backup_create
 from itsm.services.readonly import read_only_state
-from tests.backup.conftest import database_url, sample, seed_tickets
+from tests.backups.conftest import database_url, sample, seed_tickets
 from tests.system.processes import PYTHON, ROOT, base_env
 
 

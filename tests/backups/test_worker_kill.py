@@ -16,8 +16,8 @@ from django.conf import settings
 from itsm.models import Backup
 from itsm.services.backups import backup_create
 from itsm_project.celery import app
-from tests.backup.conftest import database_url, seed_tickets
-from tests.backup.test_database import scratch_databases
+from tests.backups.conftest import database_url, seed_tickets
+from tests.backups.test_database import scratch_databases
 from tests.system.processes import BIN, base_env, started
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -22,7 +22,7 @@ from itsm.services.backups import (
 )
 from itsm.tasks.backups import check_backup_age
 from itsm_project.celery import app
-from tests.backup.conftest import sample
+from tests.backups.conftest import sample
 
 pytestmark = pytest.mark.django_db
 

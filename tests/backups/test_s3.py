@@ -18,7 +18,7 @@ from itsm.backup.configured import local_storage
 from itsm.models import Backup, JobRun
 from itsm.services.backups import backup_apply_retention, backup_create, backup_run
 from itsm.tasks.backups import restore_drill, run_backup
-from tests.backup.conftest import sample, seed_tickets
+from tests.backups.conftest import sample, seed_tickets
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
