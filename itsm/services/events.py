@@ -36,3 +36,41 @@ def event_record(
         note=note,
         created_at=at or timezone.now(),
     )
+
+
+def event_record_change(
+    *,
+    ticket: Ticket | None = None,
+    incident: Incident | None = None,
+    window_id: int | None = None,
+    actor: Any,
+    field: str,
+    old: Any,
+    new: Any,
+    at: datetime,
+) -> bool:
+    """A `changed` entry for one edited field, written only when the value did change: a related object by its id, a
+    relation (given as a set) by its sorted ids. Returns whether it changed."""
+    old, new = _comparable(old), _comparable(new)
+    if old == new:
+        return False
+    kind = Event.Kind.CHANGED
+    event_record(
+        ticket=ticket,
+        incident=incident,
+        window_id=window_id,
+        actor=actor,
+        kind=kind,
+        field=field,
+        old=old,
+        new=new,
+        at=at,
+    )
+    return True
+
+
+def _comparable(value: Any) -> Any:
+    """A related object as its id; a set of related objects or ids (a many-to-many relation) as its sorted ids."""
+    if isinstance(value, set | frozenset):
+        return ",".join(map(str, sorted(item.pk if hasattr(item, "pk") else int(item) for item in value)))
+    return getattr(value, "pk", value)

@@ -29,7 +29,7 @@ from itsm.services.clocks import (
     incident_response_due,
     maintenance_pauses_for,
 )
-from itsm.services.events import event_record
+from itsm.services.events import event_record, event_record_change
 from itsm.services.paging import incident_page_on_create, incident_responded, incident_severity_changed
 from itsm.services.tickets import comment_create, ticket_create
 
@@ -100,22 +100,14 @@ def incident_update(*, incident_id: int, actor: Any, changes: dict[str, Any]) ->
         changed: list[str] = []
         for name in set(EDITABLE_FIELDS) & set(changes):
             old, new = getattr(incident, name), changes[name]
-            if old == new:
-                continue
-            setattr(incident, name, new)
-            changed.append(name)
-            event_record(
-                incident=incident,
-                actor=actor,
-                kind=Event.Kind.CHANGED,
-                field=name,
-                old=getattr(old, "pk", old),
-                new=getattr(new, "pk", new),
-                at=now,
-            )
-        for relation in RELATIONS:
-            if relation in changes:
-                _set_relation(incident, relation, list(changes[relation]), actor, now)
+            if event_record_change(incident=incident, actor=actor, field=name, old=old, new=new, at=now):
+                setattr(incident, name, new)
+                changed.append(name)
+        for relation in set(RELATIONS) & set(changes):
+            manager, values = getattr(incident, relation), list(changes[relation])
+            before = set(manager.values_list("pk", flat=True))
+            if event_record_change(incident=incident, actor=actor, field=relation, old=before, new=set(values), at=now):
+                manager.set(values)
         if "severity" in changed:
             incident.response_due_at = incident_response_due(incident)
             changed.append("response_due_at")
@@ -174,24 +166,6 @@ def incident_clocks_refresh(*, service_ids: Iterable[int]) -> int:
                 incident.save(update_fields=changed)
                 moved += 1
     return moved
-
-
-def _set_relation(incident: Incident, relation: str, values: list[Any], actor: Any, now: datetime) -> None:
-    manager = getattr(incident, relation)
-    before = set(manager.values_list("pk", flat=True))
-    after = {value.pk for value in values}
-    if before == after:
-        return
-    manager.set(values)
-    event_record(
-        incident=incident,
-        actor=actor,
-        kind=Event.Kind.CHANGED,
-        field=relation,
-        old=",".join(map(str, sorted(before))),
-        new=",".join(map(str, sorted(after))),
-        at=now,
-    )
 
 
 def incident_transition(*, incident_id: int, actor: Any, to: str, note: str = "") -> Incident:

@@ -23,7 +23,7 @@ from itsm.lifecycles import MAINTENANCE_EDITABLE_STATUSES
 from itsm.models import Event, MaintenanceWindow, Service
 from itsm.models.maintenance import EDITABLE_FIELDS, RELATIONS, default_verify_for
 from itsm.roles import is_admin
-from itsm.services.events import event_record
+from itsm.services.events import event_record, event_record_change
 from itsm.services.monitoring import alertmanager_request
 
 logger = logging.getLogger(__name__)
@@ -182,29 +182,25 @@ def maintenance_update(*, window_id: int, actor: Any, changes: dict[str, Any]) -
             changes = {**changes, "checks": checks_cleaned(changes["checks"])}
         timing = {"starts_at", "ends_at", "recurrence"} & {k for k in changes if changes[k] != getattr(window, k)}
         for name in set(EDITABLE_FIELDS) & set(changes):
-            _record_change(window, actor, name, getattr(window, name), changes[name], now)
-            setattr(window, name, changes[name])
+            old, new = getattr(window, name), changes[name]
+            event_record_change(window_id=window.pk, actor=actor, field=name, old=old, new=new, at=now)
+            setattr(window, name, new)
         if {"starts_at", "notify_before"} & set(changes):
             window.announced_at = None  # the announcement said another time: tell people again
         window.updated_at = now
         window.save()
         for relation in set(RELATIONS) & set(changes):
-            manager = getattr(window, relation)
-            before = sorted(manager.values_list("pk", flat=True))
-            manager.set(list(changes[relation]))
-            after = sorted(value.pk for value in changes[relation])
-            _record_change(window, actor, relation, ",".join(map(str, before)), ",".join(map(str, after)), now)
+            manager, values = getattr(window, relation), list(changes[relation])
+            before = set(manager.values_list("pk", flat=True))
+            if event_record_change(
+                window_id=window.pk, actor=actor, field=relation, old=before, new=set(values), at=now
+            ):
+                manager.set(values)
         if timing and window.series_id is None:
             # The series changed shape: its occurrences that have not started are written again.
             window.occurrences.filter(status__in=MAINTENANCE_EDITABLE_STATUSES).delete()
             maintenance_expand(window=window, now=now)
     return window
-
-
-def _record_change(window: MaintenanceWindow, actor: Any, field: str, old: Any, new: Any, now: datetime) -> None:
-    if old != new:
-        old, new = getattr(old, "pk", old), getattr(new, "pk", new)
-        event_record(window_id=window.pk, actor=actor, kind=Event.Kind.CHANGED, field=field, old=old, new=new, at=now)
 
 
 # --- recurrence ----------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from itsm.exceptions import InvalidInput, NotPermitted, StaleVersion
 from itsm.lifecycles import TICKET_REQUESTER_TARGETS, TICKET_TRANSITIONS, check_transition
 from itsm.models import Comment, Event, Service, Ticket
 from itsm.roles import is_admin, is_staff_role
-from itsm.services.events import event_record
+from itsm.services.events import event_record, event_record_change
 from itsm.services.sla import (
     calendar_from,
     sla_policy_default,
@@ -86,20 +86,11 @@ def ticket_update(*, ticket_id: int, actor: Any, expected_version: int | None, c
         now = timezone.now()
         changed: list[str] = []
         for name, value in changes.items():
-            old = getattr(ticket, name)
-            if old == value:
-                continue
-            setattr(ticket, name, value)
-            changed.append(name)
-            event_record(
-                ticket=ticket,
-                actor=actor,
-                kind=Event.Kind.CHANGED,
-                field=name,
-                old=_display(old),
-                new=_display(value),
-                at=now,
-            )
+            if event_record_change(
+                ticket=ticket, actor=actor, field=name, old=getattr(ticket, name), new=value, at=now
+            ):
+                setattr(ticket, name, value)
+                changed.append(name)
         if not changed:
             return ticket
         if SLA_FIELDS & set(changed):
@@ -123,12 +114,6 @@ def _check_may_edit(ticket: Ticket, actor: Any, fields: set[str]) -> None:
     refused = sorted(fields - allowed)
     if refused:
         raise InvalidInput({name: ["You may not change this field."] for name in refused})
-
-
-def _display(value: Any) -> str:
-    if value is None:
-        return ""
-    return str(getattr(value, "pk", value))
 
 
 def ticket_transition(*, ticket_id: int, actor: Any, to: str, note: str = "") -> Ticket:
