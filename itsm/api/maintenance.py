@@ -133,7 +133,16 @@ class MaintenanceWindowSerializer(StrictModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["id", *RECORDED_FIELDS]
-        extra_kwargs = {"description": {"max_length": 20000}, "title": {"allow_blank": False}}
+        extra_kwargs = {
+            "description": {"max_length": 20000},
+            "title": {"allow_blank": False},
+            # What maintenance_validate refuses, which a date-time in the schema cannot say.
+            "starts_at": {
+                "help_text": "When the maintenance starts: not in the past when the window is scheduled or its start "
+                "is moved (a minute's grace)."
+            },
+            "ends_at": {"help_text": "When the maintenance ends: after starts_at."},
+        }
 
     def to_representation(self, instance: MaintenanceWindow) -> dict[str, Any]:
         data = super().to_representation(instance)

@@ -8,6 +8,8 @@
   checks max_length after trimming spaces, so a body one space over the documented maxLength was taken. A list of
   ids takes a list: DRF read `"notify_users": {}` as an empty list.
 - A text filter says in the schema that it refuses NUL and its max_length; `?search=` errors name the parameter.
+- Every text field of a request body says in the schema that it refuses NUL, as DRF's CharField does for all of
+  them (NulFreeText below): drf-spectacular documented only fields that carried a RegexValidator.
 
 Found by schemathesis (tests/security/test_schemathesis.py, docs/reliability.md).
 """
@@ -22,6 +24,7 @@ from django import forms
 from django.core.validators import ProhibitNullCharactersValidator, RegexValidator
 from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import filters, serializers
 from rest_framework.request import Request
@@ -30,6 +33,10 @@ from rest_framework.request import Request
 MAX_ID = 2**63 - 1
 # Text without a NUL character, which PostgreSQL cannot store or compare (a 400, not a 500).
 NO_NUL = "^[^\\x00]*$"
+# The same for a text field of a body, as drf-spectacular writes it: "+", not "*", because for a field that may be
+# blank it documents `oneOf` this pattern or "" (maxLength 0), which "" must not match twice. DRF takes "" (where
+# allowed) before it runs validators.
+NO_NUL_TEXT = "^[^\\u0000]+$"
 
 
 @extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})
@@ -105,18 +112,50 @@ class TextOnly:
         return super().to_internal_value(data)  # type: ignore[misc]
 
 
+class NulFreeText(OpenApiSerializerFieldExtension):
+    """Every CharField of a request body (and of its subclasses: e-mail, URL, slug, regex fields, and text in a list
+    or a dict) refuses NUL with a 400, "Null characters are not allowed.": DRF gives each one a
+    ProhibitNullCharactersValidator, since PostgreSQL cannot store NUL. drf-spectacular does not document that
+    validator, so a body that the schema allowed (`"note": "\\u0000"`) was refused (schemathesis, ST202); the schema
+    now says so with the pattern NO_NUL_TEXT.
+
+    A field whose validators give the schema its own pattern (a RegexValidator, e.g. a slug's) or a format (an
+    e-mail address, a URL: neither holds NUL) keeps it; such a pattern may still admit NUL (a webhook target's
+    "^https?://", tests/api/test_schema_nul.py). Response schemas are as drf-spectacular writes them (a response never
+    holds NUL: the database cannot store it). Registered when this module is imported, which every module of
+    serializers does."""
+
+    target_class = serializers.CharField
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema: Any, direction: Any) -> Any:
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        validators = self.target.validators
+        if (
+            direction == "request"
+            and isinstance(schema, dict)
+            and schema.get("type") == "string"
+            and not {"pattern", "format", "enum"} & set(schema)
+            and any(isinstance(v, ProhibitNullCharactersValidator) for v in validators)
+            and not any(isinstance(v, RegexValidator) for v in validators)  # its own pattern goes in after this
+        ):
+            schema["pattern"] = NO_NUL_TEXT
+        return schema
+
+
 class StrictCharField(serializers.CharField):
     """Text taken as sent, inside a list or a dict too, where TextOnly does not look: a string (not 42), not trimmed
     (so "  " is not blank and minLength and maxLength count what was sent, as the schema says). Its schema says that
-    it cannot hold NUL, which DRF refuses (and PostgreSQL cannot store), so that a client knows before it is refused."""
+    it cannot hold NUL, which DRF refuses (and PostgreSQL cannot store), so that a client knows before it is refused.
+    (It says so with a RegexValidator of its own, older than NulFreeText, which documents the same pattern: kept so
+    that its schema stays as it was.)"""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("trim_whitespace", False)
         super().__init__(**kwargs)
         self.validators = [
             *(v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)),
-            # "+", not "*": for a field that may be blank drf-spectacular documents `oneOf` this pattern or "", which
-            # "" must not match twice. DRF takes "" (where allowed) before it runs validators.
+            # NO_NUL_TEXT, written as Python's re reads it (drf-spectacular writes \x00 as \u0000).
             RegexValidator(
                 "^[^\\x00]+$", message="Null characters are not allowed.", code="null_characters_not_allowed"
             ),
