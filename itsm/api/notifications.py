@@ -158,7 +158,7 @@ class UrlChannelSerializer(serializers.Serializer):
     """A POST to an http(s) URL, which must resolve to a public address when it is sent (the SSRF guard)."""
 
     channel = _UrlKind()
-    target = serializers.CharField(max_length=500, validators=[RegexValidator("^https?://")])
+    target = serializers.CharField(max_length=500, validators=[RegexValidator(r"^https?://[^\x00]*$")])
     enabled = serializers.BooleanField(required=False)
 
 
