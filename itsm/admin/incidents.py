@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from itsm.admin.base import ReadOnlyInlinePermissions, StaffRolePermissions
 from itsm.admin.events import EventInline, move_selected
 from itsm.models import Incident, Postmortem
-from itsm.models.incidents import POSTMORTEM_FIELDS
+from itsm.models.incidents import POSTMORTEM_FIELDS, RESPONSE_FIELDS, STATE_TIMES
 from itsm.services.incidents import incident_create, incident_transition, incident_update
 
 
@@ -56,14 +56,8 @@ class IncidentAdmin(StaffRolePermissions, admin.ModelAdmin):
         "status",
         "source",
         "detected_at",
-        "acknowledged_at",
-        "diagnosing_at",
-        "mitigating_at",
-        "resolved_at",
-        "reviewed_at",
-        "response_due_at",
-        "response_target_missed",
-        "escalation_level",
+        *STATE_TIMES,
+        *RESPONSE_FIELDS,
         "next_escalation_at",
         "group_key",
         "created_by",

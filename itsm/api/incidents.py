@@ -29,7 +29,7 @@ from itsm.api.strict import (
     StrictSerializer,
 )
 from itsm.models import Incident, Postmortem, Service, Ticket
-from itsm.models.incidents import POSTMORTEM_FIELDS
+from itsm.models.incidents import POSTMORTEM_FIELDS, RECORDED_FIELDS, RESPONSE_FIELDS, STATE_TIMES
 from itsm.queries.incidents import (
     STAFF_ONLY_FIELDS,
     incident_timeline_visible_to,
@@ -92,34 +92,14 @@ class IncidentSerializer(StrictModelSerializer):
             "commander",
             "linked_tickets",
             "detected_at",
-            "acknowledged_at",
-            "diagnosing_at",
-            "mitigating_at",
-            "resolved_at",
-            "reviewed_at",
-            "response_due_at",
-            "response_target_missed",
-            "escalation_level",
+            *STATE_TIMES,
+            *RESPONSE_FIELDS,
             "open_action_items",
             "postmortem_status",
             "created_by",
             "updated_at",
         ]
-        read_only_fields = [
-            "id",
-            "status",
-            "source",
-            "acknowledged_at",
-            "diagnosing_at",
-            "mitigating_at",
-            "resolved_at",
-            "reviewed_at",
-            "response_due_at",
-            "response_target_missed",
-            "escalation_level",
-            "created_by",
-            "updated_at",
-        ]
+        read_only_fields = ["id", *RECORDED_FIELDS]
         extra_kwargs = {
             "summary": {"max_length": 20000},
             "title": {"allow_blank": False},

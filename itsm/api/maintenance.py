@@ -20,7 +20,7 @@ from itsm.api.permissions import IsAgent, IsAgentOrReadOnly
 from itsm.api.schema import TransitionConflict, paginated
 from itsm.api.strict import FilterBackend, IdFilter, SearchFilter, StrictModelSerializer, StrictSerializer
 from itsm.models import Incident, MaintenanceWindow, Service
-from itsm.models.maintenance import RECORDED_FIELDS
+from itsm.models.maintenance import PROGRESS_FIELDS, RECORDED_FIELDS
 from itsm.queries.maintenance import window_events
 from itsm.queries.users import assignable_users
 from itsm.services import maintenance as maintenance_services
@@ -115,18 +115,7 @@ class MaintenanceWindowSerializer(StrictModelSerializer):
             "verify_for_minutes",
             "status",
             "owner",
-            "announced_at",
-            "backup",
-            "started_at",
-            "verifying_at",
-            "completed_at",
-            "cancelled_at",
-            "blocked_at",
-            "verification_failed_at",
-            "verify_until",
-            "last_checked_at",
-            "blocked_reason",
-            "verification",
+            *PROGRESS_FIELDS,
             "incidents",
             "created_by",
             "created_at",

@@ -6,6 +6,11 @@ from itsm.lifecycles import INCIDENT_CLOSED_STATUSES
 # What people edit on an incident (besides its status, moved by transitions), and its relations beside those.
 EDITABLE_FIELDS = ("title", "summary", "severity", "commander")
 RELATIONS = ("services", "linked_tickets")
+# The time each state of the lifecycle was entered, and the response clock: stamped by the services.
+STATE_TIMES = ("acknowledged_at", "diagnosing_at", "mitigating_at", "resolved_at", "reviewed_at")
+RESPONSE_FIELDS = ("response_due_at", "response_target_missed", "escalation_level")
+# What people never write: read-only in the API and the admin.
+RECORDED_FIELDS = ("status", "source", *STATE_TIMES, *RESPONSE_FIELDS, "created_by", "updated_at")
 # The sections of a post-mortem.
 POSTMORTEM_FIELDS = ("summary", "impact", "root_cause", "trigger", "detection", "resolution", "lessons")
 

@@ -26,9 +26,7 @@ EDITABLE_FIELDS = (
 RELATIONS = ("services", "notify_users")
 
 # What the scheduler and the lifecycle write, never people: read-only in the API and in the admin alike.
-RECORDED_FIELDS = (
-    "series",
-    "status",
+PROGRESS_FIELDS = (
     "announced_at",
     "backup",
     "started_at",
@@ -41,10 +39,8 @@ RECORDED_FIELDS = (
     "last_checked_at",
     "blocked_reason",
     "verification",
-    "created_by",
-    "created_at",
-    "updated_at",
 )
+RECORDED_FIELDS = ("series", "status", *PROGRESS_FIELDS, "created_by", "created_at", "updated_at")
 
 
 class MaintenanceWindow(models.Model):
