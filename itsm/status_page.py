@@ -1,107 +1,19 @@
 """The public status page (`/status/`, `/status.json`): no login, nothing internal.
 
 Each service is under maintenance (a window in progress or verifying), in an outage (an open critical
-incident), degraded (any other open incident) or operational. Only titles, severities, states, times and each
-incident's latest public status update (posted by an agent with `public: true`) are shown: no summaries,
-internal notes, people or addresses.
+incident), degraded (any other open incident) or operational. What is shown is the public view of
+itsm.queries.status.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
-from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from itsm.lifecycles import INCIDENT_CLOSED_STATUSES, MAINTENANCE_UNDER_WAY_STATUSES
-from itsm.models import Event, Incident, MaintenanceWindow, Service
-
-STATE_LABELS = {
-    "operational": "Operational",
-    "degraded": "Degraded performance",
-    "outage": "Outage",
-    "maintenance": "Under maintenance",
-}
-# How far ahead the page lists upcoming windows.
-UPCOMING_DAYS = 14
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
-def status_summary(*, now: datetime | None = None) -> dict[str, Any]:
-    """What a visitor may see, as plain data (the HTML page and the JSON both render this)."""
-    now = now or timezone.now()
-    latest_update = Event.objects.filter(incident=OuterRef("pk"), kind=Event.Kind.STATUS_UPDATE).order_by(
-        "-created_at", "-id"
-    )
-    incidents = list(
-        Incident.objects.exclude(status__in=INCIDENT_CLOSED_STATUSES)
-        .annotate(
-            update_body=Subquery(latest_update.values("note")[:1]),
-            update_at=Subquery(latest_update.values("created_at")[:1]),
-        )
-        .prefetch_related("services")
-        .order_by("-detected_at")[:50]
-    )
-    windows = list(
-        MaintenanceWindow.objects.filter(
-            status__in=[MaintenanceWindow.Status.SCHEDULED, *MAINTENANCE_UNDER_WAY_STATUSES],
-            starts_at__lt=now + timedelta(days=UPCOMING_DAYS),
-        )
-        .exclude(status=MaintenanceWindow.Status.SCHEDULED, ends_at__lte=now)
-        .prefetch_related("services")
-        .order_by("starts_at")[:50]
-    )
-    maintained = {s.pk for w in windows if w.status in MAINTENANCE_UNDER_WAY_STATUSES for s in w.services.all()}
-    outage = {s.pk for i in incidents if i.severity == Incident.Severity.CRITICAL for s in i.services.all()}
-    degraded = {s.pk for i in incidents for s in i.services.all()}
-    services = []
-    for service in Service.objects.order_by("name"):
-        if service.pk in maintained:
-            state = "maintenance"
-        elif service.pk in outage:
-            state = "outage"
-        elif service.pk in degraded:
-            state = "degraded"
-        else:
-            state = "operational"
-        services.append({"name": service.name, "slug": service.slug, "state": state, "label": STATE_LABELS[state]})
-    return {
-        "generated_at": now.isoformat(),
-        "services": services,
-        "incidents": [
-            {
-                "title": incident.title,
-                "severity": incident.severity,
-                "status": incident.status,
-                "services": [s.name for s in incident.services.all()],
-                "detected_at": _iso(incident.detected_at),
-                "updated_at": _iso(incident.updated_at),
-                "latest_update": (
-                    {"body": incident.update_body, "at": _iso(incident.update_at)}
-                    if incident.update_at is not None
-                    else None
-                ),
-            }
-            for incident in incidents
-        ],
-        "maintenance": [
-            {
-                "title": window.title,
-                "status": window.status,
-                "services": [s.name for s in window.services.all()],
-                "starts_at": _iso(window.starts_at),
-                "ends_at": _iso(window.ends_at),
-            }
-            for window in windows
-        ],
-    }
+from itsm.queries.status import STATE_LABELS, status_summary
 
 
 @require_safe
