@@ -3,15 +3,19 @@
 - `imap_mailbox`: an empty INBOX of a new user on a Dovecot shared by the session (skipped when Dovecot is not
   installed). `imap_mailbox.deliver(raw)` appends a message and returns its UID; `imap_mailbox.config` is the
   MailboxConfig to open it with, `imap_mailbox.url` the same as an imap:// URL. A failed login makes Dovecot
-  delay the next logins from 127.0.0.1 for up to 15 s: test wrong passwords on a `running_dovecot()` of your own."""
+  delay the next logins from 127.0.0.1 for up to 15 s: test wrong passwords on a `running_dovecot()` of your own.
+- `smtp_capture`: an SMTP server on loopback that keeps what it receives, with Django's e-mail settings (and the
+  EMAIL_URL environment variable, for processes a test starts) pointed at it. `smtp_capture.messages()` are the
+  received messages as `email.message.EmailMessage`, `smtp_capture.captured()` the envelopes with the raw bytes."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from tests.mail.servers import Dovecot, DovecotMailbox, running_dovecot
+from tests.mail.servers import Dovecot, DovecotMailbox, SmtpCapture, running_dovecot
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +27,27 @@ def dovecot() -> Iterator[Dovecot]:
 @pytest.fixture
 def imap_mailbox(dovecot: Dovecot) -> DovecotMailbox:
     return dovecot.mailbox()
+
+
+@pytest.fixture(scope="session")
+def _smtp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpCapture]:
+    server = SmtpCapture(tmp_path_factory.mktemp("smtp") / "received")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def smtp_capture(_smtp_server: SmtpCapture, settings: Any, monkeypatch: pytest.MonkeyPatch) -> SmtpCapture:
+    _smtp_server.clear()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = _smtp_server.host
+    settings.EMAIL_PORT = _smtp_server.port
+    settings.EMAIL_HOST_USER = ""
+    settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_USE_SSL = False
+    monkeypatch.setenv("EMAIL_URL", _smtp_server.url)
+    return _smtp_server

@@ -1,11 +1,12 @@
 """Real mail servers for tests, on loopback: Debian's Dovecot from a private configuration (IMAP, plain login,
-a passwd-file of test users), stopped by the PID it was started with. The fixtures in tests/mail/conftest.py wrap
-it."""
+a passwd-file of test users), and an aiosmtpd capture server in a process of its own. Both are stopped by the PID
+they were started with. The fixtures in tests/mail/conftest.py wrap them."""
 
 from __future__ import annotations
 
 import contextlib
 import getpass
+import json
 import os
 import re
 import secrets
@@ -16,13 +17,16 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
 from imapclient import IMAPClient
 
 from itsm.mail.imap import MailboxConfig
-from tests.system.processes import free_port, wait_for_port
+from tests.system.processes import PYTHON, Managed, free_port, wait_for_port
 
 # Debian installs it in /usr/sbin, which is not on every user's PATH.
 DOVECOT = shutil.which("dovecot") or shutil.which("dovecot", path="/usr/sbin:/sbin")
@@ -251,3 +255,71 @@ class DovecotMailbox:
     def folders(self) -> list[str]:
         with self.client() as client:
             return sorted(str(name) for _, _, name in client.list_folders())
+
+
+@dataclass(frozen=True)
+class CapturedMail:
+    """One message the SMTP capture received: the envelope and the bytes as sent."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    raw: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        parsed = BytesParser(policy=policy.default).parsebytes(self.raw)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+class SmtpCapture:
+    """An aiosmtpd server on 127.0.0.1:`port` in its own process, keeping every message in `directory`."""
+
+    host = "127.0.0.1"
+
+    def __init__(self, directory: Path, *, tls: bool = True) -> None:
+        self.directory = directory
+        self.tls = tls
+        self.port = free_port()
+        self.process = Managed(
+            [PYTHON, "-m", "tests.mail.smtp_capture", str(self.port), str(directory)], directory.parent / "smtp.log"
+        )
+
+    @property
+    def url(self) -> str:
+        """The EMAIL_URL of this server (itsm_project.env.parse_email_url)."""
+        return f"smtp://{self.host}:{self.port}"
+
+    def start(self) -> SmtpCapture:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process.start()
+        wait_for_port(self.port, timeout=20)
+        return self
+
+    def stop(self) -> None:
+        self.process.close()
+
+    def captured(self) -> list[CapturedMail]:
+        """Every message received since the last `clear()`, in the order received."""
+        found = []
+        for envelope_file in sorted(self.directory.glob("*.json")):
+            envelope = json.loads(envelope_file.read_text())
+            raw = envelope_file.with_suffix(".eml").read_bytes()
+            found.append(CapturedMail(envelope["mail_from"], envelope["rcpt_tos"], raw))
+        return found
+
+    def messages(self) -> list[EmailMessage]:
+        """The received messages, parsed (email.policy.default)."""
+        return [mail.message for mail in self.captured()]
+
+    def wait_for(self, count: int, timeout: float = 10) -> list[EmailMessage]:
+        """The messages once at least `count` have arrived (for mail sent by another process)."""
+        deadline = time.monotonic() + timeout
+        while len(found := self.messages()) < count:
+            assert time.monotonic() < deadline, f"{len(found)} of {count} messages arrived within {timeout} s"
+            time.sleep(0.05)
+        return found
+
+    def clear(self) -> None:
+        for path in self.directory.iterdir():
+            path.unlink()
