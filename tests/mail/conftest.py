@@ -1,4 +1,4 @@
-"""Mail servers for tests.
+"""Mail servers for tests, and the message corpus.
 
 - `imap_mailbox`: an empty INBOX of a new user on a Dovecot shared by the session (skipped when Dovecot is not
   installed). `imap_mailbox.deliver(raw)` appends a message and returns its UID; `imap_mailbox.config` is the
@@ -6,16 +6,20 @@
   delay the next logins from 127.0.0.1 for up to 15 s: test wrong passwords on a `running_dovecot()` of your own.
 - `smtp_capture`: an SMTP server on loopback that keeps what it receives, with Django's e-mail settings (and the
   EMAIL_URL environment variable, for processes a test starts) pointed at it. `smtp_capture.messages()` are the
-  received messages as `email.message.EmailMessage`, `smtp_capture.captured()` the envelopes with the raw bytes."""
+  received messages as `email.message.EmailMessage`, `smtp_capture.captured()` the envelopes with the raw bytes.
+- `eml(name)`: the bytes of tests/mail/messages/<name>.eml."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.mail.servers import Dovecot, DovecotMailbox, SmtpCapture, running_dovecot
+
+MESSAGES = Path(__file__).parent / "messages"
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +55,11 @@ def smtp_capture(_smtp_server: SmtpCapture, settings: Any, monkeypatch: pytest.M
     settings.EMAIL_USE_SSL = False
     monkeypatch.setenv("EMAIL_URL", _smtp_server.url)
     return _smtp_server
+
+
+@pytest.fixture
+def eml() -> Callable[[str], bytes]:
+    def read(name: str) -> bytes:
+        return (MESSAGES / f"{name}.eml").read_bytes()
+
+    return read
