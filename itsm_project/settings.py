@@ -351,6 +351,44 @@ STORAGES = {
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("ITSM_MEDIA_ROOT", str(VAR_DIR / "media")))
 
+# --- Attachments (itsm/services/attachments.py) -------------------------------------------------------------
+ITSM_ATTACHMENT_MAX_BYTES = env_int("ITSM_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024)
+# Empty: every type that is not denied. Entries are types (`application/pdf`) or families (`image/*`).
+ITSM_ATTACHMENT_ALLOWED_TYPES = env_list("ITSM_ATTACHMENT_ALLOWED_TYPES")
+# Refused whatever the allowed list says, whether the content, the client's claim or the file name says so:
+# executables and scripts a desktop runs, and markup a browser runs (HTML, SVG, XML, JavaScript).
+ITSM_ATTACHMENT_DENIED_TYPES = env_list(
+    "ITSM_ATTACHMENT_DENIED_TYPES",
+    [
+        "text/html",
+        "application/xhtml+xml",
+        "image/svg+xml",
+        "text/xml",
+        "application/xml",
+        "application/x-mimearchive",
+        "text/javascript",
+        "application/javascript",
+        "application/x-javascript",
+        "application/ecmascript",
+        "application/x-msdownload",
+        "application/x-dosexec",
+        "application/vnd.microsoft.portable-executable",
+        "application/x-executable",
+        "application/x-sharedlib",
+        "application/x-mach-binary",
+        "application/x-msi",
+        "application/x-bat",
+        "application/x-sh",
+        "application/x-shellscript",
+        "application/x-powershell",
+        "application/x-vbscript",
+        "application/hta",
+        "application/x-ms-shortcut",
+        "application/java-archive",
+        "application/x-java-archive",
+    ],
+)
+
 # --- E-mail -------------------------------------------------------------------------------------------------
 # One URL sets the backend, host, port, credentials and TLS: smtp://user:pass@host:587/?tls=true, console://, ...
 _email = parse_email_url("EMAIL_URL", env_secret("EMAIL_URL") or "console://")
