@@ -388,6 +388,13 @@ ITSM_ATTACHMENT_DENIED_TYPES = env_list(
         "application/x-java-archive",
     ],
 )
+# A multipart body larger than an attachment may be (plus room for the form around it) is refused with a JSON 413
+# before it is read (itsm/uploads.py).
+FILE_UPLOAD_HANDLERS = [
+    "itsm.uploads.UploadSizeLimit",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # --- E-mail -------------------------------------------------------------------------------------------------
 # One URL sets the backend, host, port, credentials and TLS: smtp://user:pass@host:587/?tls=true, console://, ...
