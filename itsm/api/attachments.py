@@ -85,7 +85,7 @@ class TicketAttachmentActions:
         summary="Attach a file to a ticket or to one of its comments (multipart)",
     )
     @action(detail=True, methods=["get", "post"], filter_backends=[], parser_classes=[MultiPartParser])
-    def attachments(self, request: Request, pk: str | None = None) -> Response:
+    def attachments(self, request: Request, **route: Any) -> Response:  # the ticket's pk, and a format suffix
         ticket: Ticket = self.get_object()
         if request.method == "POST":
             body = AttachmentUploadSerializer(data=request.data, comments=comments_visible_to(request.user, ticket))
@@ -116,14 +116,15 @@ class AttachmentViewSet(viewsets.GenericViewSet):
     def get_queryset(self) -> QuerySet[Attachment]:
         return attachments_visible_to(self.request.user)
 
-    def destroy(self, request: Request, pk: str | None = None) -> Response:
+    def destroy(self, request: Request, **route: Any) -> Response:
         attachment = self.get_object()
         attachment_delete(attachment_id=attachment.pk, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
-        # A download answers any Accept header (a client may ask for the file's own type): errors are JSON.
-        return super().perform_content_negotiation(request, force=True)
+        # A download answers any Accept header (a client may ask for the file's own type): errors are JSON. An
+        # unknown format suffix (/download.5/) stays a 404.
+        return super().perform_content_negotiation(request, force=force or not self.format_kwarg)
 
     @extend_schema(
         responses={
@@ -135,7 +136,7 @@ class AttachmentViewSet(viewsets.GenericViewSet):
         summary="Download an attachment",
     )
     @action(detail=True, methods=["get"])
-    def download(self, request: Request, pk: str | None = None) -> FileResponse:
+    def download(self, request: Request, **route: Any) -> FileResponse:
         attachment = self.get_object()
         try:
             handle = attachment.file.open("rb")

@@ -245,3 +245,14 @@ def test_listing_attachments_costs_the_same_few_queries_for_3_or_30(
         with django_assert_max_num_queries(3):
             response = as_agent.get(url)
         assert len(response.json()["results"]) == count
+
+
+def test_a_format_suffix_is_served_or_a_404_never_a_500(
+    as_requester: APIClient, as_admin: APIClient, ticket: Ticket
+) -> None:
+    attachment = upload(as_requester, ticket.pk, b"suffix").json()
+    assert download_bytes(as_requester.get(f"/api/v1/attachments/{attachment['id']}/download.json")) == b"suffix"
+    assert as_requester.get(f"/api/v1/attachments/{attachment['id']}/download.5").status_code == 404
+    assert as_admin.delete("/api/v1/attachments/0.5/").status_code == 404  # found by schemathesis: was a 500
+    listed = as_requester.get(f"/api/v1/tickets/{ticket.pk}/attachments.json")
+    assert [item["id"] for item in listed.json()["results"]] == [attachment["id"]]
