@@ -119,8 +119,9 @@ def _read_everything(world: World, client: APIClient, persona: str) -> str:
             for query in LIST_QUERIES if value is None else ("",):
                 response = client.get(url + query)
                 expected = _expected_status(persona, "GET", op, _owner(world, op.target or "", value))
-                assert response.status_code == expected, (persona, url + query, response.content[:300])
-                bodies.append(_body(response))
+                body = _body(response)
+                assert response.status_code == expected, (persona, url + query, body[:300])
+                bodies.append(body)
     return "\n".join(bodies)
 
 
