@@ -42,6 +42,7 @@ SPOOL_BYTES = 1024 * 1024
 
 @dataclass
 class _Checked:
+    filename: str
     content: IO[bytes]
     size: int
     sha256: str
@@ -71,39 +72,48 @@ def attachment_create(
             raise NotPermitted("Only agents can attach files to internal notes.")
     shown_name = clean_filename(filename)
     checked = _checked(data, filename=shown_name, claimed=content_type)
-    stored_name = default_storage.save(_storage_name(ticket.pk, shown_name), File(checked.content))
     try:
-        with transaction.atomic():
-            locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
-            now = timezone.now()
-            attachment = Attachment.objects.create(
-                ticket=locked,
-                comment=comment,
-                file=stored_name,
-                filename=shown_name,
-                content_type=checked.content_type,
-                size=checked.size,
-                sha256=checked.sha256,
-                uploaded_by=uploaded_by if getattr(uploaded_by, "pk", None) else None,
-                created_at=now,
+        stored_name = default_storage.save(_storage_name(ticket.pk, shown_name), File(checked.content))
+        try:
+            attachment = _record(
+                ticket_id=ticket.pk, comment=comment, uploaded_by=uploaded_by, name=stored_name, checked=checked
             )
-            event_record(
-                ticket=locked,
-                actor=uploaded_by,
-                kind=Event.Kind.CHANGED,
-                field=_event_field(comment),
-                new=attachment.pk,
-                note=shown_name,
-                at=now,
-            )
-            locked.updated_at = now
-            locked.version = F("version") + 1
-            locked.save(update_fields=["updated_at", "version"])
-    except BaseException:
-        default_storage.delete(stored_name)
-        raise
+        except BaseException:
+            _forget([stored_name])
+            raise
     finally:
         checked.content.close()
+    return attachment
+
+
+def _record(*, ticket_id: int, comment: Comment | None, uploaded_by: Any, name: str, checked: _Checked) -> Attachment:
+    """The row, its timeline entry and the ticket's new version, in one transaction under the ticket's lock."""
+    with transaction.atomic():
+        ticket = Ticket.objects.select_for_update().get(pk=ticket_id)
+        now = timezone.now()
+        attachment = Attachment.objects.create(
+            ticket=ticket,
+            comment=comment,
+            file=name,
+            filename=checked.filename,
+            content_type=checked.content_type,
+            size=checked.size,
+            sha256=checked.sha256,
+            uploaded_by=uploaded_by if getattr(uploaded_by, "pk", None) else None,
+            created_at=now,
+        )
+        event_record(
+            ticket=ticket,
+            actor=uploaded_by,
+            kind=Event.Kind.CHANGED,
+            field=_event_field(comment),
+            new=attachment.pk,
+            note=checked.filename,
+            at=now,
+        )
+        ticket.updated_at = now
+        ticket.version = F("version") + 1
+        ticket.save(update_fields=["updated_at", "version"])
     return attachment
 
 
@@ -184,7 +194,7 @@ def _checked(data: bytes | IO[bytes], *, filename: str, claimed: str) -> _Checke
         copy.close()
         raise
     copy.seek(0)
-    return _Checked(content=copy, size=size, sha256=digest.hexdigest(), content_type=content_type)
+    return _Checked(filename=filename, content=copy, size=size, sha256=digest.hexdigest(), content_type=content_type)
 
 
 def _allowed_type(head: bytes, *, filename: str, claimed: str) -> str:

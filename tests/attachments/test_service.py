@@ -189,3 +189,19 @@ def test_names_are_shown_without_paths_control_characters_or_leading_dots() -> N
     assert (len(long), long[-4:]) == (255, ".pdf")
     assert type_from_name("SETUP.EXE") == "application/x-msdownload"
     assert type_from_name("report.pdf") == "application/pdf"
+
+
+def test_a_storage_that_cannot_delete_the_file_does_not_hide_why_the_write_failed(
+    ticket: Ticket, requester: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken_event(**kwargs: Any) -> None:
+        raise RuntimeError("the database went away")
+
+    def broken_delete(name: str) -> None:
+        raise OSError("the storage went away too")
+
+    monkeypatch.setattr(attachment_services, "event_record", broken_event)
+    monkeypatch.setattr(attachment_services.default_storage, "delete", broken_delete)
+    with pytest.raises(RuntimeError, match="the database went away"):
+        attachment_create(ticket=ticket, uploaded_by=requester, filename="a.txt", content_type="text/plain", data=b"a")
+    assert "could not delete attachment file attachments/" in caplog.text
