@@ -11,9 +11,11 @@ import contextlib
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from itsm_project.env import env_bool, env_float, env_int, env_list, env_secret, env_str, parse_email_url
 
@@ -344,12 +346,83 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("ITSM_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("ITSM_MEDIA_ROOT", str(VAR_DIR / "media")))
+
+# --- Attachments (itsm/services/attachments.py) -------------------------------------------------------------
+ITSM_ATTACHMENT_MAX_BYTES = env_int("ITSM_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024)
+# Empty: every type that is not denied. Entries are types (`application/pdf`) or families (`image/*`).
+ITSM_ATTACHMENT_ALLOWED_TYPES = env_list("ITSM_ATTACHMENT_ALLOWED_TYPES")
+# Refused whatever the allowed list says, whether the content, the client's claim or the file name says so:
+# executables and scripts a desktop runs, and markup a browser runs (HTML, SVG, XML, JavaScript).
+ITSM_ATTACHMENT_DENIED_TYPES = env_list(
+    "ITSM_ATTACHMENT_DENIED_TYPES",
+    [
+        "text/html",
+        "application/xhtml+xml",
+        "image/svg+xml",
+        "text/xml",
+        "application/xml",
+        "application/x-mimearchive",
+        "text/javascript",
+        "application/javascript",
+        "application/x-javascript",
+        "application/ecmascript",
+        "application/x-msdownload",
+        "application/x-dosexec",
+        "application/vnd.microsoft.portable-executable",
+        "application/x-executable",
+        "application/x-sharedlib",
+        "application/x-mach-binary",
+        "application/x-msi",
+        "application/x-bat",
+        "application/x-sh",
+        "application/x-shellscript",
+        "application/x-powershell",
+        "application/x-vbscript",
+        "application/hta",
+        "application/x-ms-shortcut",
+        "application/java-archive",
+        "application/x-java-archive",
+    ],
+)
+# Where attachments are stored: `local` (MEDIA_ROOT, in the media backup) or `s3` (any S3-compatible store).
+ITSM_ATTACHMENT_STORAGE = env_str("ITSM_ATTACHMENT_STORAGE", "local")
+ITSM_ATTACHMENT_S3_BUCKET = env_str("ITSM_ATTACHMENT_S3_BUCKET")
+ITSM_ATTACHMENT_S3_ENDPOINT_URL = env_str("ITSM_ATTACHMENT_S3_ENDPOINT_URL")
+ITSM_ATTACHMENT_S3_REGION = env_str("ITSM_ATTACHMENT_S3_REGION", "us-east-1")
+if ITSM_ATTACHMENT_STORAGE == "s3":
+    if not ITSM_ATTACHMENT_S3_BUCKET:
+        raise ImproperlyConfigured("ITSM_ATTACHMENT_STORAGE=s3 needs ITSM_ATTACHMENT_S3_BUCKET.")
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": ITSM_ATTACHMENT_S3_BUCKET,
+            "endpoint_url": ITSM_ATTACHMENT_S3_ENDPOINT_URL or None,
+            "region_name": ITSM_ATTACHMENT_S3_REGION,
+            # Unset: boto3's own chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, an instance or pod role).
+            "access_key": env_secret("ITSM_ATTACHMENT_S3_ACCESS_KEY_ID") or None,
+            "secret_key": env_secret("ITSM_ATTACHMENT_S3_SECRET_ACCESS_KEY") or None,
+            # Names are random; a clash must never replace another attachment's bytes.
+            "file_overwrite": False,
+            # No ACL header: objects stay as private as the bucket (AWS's default ownership refuses ACLs), and
+            # downloads go through the API's visibility check, never to the bucket.
+            "default_acl": None,
+        },
+    }
+elif ITSM_ATTACHMENT_STORAGE != "local":
+    raise ImproperlyConfigured(f"ITSM_ATTACHMENT_STORAGE={ITSM_ATTACHMENT_STORAGE!r}: use local or s3.")
+# A multipart body larger than an attachment may be (plus room for the form around it) is refused with a JSON 413
+# before it is read (itsm/uploads.py).
+FILE_UPLOAD_HANDLERS = [
+    "itsm.uploads.UploadSizeLimit",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # --- E-mail -------------------------------------------------------------------------------------------------
 # One URL sets the backend, host, port, credentials and TLS: smtp://user:pass@host:587/?tls=true, console://, ...

@@ -20,6 +20,17 @@ def _fast_password_hashing(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(scope="session")
+def _media_root(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(autouse=True)
+def _uploads_outside_the_work_tree(settings: Any, _media_root: Any) -> None:
+    """Attachments that tests store go to a temporary MEDIA_ROOT, never to var/media of the checkout."""
+    settings.MEDIA_ROOT = _media_root
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache() -> Iterator[None]:
     """Login throttles and cached values must not leak from one test into the next."""

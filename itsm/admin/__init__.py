@@ -3,6 +3,7 @@
 from itsm.admin import (
     alert_rules,
     alerts,
+    attachments,
     backups,
     catalog,
     incidents,
@@ -18,6 +19,7 @@ from itsm.admin import (
 __all__ = [
     "alert_rules",
     "alerts",
+    "attachments",
     "backups",
     "catalog",
     "incidents",

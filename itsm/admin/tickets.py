@@ -1,4 +1,4 @@
-"""Tickets in the admin: filters, search, inline comments and events, bulk assign and priority."""
+"""Tickets in the admin: filters, search, inline comments, attachments and events, bulk assign and priority."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from itsm.admin.attachments import AttachmentInline, attachment_formset_save
 from itsm.admin.base import StaffRolePermissions, staff_users
 from itsm.admin.events import EventInline
-from itsm.models import Comment, Ticket
+from itsm.models import Attachment, Comment, Ticket
 from itsm.models.tickets import RECORDED_FIELDS
 from itsm.roles import is_staff_role
 from itsm.services.tickets import ticket_create, ticket_update
@@ -119,7 +120,7 @@ class TicketAdmin(StaffRolePermissions, admin.ModelAdmin):
     date_hierarchy = "created_at"
     raw_id_fields = ["requester"]
     readonly_fields = [*RECORDED_FIELDS, "sla_at_risk_at", "version"]
-    inlines = [CommentInline, TicketEventInline]
+    inlines = [CommentInline, AttachmentInline, TicketEventInline]
     actions = ["assign", "change_priority"]
     show_full_result_count = False
 
@@ -138,6 +139,12 @@ class TicketAdmin(StaffRolePermissions, admin.ModelAdmin):
         # The ticket service lets no one move a ticket to another requester.
         fields = list(super().get_readonly_fields(request, obj))
         return [*fields, "requester"] if obj is not None else fields
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is Attachment:
+            attachment_formset_save(request, formset)
+        else:
+            super().save_formset(request, form, formset, change)
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "assignee":

@@ -20,6 +20,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from itsm.exceptions import Conflict as DomainConflict
 from itsm.exceptions import InvalidInput, NotPermitted, NotReady, StaleVersion, TransitionNotAllowed
 from itsm.middleware import DATABASE_DOWN, DATABASE_ERRORS, RETRY_AFTER_SECONDS, database_unavailable_response
+from itsm.uploads import UploadTooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ def _json_error(detail: str, code: str, status_code: int) -> JsonResponse:
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    if isinstance(exception, UploadTooLarge):
+        return _json_error(str(exception), "request_too_large", 413)
     if isinstance(exception, RequestDataTooBig):
         # Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE as a SuspiciousOperation: say what was wrong.
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE

@@ -53,6 +53,7 @@ _WRITE = {
 }
 _WITH_INPUT = {"400": "Invalid input: per-field messages."}
 _DETAIL = {"404": "No such object, or not visible to you."}
+_UPLOAD = {"413": "The request body is larger than an attachment may be (ITSM_ATTACHMENT_MAX_BYTES and the form)."}
 _WRITE_TICKET = {
     "412": "If-Match does not match the current ETag: someone changed the ticket.",
     "428": "If-Match is missing.",
@@ -86,6 +87,8 @@ def document_error_responses(result: dict[str, Any], generator: Any, request: An
                 codes["409"] = "Still referenced by other records."
             if method in ("put", "patch") and path.startswith("/api/v1/tickets/"):
                 codes.update(_WRITE_TICKET)
+            if "multipart/form-data" in operation.get("requestBody", {}).get("content", {}):
+                codes.update(_UPLOAD)
             responses = operation.setdefault("responses", {})
             for code, description in codes.items():
                 responses.setdefault(

@@ -1,4 +1,5 @@
-"""/api/v1/tickets/: filterset, serializers and viewset, with comments, events and transitions."""
+"""/api/v1/tickets/: filterset, serializers and viewset, with comments, events, transitions and attachments (their
+action is in itsm.api.attachments)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
+from itsm.api.attachments import TicketAttachmentActions
 from itsm.api.errors import PreconditionRequired
 from itsm.api.events import EventSerializer
 from itsm.api.filters import StableOrderingFilter, TicketSearchFilter, UtcDateTimeFilter, urgency_rank
@@ -164,7 +166,7 @@ def expected_version(request: Request, ticket_id: int) -> int:
     partial_update=extend_schema(summary="Edit some fields of a ticket", parameters=[IF_MATCH]),
     destroy=extend_schema(summary="Delete a ticket (admins only)"),
 )
-class TicketViewSet(viewsets.ModelViewSet):
+class TicketViewSet(TicketAttachmentActions, viewsets.ModelViewSet):
     queryset = Ticket.objects.none()  # the schema's model; requests use get_queryset()
     serializer_class = TicketSerializer
     filter_backends = [FilterBackend, TicketSearchFilter, StableOrderingFilter]

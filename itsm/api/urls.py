@@ -3,6 +3,7 @@ from rest_framework import routers
 from rest_framework.permissions import AllowAny
 
 from itsm.api.alerts import AlertmanagerIntakeView, AlertViewSet
+from itsm.api.attachments import AttachmentViewSet
 from itsm.api.auth import LogoutView, ObtainTokenView
 from itsm.api.backups import BackupViewSet
 from itsm.api.catalog import ServiceViewSet, TeamViewSet
@@ -28,6 +29,7 @@ class Router(routers.DefaultRouter):
 
 router = Router()
 router.register("tickets", TicketViewSet, basename="ticket")
+router.register("attachments", AttachmentViewSet, basename="attachment")
 router.register("incidents", IncidentViewSet, basename="incident")
 router.register("alerts", AlertViewSet, basename="alert")
 router.register("maintenance-windows", MaintenanceWindowViewSet, basename="maintenance-window")

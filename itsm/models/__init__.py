@@ -1,5 +1,6 @@
 from itsm.models.alert_rules import AlertRule
 from itsm.models.alerts import Alert
+from itsm.models.attachments import Attachment
 from itsm.models.backups import Backup
 from itsm.models.catalog import Service, Team
 from itsm.models.events import Event
@@ -15,6 +16,7 @@ from itsm.models.tickets import Comment, Ticket
 __all__ = [
     "Alert",
     "AlertRule",
+    "Attachment",
     "Backup",
     "BusinessCalendar",
     "Comment",

@@ -9,6 +9,9 @@ from django.db.models import QuerySet
 from itsm.models import Comment, Event, Ticket
 from itsm.roles import is_staff_role
 
+# Timeline entries of internal notes and of the files attached to them.
+INTERNAL_EVENT_FIELDS = ("internal_comment", "internal_attachment")
+
 
 def tickets_visible_to(user: Any) -> QuerySet[Ticket]:
     """Agents and admins see every ticket; a requester sees only the tickets they requested."""
@@ -28,8 +31,8 @@ def comments_visible_to(user: Any, ticket: Ticket) -> QuerySet[Comment]:
 
 
 def events_visible_to(user: Any, ticket: Ticket) -> QuerySet[Event]:
-    """A requester's timeline leaves out internal notes."""
+    """A requester's timeline leaves out internal notes and their attachments."""
     events = Event.objects.filter(ticket=ticket).select_related("actor")
     if is_staff_role(user):
         return events
-    return events.exclude(field="internal_comment")
+    return events.exclude(field__in=INTERNAL_EVENT_FIELDS)

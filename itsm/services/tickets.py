@@ -13,6 +13,7 @@ from itsm.exceptions import InvalidInput, NotPermitted, StaleVersion
 from itsm.lifecycles import TICKET_REQUESTER_TARGETS, TICKET_TRANSITIONS, check_transition
 from itsm.models import Comment, Event, Service, Ticket
 from itsm.roles import is_admin, is_staff_role
+from itsm.services.attachments import attachment_files_forget
 from itsm.services.events import event_record, event_record_change
 from itsm.services.sla import (
     calendar_from,
@@ -202,7 +203,10 @@ def comment_create(*, ticket_id: int, author: Any, body: str, internal: bool = F
 
 
 def ticket_delete(*, ticket_id: int, actor: Any) -> None:
-    """Delete a ticket with its comments and events. Admins only."""
+    """Delete a ticket with its comments, events and attachments (their files once that is committed). Admins
+    only."""
     if not is_admin(actor):
         raise NotPermitted("Only admins can delete tickets.")
-    Ticket.objects.filter(pk=ticket_id).delete()
+    with transaction.atomic():
+        attachment_files_forget(ticket_id=ticket_id)
+        Ticket.objects.filter(pk=ticket_id).delete()

@@ -16,6 +16,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from itsm.models import Alert, Backup, Notification, NotificationChannel, Service, Ticket
+from itsm.services.attachments import attachment_create
 from itsm.services.incidents import (
     incident_create,
     incident_note,
@@ -37,6 +38,9 @@ class Private:
     ticket: int
     channel: int
     notification: int
+    attachment: int
+    # The attachment of the agents' internal note on this user's ticket: staff only.
+    internal_attachment: int
     ticket_markers: list[str]
     own_markers: list[str]
     secret: str
@@ -56,7 +60,23 @@ def _private(name: str, user: Any, agent: Any) -> Private:
     upper = name.upper()
     ticket = make_ticket(user, title=f"{upper}-TICKET-TITLE", description=f"{upper}-TICKET-DESCRIPTION")
     comment_create(ticket_id=ticket.pk, author=user, body=f"{upper}-PUBLIC-COMMENT")
-    comment_create(ticket_id=ticket.pk, author=agent, body=f"INTERNAL-{upper}-NOTE", internal=True)
+    note = comment_create(ticket_id=ticket.pk, author=agent, body=f"INTERNAL-{upper}-NOTE", internal=True)
+    # A file's name shows in lists and timelines, its bytes only in its download.
+    attachment = attachment_create(
+        ticket=ticket,
+        uploaded_by=user,
+        filename=f"{upper}-ATTACHMENT-NAME.txt",
+        content_type="text/plain",
+        data=f"{upper}-ATTACHMENT-BYTES".encode(),
+    )
+    internal_attachment = attachment_create(
+        ticket=ticket,
+        uploaded_by=agent,
+        filename=f"INTERNAL-{upper}-ATTACHMENT-NAME.txt",
+        content_type="text/plain",
+        data=f"INTERNAL-{upper}-ATTACHMENT-BYTES".encode(),
+        comment=note,
+    )
     # The retitle is an event whose old and new values carry the markers.
     ticket_update(ticket_id=ticket.pk, actor=user, expected_version=None, changes={"title": f"{upper}-RETITLED"})
     channel = NotificationChannel.objects.create(
@@ -67,11 +87,15 @@ def _private(name: str, user: Any, agent: Any) -> Private:
         ticket=ticket.pk,
         channel=channel.pk,
         notification=notification.pk,
+        attachment=attachment.pk,
+        internal_attachment=internal_attachment.pk,
         ticket_markers=[
             f"{upper}-TICKET-TITLE",
             f"{upper}-TICKET-DESCRIPTION",
             f"{upper}-PUBLIC-COMMENT",
             f"{upper}-RETITLED",
+            f"{upper}-ATTACHMENT-NAME",
+            f"{upper}-ATTACHMENT-BYTES",
         ],
         own_markers=[f"{upper}-NOTICE-SUBJECT", f"{upper}-NOTICE-BODY", f"{upper}-CHANNEL-PATH"],
         secret=channel.secret,
@@ -117,6 +141,10 @@ def world(requester: Any, other_requester: Any, agent: Any, admin: Any) -> World
         internal_markers=[
             "INTERNAL-RITA-NOTE",
             "INTERNAL-OSCAR-NOTE",
+            "INTERNAL-RITA-ATTACHMENT-NAME",
+            "INTERNAL-RITA-ATTACHMENT-BYTES",
+            "INTERNAL-OSCAR-ATTACHMENT-NAME",
+            "INTERNAL-OSCAR-ATTACHMENT-BYTES",
             "INTERNAL-INCIDENT-NOTE",
             "INTERNAL-POSTMORTEM-ROOT-CAUSE",
             "INTERNAL-ACTION-ITEM",
@@ -126,6 +154,7 @@ def world(requester: Any, other_requester: Any, agent: Any, admin: Any) -> World
             "ticket": [rita.ticket, oscar.ticket],
             "notification": [rita.notification, oscar.notification],
             "notification-channel": [rita.channel, oscar.channel],
+            "attachment": [rita.attachment, oscar.attachment, rita.internal_attachment, oscar.internal_attachment],
             "incident": [incident.pk],
             "maintenance-window": [window.pk],
             "service": [service.pk],

@@ -56,6 +56,10 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("ticket-comments", "POST"): Op("signed_in", "ticket"),
     ("ticket-events", "GET"): Op("signed_in", "ticket"),
     ("ticket-transition", "POST"): Op("signed_in", "ticket"),
+    ("ticket-attachments", "GET"): Op("signed_in", "ticket"),
+    ("ticket-attachments", "POST"): Op("signed_in", "ticket"),
+    ("attachment-download", "GET"): Op("signed_in", "attachment"),
+    ("attachment-detail", "DELETE"): Op("admin", "attachment"),
     **_crud("incident", "signed_in", "staff", "admin"),
     ("incident-transition", "POST"): Op("staff", "incident"),
     ("incident-timeline", "GET"): Op("signed_in", "incident"),
@@ -84,10 +88,11 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     **_crud("notification-channel", "signed_in", "signed_in", "signed_in"),
 }
 
-# Objects that belong to one user: anyone else (staff included, for channels) gets 404.
-OWNED = {"ticket", "notification", "notification-channel"}
-# Staff see every ticket and notification; a channel is its owner's alone.
-STAFF_SEE_ALL = {"ticket", "notification"}
+# Objects that belong to one user: anyone else (staff included, for channels) gets 404. An attachment is its
+# ticket's requester's, or, on an internal note, the staff's.
+OWNED = {"ticket", "notification", "notification-channel", "attachment"}
+# Staff see every ticket, notification and attachment; a channel is its owner's alone.
+STAFF_SEE_ALL = {"ticket", "notification", "attachment"}
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,9 @@ def _every_get_as(client: APIClient, world: World) -> str:
         for url, _ in _urls(route, OPERATIONS[(route.name, "GET")], world):
             response = client.get(url)
             assert response.status_code < 500, (url, response.content[:300])
-            bodies.append(response.content.decode(errors="replace"))
+            streamed = getattr(response, "streaming_content", None)  # a download
+            content = b"".join(streamed) if response.streaming and streamed is not None else response.content
+            bodies.append(content.decode(errors="replace"))
             bodies.append(json.dumps(dict(response.headers)))
     return "\n".join(bodies)
 

@@ -15,7 +15,7 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from itsm.models import Comment, NotificationChannel, Ticket
+from itsm.models import Attachment, Comment, NotificationChannel, Ticket
 from tests.security.conftest import World
 from tests.security.routes import OPERATIONS, OWNED, STAFF_SEE_ALL, Op, Route, operations, project_routes
 
@@ -34,11 +34,19 @@ def test_every_route_is_classified() -> None:
 def _owner(world: World, target: str, value: Any) -> str | None:
     for name in ("rita", "oscar"):
         mine = getattr(world, name)
-        if target in OWNED and value == {"ticket": mine.ticket, "notification": mine.notification}.get(
-            target, mine.channel
-        ):
+        if target == "attachment" and value == mine.internal_attachment:
+            return "staff"  # on an internal note of the requester's ticket: the requester gets 404 too
+        owned = {"ticket": mine.ticket, "notification": mine.notification, "attachment": mine.attachment}
+        if target in OWNED and value == owned.get(target, mine.channel):
             return name
     return None
+
+
+def _body(response: Any) -> str:
+    """A JSON body as JSON, a download as its bytes."""
+    if response.streaming:
+        return b"".join(response.streaming_content).decode(errors="replace")
+    return json.dumps(response.json())
 
 
 def _urls(route: Route, op: Op, world: World, suffix: bool = False) -> Iterator[tuple[str, Any]]:
@@ -111,8 +119,9 @@ def _read_everything(world: World, client: APIClient, persona: str) -> str:
             for query in LIST_QUERIES if value is None else ("",):
                 response = client.get(url + query)
                 expected = _expected_status(persona, "GET", op, _owner(world, op.target or "", value))
-                assert response.status_code == expected, (persona, url + query, response.content[:300])
-                bodies.append(json.dumps(response.json()))
+                body = _body(response)
+                assert response.status_code == expected, (persona, url + query, body[:300])
+                bodies.append(body)
     return "\n".join(bodies)
 
 
@@ -152,6 +161,7 @@ def _state(world: World) -> Any:
     return (
         list(Ticket.objects.order_by("id").values_list("id", "version", "title", "status")),
         Comment.objects.count(),
+        list(Attachment.objects.order_by("id").values_list("id", "file")),
         list(NotificationChannel.objects.order_by("id").values_list("id", "target", "enabled")),
     )
 

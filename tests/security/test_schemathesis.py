@@ -25,8 +25,18 @@ from django.utils import timezone
 from knox.models import AuthToken
 
 from itsm.api.alerts import AlertmanagerPayload
-from itsm.models import Alert, Backup, MaintenanceWindow, Notification, NotificationChannel, Service, Ticket
+from itsm.models import (
+    Alert,
+    Attachment,
+    Backup,
+    MaintenanceWindow,
+    Notification,
+    NotificationChannel,
+    Service,
+    Ticket,
+)
 from itsm.services.alerts import alerts_ingest
+from itsm.services.attachments import attachment_create
 from itsm.services.maintenance import maintenance_create
 from itsm.services.notifications import notification_deliver, notify
 from tests.deploy.test_nginx_live import database_url
@@ -68,6 +78,7 @@ def server(tmp_path: Path) -> Iterator[str]:
         # answer for a second or two, past the 2 s response-time check.
         ITSM_GUNICORN_MAX_REQUESTS="0",
         ITSM_VAR_DIR=str(tmp_path / "var"),
+        ITSM_MEDIA_ROOT=str(tmp_path / "media"),  # where _test_data stores its attachments
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
         XDG_RUNTIME_DIR=str(tmp_path),
         ITSM_ALERTMANAGER_TOKEN=ALERTMANAGER_TOKEN,
@@ -125,10 +136,10 @@ def _ids_from(model: type[Model], first: int) -> Iterator[None]:
 def _test_data(users: dict[str, Any]) -> None:
     """The objects schemathesis.toml names by id, for operations that nothing in the run links to an object of
     theirs: with id 900000 an alert, rita's e-mail channel, her delivered notification, a window alice may edit, a
-    ticket of rita's to edit, the Printers service and a finished backup; spares (900001 to 900003) for what deletes
-    or moves them; and rita's ticket to replace, 900004. Ids are known ahead because the toml must give them as
-    integers: one given as "${VAR}" is a string, which schemathesis counts as a wrong-type id when the server takes
-    it. Each object is one the first identity allowed to use the operation can see."""
+    ticket of rita's to edit, the Printers service, a finished backup and a file on that ticket; spares (900001 to
+    900003) for what deletes or moves them; and rita's ticket to replace, 900004. Ids are known ahead because the
+    toml must give them as integers: one given as "${VAR}" is a string, which schemathesis counts as a wrong-type id
+    when the server takes it. Each object is one the first identity allowed to use the operation can see."""
     rita, alice = users["rita"], users["alice"]
     now = timezone.now()
     start = now + timedelta(days=30)
@@ -162,11 +173,26 @@ def _test_data(users: dict[str, Any]) -> None:
     with _ids_from(Backup, OBJECT_ID):  # one that can be verified
         digest, path = "c" * 64, "database/st.dump"
         Backup.objects.create(kind="database", status="succeeded", created_at=now, sha256=digest, local_path=path)
-    made: list[type[Model]] = [Alert, NotificationChannel, Notification, MaintenanceWindow, Service, Ticket, Backup]
+    edited = Ticket.objects.get(pk=OBJECT_ID)
+    with _ids_from(Attachment, OBJECT_ID):  # one to download, and spares for the admin's deletes
+        for name in ("printer.log", "spare1.log", "spare2.log", "spare3.log"):
+            data = f"{name}: paper jam\n".encode()
+            attachment_create(ticket=edited, uploaded_by=rita, filename=name, content_type="text/plain", data=data)
+    made: list[type[Model]] = [
+        Alert,
+        NotificationChannel,
+        Notification,
+        MaintenanceWindow,
+        Service,
+        Ticket,
+        Backup,
+        Attachment,
+    ]
     assert all(model._default_manager.filter(pk=OBJECT_ID).exists() for model in made)
 
 
-def test_schemathesis_finds_no_issues(server: str, tmp_path: Path, db: Any) -> None:
+def test_schemathesis_finds_no_issues(server: str, tmp_path: Path, db: Any, settings: Any) -> None:
+    settings.MEDIA_ROOT = tmp_path / "media"  # the server's (ITSM_MEDIA_ROOT)
     users = _users()
     auth = _auth_file(tmp_path / "auth.json", users)
     _test_data(users)

@@ -18,7 +18,7 @@ from tests.factories import ServiceFactory, make_ticket, make_user
 TICKETS = "/admin/itsm/ticket/"
 INLINE_MANAGEMENT = {
     f"{prefix}-{name}": value
-    for prefix in ("comments", "events")
+    for prefix in ("comments", "attachments", "events")
     for name, value in (("TOTAL_FORMS", "0"), ("INITIAL_FORMS", "0"), ("MIN_NUM_FORMS", "0"), ("MAX_NUM_FORMS", "0"))
 }
 
@@ -195,6 +195,11 @@ def _change_form(ticket: Ticket, **changes: Any) -> dict[str, Any]:
         data[f"comments-{index}-body"] = comment.body
         if comment.internal:
             data[f"comments-{index}-internal"] = "on"
+    attachments = list(ticket.attachments.all())
+    data.update({"attachments-TOTAL_FORMS": len(attachments), "attachments-INITIAL_FORMS": len(attachments)})
+    for index, attachment in enumerate(attachments):
+        data[f"attachments-{index}-id"] = attachment.pk
+        data[f"attachments-{index}-ticket"] = ticket.pk
     events = list(ticket.events.all())
     data.update({"events-TOTAL_FORMS": len(events), "events-INITIAL_FORMS": len(events)})
     for index, event in enumerate(events):
