@@ -178,3 +178,26 @@ ALERT_RULE_ERRORS = Counter("itsm_alert_rule_errors_total", "Alert rule evaluati
 PROMETHEUS_REACHABLE = Gauge(
     "itsm_prometheus_reachable", "1 when the alert rules could query PROMETHEUS_URL.", multiprocess_mode="mostrecent"
 )
+
+# --- Mail in (itsm.services.mail, itsm.services.mail_polling) --------------------------------------------------
+MAIL_MESSAGES = Counter(
+    "itsm_mail_messages_total",
+    "Messages read from the mailboxes, by what became of them (ticket_created, reply_threaded, ignored, refused, "
+    "failed).",
+    ["outcome"],
+)
+MAIL_POLL_DURATION = Histogram(
+    "itsm_mail_poll_duration_seconds",
+    "Duration of one poll of a mailbox.",
+    ["mailbox"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+MAIL_POLL_FAILURES = Counter(
+    "itsm_mail_poll_failures_total", "Polls of a mailbox that could not reach or read it.", ["mailbox"]
+)
+MAIL_LAST_POLL_SUCCESS = Gauge(
+    "itsm_mail_last_poll_success_timestamp_seconds",
+    "When the mailbox was last read without an error (the MailboxNotPolled alert compares it with now).",
+    ["mailbox"],
+    multiprocess_mode="max",
+)

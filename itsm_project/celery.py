@@ -26,11 +26,13 @@ app.conf.task_routes = {
     "itsm.tasks.jobs.*": {"queue": "critical"},
     "itsm.tasks.maintenance.*": {"queue": "default"},
     "itsm.tasks.cleanup.*": {"queue": "default"},
+    "itsm.tasks.mail.*": {"queue": "default"},
     "itsm.tasks.vacuum.*": {"queue": "default"},
     "itsm.tasks.monitoring.*": {"queue": "default"},
     "itsm.tasks.backups.*": {"queue": "backups"},
     # Urgent deliveries (pages) are sent to the critical queue explicitly; the rest wait here.
     "itsm.tasks.notifications.*": {"queue": "notifications"},
+    "itsm.tasks.ticket_notifications.*": {"queue": "notifications"},
 }
 
 # Every job is idempotent per scheduled slot (JobRun rows), so a duplicated message or a second beat is harmless.
@@ -66,6 +68,19 @@ app.conf.beat_schedule = {
     # Maintenance windows: announce ahead, back up and start, end and verify (docs: the manual's checklist).
     "maintenance_windows": {
         "task": "itsm.tasks.maintenance.run_maintenance_windows",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    # Mail in (docs/email.md): new mail opens tickets, replies thread into them. Off while no mailbox is set up.
+    "poll_mail": {
+        "task": "itsm.tasks.mail.poll_mail",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    # Ticket e-mail: the notices the services wrote, expanded into e-mails. Each change queues that at once; this
+    # catches up when that message was lost.
+    "ticket_notices": {
+        "task": "itsm.tasks.ticket_notifications.catch_up_ticket_notices",
         "schedule": 60.0,
         "options": {"expires": 55},
     },

@@ -82,10 +82,12 @@ MIDDLEWARE = [
 ROOT_URLCONF = "itsm_project.urls"
 WSGI_APPLICATION = "itsm_project.wsgi.application"
 
+# An operator's own templates (e.g. itsm/email/ticket.txt) in this folder win over the platform's.
+ITSM_TEMPLATES_DIR = env_str("ITSM_TEMPLATES_DIR")
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [ITSM_TEMPLATES_DIR] if ITSM_TEMPLATES_DIR else [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -445,6 +447,25 @@ ITSM_NOTIFICATION_RETRY_SECONDS = env_int("ITSM_NOTIFICATION_RETRY_SECONDS", 60)
 ITSM_WEBHOOK_TIMEOUT_SECONDS = env_float("ITSM_WEBHOOK_TIMEOUT_SECONDS", 5.0)
 # Webhooks to loopback, private and link-local addresses are refused (SSRF) unless this is true.
 ITSM_WEBHOOK_ALLOW_PRIVATE = env_bool("ITSM_WEBHOOK_ALLOW_PRIVATE", False)
+
+# --- Mail in and ticket e-mail (itsm/services/mail.py, itsm/services/ticket_notifications.py, docs/email.md) -------
+# The simple case of one mailbox: imaps://user:password@host:993/INBOX (imap:// for STARTTLS, or plain on loopback).
+# More mailboxes are configured in the admin. Unset (and no mailbox in the admin): mail intake is off.
+ITSM_MAIL_INBOX_URL = env_secret("ITSM_MAIL_INBOX_URL")
+# Mail from an address no user has opens a ticket as a new requester account; off: it is logged as refused.
+ITSM_MAIL_ACCEPT_UNKNOWN_SENDERS = env_bool("ITSM_MAIL_ACCEPT_UNKNOWN_SENDERS", True)
+# At most this many new tickets per sender per hour; more are refused (a loop or a flood).
+ITSM_MAIL_MAX_TICKETS_PER_SENDER_PER_HOUR = env_int("ITSM_MAIL_MAX_TICKETS_PER_SENDER_PER_HOUR", 20)
+# A larger message is not read (it is kept, cut to the next size, and marked failed).
+ITSM_MAIL_MAX_BYTES = env_int("ITSM_MAIL_MAX_BYTES", 25 * 1024 * 1024)
+# How much of each received message is kept with it for audit and retries.
+ITSM_MAIL_KEEP_RAW_BYTES = env_int("ITSM_MAIL_KEEP_RAW_BYTES", 5 * 1024 * 1024)
+# Messages read per mailbox and poll; the rest wait for the next minute.
+ITSM_MAIL_POLL_BATCH = env_int("ITSM_MAIL_POLL_BATCH", 200)
+# The domain of the Message-IDs the platform writes (default: the domain of ITSM_DEFAULT_FROM_EMAIL).
+ITSM_MAIL_DOMAIN = env_str("ITSM_MAIL_DOMAIN") or DEFAULT_FROM_EMAIL.rpartition("@")[2] or "localhost"
+# Where people open a ticket in a browser, for links in e-mail (no trailing slash).
+ITSM_PUBLIC_URL = env_str("ITSM_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 
 # --- Metrics ----------------------------------------------------------------------------------------------
 # In multiprocess mode (several gunicorn workers, Celery) prometheus_client needs the directory to exist

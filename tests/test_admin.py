@@ -1,4 +1,4 @@
-"""Every area's admin pages load for an admin: the catalogue, SLA policies, calendars, job runs and users."""
+"""Every area's admin pages load for an admin: the catalogue, SLA policies, calendars, job runs, mail and users."""
 
 from __future__ import annotations
 
@@ -31,6 +31,10 @@ def test_services_teams_sla_policy_calendars_job_runs_and_users_changelists_load
         "/admin/itsm/slapolicy/",
         "/admin/itsm/businesscalendar/",
         "/admin/itsm/jobrun/",
+        "/admin/itsm/mailbox/",
+        "/admin/itsm/inboundmessage/",
+        "/admin/itsm/suppressedaddress/",
+        "/admin/itsm/notificationpreference/",
         "/admin/auth/user/",
         "/admin/",
     ):
@@ -43,6 +47,8 @@ def test_services_teams_sla_policy_calendars_job_runs_and_users_changelists_load
         f"/admin/itsm/jobrun/{JobRun.objects.get().pk}/change/",
         "/admin/itsm/service/add/",
         "/admin/itsm/businesscalendar/add/",
+        "/admin/itsm/mailbox/add/",
+        "/admin/itsm/notificationpreference/add/",
     ):
         response = operator.get(path)
         assert response.status_code == 200, path

@@ -9,12 +9,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
 from itsm.admin.base import AdminRolePermissions, ReadOnlyInlinePermissions, StaffRolePermissions
 from itsm.exceptions import InvalidInput, NotPermitted, NotReady
-from itsm.models import DeliveryAttempt, Notification, NotificationChannel, WebhookEndpoint
+from itsm.models import DeliveryAttempt, Notification, NotificationChannel, NotificationPreference, WebhookEndpoint
 from itsm.models.notifications import DELIVERY_FIELDS
 from itsm.notifiers.ssrf import validate_webhook_url
+from itsm.services import ticket_notifications
 from itsm.services.notification_channels import notification_channel_check, target_display
 from itsm.services.notifications import notification_redeliver
 
@@ -139,3 +141,35 @@ class NotificationChannelAdmin(AdminRolePermissions, admin.ModelAdmin):
     @admin.display(description="target")
     def shown_target(self, channel: NotificationChannel) -> str:
         return target_display(channel.channel, channel.target)
+
+
+class NotificationPreferenceForm(forms.ModelForm):
+    off = forms.MultipleChoiceField(
+        choices=[(name, event.label) for name, event in ticket_notifications.EVENTS.items()],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Ticket e-mail switched off",
+    )
+
+    class Meta:
+        model = NotificationPreference
+        fields = ["user", "email", "off"]
+
+
+@admin.register(NotificationPreference)
+class NotificationPreferenceAdmin(AdminRolePermissions, admin.ModelAdmin):
+    """What a user hears about tickets by e-mail (users change their own through the API)."""
+
+    form = NotificationPreferenceForm
+    list_display = ["user", "email", "switched_off", "updated_at"]
+    search_fields = ["user__username", "user__email"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]
+
+    @admin.display(description="switched off")
+    def switched_off(self, preference: NotificationPreference) -> str:
+        return ", ".join(preference.off) or "-"
+
+    def save_model(self, request: HttpRequest, obj: NotificationPreference, form: Any, change: bool) -> None:
+        obj.updated_at = timezone.now()
+        super().save_model(request, obj, form, change)

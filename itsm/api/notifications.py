@@ -17,15 +17,18 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from itsm.api.filters import StableOrderingFilter, UtcDateTimeFilter
-from itsm.api.strict import BooleanFilter, FilterBackend, IdFilter, StrictModelSerializer
+from itsm.api.strict import BooleanFilter, FilterBackend, IdFilter, StrictModelSerializer, StrictSerializer
 from itsm.models import DeliveryAttempt, Notification, NotificationChannel
 from itsm.models.notifications import DELIVERY_FIELDS
 from itsm.queries.notifications import notifications_visible_to
 from itsm.services import notifications as notification_services
+from itsm.services import ticket_notifications
 from itsm.services.notification_channels import notification_channel_check, target_display
 
 
@@ -211,3 +214,57 @@ class NotificationChannelViewSet(
 
     def perform_create(self, serializer: serializers.BaseSerializer) -> None:
         serializer.save(user=self.request.user)
+
+
+# --- /api/v1/me/notification-preferences/ ------------------------------------------------------------------------
+class NotificationEventsSerializer(StrictSerializer):
+    """Each ticket event a user may hear about by e-mail: true to get it (the default), false to switch it off."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            name: serializers.BooleanField(required=False, help_text=event.label)
+            for name, event in ticket_notifications.EVENTS.items()
+        }
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(ticket_notifications.EVENTS))
+            if unknown:
+                known = ", ".join(ticket_notifications.EVENTS)
+                raise serializers.ValidationError(
+                    {name: [f"Not a ticket event. Choose among: {known}."] for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class NotificationPreferencesSerializer(StrictSerializer):
+    email = serializers.BooleanField(required=False, help_text="Off: no ticket e-mail at all.")
+    events = NotificationEventsSerializer(required=False)
+
+
+class NotificationPreferencesView(APIView):
+    """What the signed-in user hears about tickets by e-mail. PUT and PATCH change what they name."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=NotificationPreferencesSerializer, summary="Your ticket e-mail preferences")
+    def get(self, request: Request) -> Response:
+        return Response(ticket_notifications.preferences_of(request.user))
+
+    @extend_schema(
+        request=NotificationPreferencesSerializer,
+        responses=NotificationPreferencesSerializer,
+        summary="Change your ticket e-mail preferences (only what the body names)",
+    )
+    def put(self, request: Request) -> Response:
+        body = NotificationPreferencesSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return Response(ticket_notifications.preferences_set(user=request.user, **body.validated_data))
+
+    @extend_schema(
+        request=NotificationPreferencesSerializer,
+        responses=NotificationPreferencesSerializer,
+        summary="Change your ticket e-mail preferences (only what the body names)",
+    )
+    def patch(self, request: Request) -> Response:
+        return self.put(request)

@@ -10,7 +10,7 @@ from itsm.api.catalog import ServiceViewSet, TeamViewSet
 from itsm.api.incidents import IncidentViewSet
 from itsm.api.jobs import JobViewSet
 from itsm.api.maintenance import MaintenanceWindowViewSet
-from itsm.api.notifications import NotificationChannelViewSet, NotificationViewSet
+from itsm.api.notifications import NotificationChannelViewSet, NotificationPreferencesView, NotificationViewSet
 from itsm.api.oncall import OnCallViewSet
 from itsm.api.reports import IncidentReportView
 from itsm.api.tickets import TicketViewSet
@@ -47,5 +47,6 @@ urlpatterns = [
     # Before the router, so "alertmanager" is not taken for an alert id.
     path("alerts/alertmanager/", AlertmanagerIntakeView.as_view(), name="alertmanager-intake"),
     path("reports/incidents/", IncidentReportView.as_view(), name="incident-report"),
+    path("me/notification-preferences/", NotificationPreferencesView.as_view(), name="me-notification-preferences"),
     *router.urls,
 ]

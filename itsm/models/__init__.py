@@ -7,8 +7,16 @@ from itsm.models.events import Event
 from itsm.models.idempotency import IdempotencyKey
 from itsm.models.incidents import Incident, Postmortem
 from itsm.models.jobs import JobRun, JobWatch
+from itsm.models.mail import InboundMessage, Mailbox, SuppressedAddress, ThreadMessageId
 from itsm.models.maintenance import MaintenanceWindow
-from itsm.models.notifications import DeliveryAttempt, Notification, NotificationChannel, WebhookEndpoint
+from itsm.models.notifications import (
+    DeliveryAttempt,
+    Notification,
+    NotificationChannel,
+    NotificationPreference,
+    TicketNotice,
+    WebhookEndpoint,
+)
 from itsm.models.oncall import Override, Rotation, RotationMember
 from itsm.models.sla import BusinessCalendar, Holiday, SlaPolicy
 from itsm.models.tickets import Comment, Ticket
@@ -24,19 +32,25 @@ __all__ = [
     "Event",
     "Holiday",
     "IdempotencyKey",
+    "InboundMessage",
     "Incident",
     "JobRun",
     "JobWatch",
+    "Mailbox",
     "MaintenanceWindow",
     "Notification",
     "NotificationChannel",
+    "NotificationPreference",
     "Override",
     "Postmortem",
     "Rotation",
     "RotationMember",
     "Service",
     "SlaPolicy",
+    "SuppressedAddress",
     "Team",
+    "ThreadMessageId",
     "Ticket",
+    "TicketNotice",
     "WebhookEndpoint",
 ]

@@ -45,9 +45,15 @@ class Notification(models.Model):
     )
     subject = models.CharField(max_length=300)
     body = models.TextField(blank=True)
+    # An e-mail's HTML alternative, and the headers that thread it (Message-ID, In-Reply-To, References).
+    html_body = models.TextField(blank=True)
+    headers = models.JSONField(default=dict, blank=True)
     payload = models.JSONField(default=dict, blank=True)
     incident = models.ForeignKey(
         "itsm.Incident", null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications"
+    )
+    ticket = models.ForeignKey(
+        "itsm.Ticket", null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications"
     )
     urgent = models.BooleanField(default=False)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
@@ -153,3 +159,42 @@ class WebhookEndpoint(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class NotificationPreference(models.Model):
+    """What a user chooses to hear about tickets by e-mail (itsm.services.ticket_notifications.EVENTS); a user
+    without a row gets the defaults."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    email = models.BooleanField(default=True, help_text="Off: no ticket e-mail at all.")
+    # The events switched off; any other event follows its default.
+    off = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Ticket e-mail of user {self.user_id}"
+
+
+class TicketNotice(models.Model):
+    """Something about a ticket that people may hear of (itsm.services.ticket_notifications.EVENTS), written in the
+    same transaction as the change for one INSERT; a worker expands it into the e-mails (who, their preferences, the
+    thread) off the request's path, once: `expanded_at` is set in the transaction that writes them."""
+
+    ticket = models.ForeignKey("itsm.Ticket", on_delete=models.CASCADE, related_name="+")
+    event = models.CharField(max_length=40)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    comment = models.ForeignKey("itsm.Comment", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    expanded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["id"], name="idx_ticket_notice_pending", condition=models.Q(expanded_at__isnull=True))
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} of ticket {self.ticket_id}"

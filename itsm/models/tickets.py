@@ -62,6 +62,12 @@ class Ticket(models.Model):
     sla_status = models.CharField(max_length=20, choices=SlaStatus.choices, default=SlaStatus.OK)
     # Bumped by every write: the ETag, so that If-Match can refuse a stale update.
     version = models.PositiveIntegerField(default=1)
+    # People told about the ticket besides its requester (the Cc of the mail that opened it), and the closed ticket
+    # a reply to which opened this one.
+    watchers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="watched_tickets")
+    follow_up_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="follow_ups", editable=False
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

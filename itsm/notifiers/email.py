@@ -5,22 +5,26 @@ from __future__ import annotations
 import smtplib
 
 from django.conf import settings
-from django.core.mail import BadHeaderError, EmailMessage
+from django.core.mail import BadHeaderError, EmailMultiAlternatives
 
 from itsm.notifiers.base import Message, PermanentError, Sent, TransientError
 
 
 def send(message: Message) -> Sent:
-    headers = {"X-ITSM-Notification": str(message.notification_id)}
+    # RFC 3834: mail the platform writes is automatic, so that auto-responders do not answer it (and loop).
+    headers = {"X-ITSM-Notification": str(message.notification_id), "Auto-Submitted": "auto-generated"}
     if message.urgent:
         headers |= {"X-Priority": "1", "Importance": "high"}
-    email = EmailMessage(
+    headers |= message.headers
+    email = EmailMultiAlternatives(
         subject=message.subject,
         body=message.body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[message.target],
         headers=headers,
     )
+    if message.html_body:
+        email.attach_alternative(message.html_body, "text/html")
     try:
         sent = email.send(fail_silently=False)
     except smtplib.SMTPRecipientsRefused as exc:

@@ -4,10 +4,11 @@
   after commit, waiting on the broker for at most a quarter of a second (itsm/services/publisher.py). A rolled-back
   change sends nothing; a broker that is down or frozen after commit loses nothing, because the row stays
   pending and the relay picks it up.
-- `notification_deliver` claims a due row with a compare-and-set update under an advisory lock (two workers
-  never send one row at once, and the redelivered message of a worker killed mid-attempt takes over at once
-  instead of waiting for the lease), makes one attempt, logs it, and either marks the row delivered, schedules
-  the next attempt with exponential backoff, or marks it failed (a permanent error, or the last allowed attempt).
+- `notification_deliver` (in services/notification_delivery.py) claims a due row with a compare-and-set update
+  under an advisory lock (two workers never send one row at once, and the redelivered message of a worker killed
+  mid-attempt takes over at once instead of waiting for the lease), makes one attempt, logs it, and either marks
+  the row delivered, schedules the next attempt with exponential backoff, or marks it failed (a permanent error,
+  or the last allowed attempt).
 - `notification_relay` (Beat, every minute) queues every due pending row: first deliveries whose message never
   reached the broker, retries whose backoff ran out, rows whose worker died. It delivers them itself when the
   broker refuses.
@@ -17,43 +18,37 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from celery import current_app
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from itsm import metrics
 from itsm.exceptions import NotPermitted, NotReady
 from itsm.models import (
-    DeliveryAttempt,
     Event,
     Incident,
     Notification,
     NotificationChannel,
     Service,
+    SuppressedAddress,
+    Ticket,
     WebhookEndpoint,
 )
-from itsm.notifiers import email, slack, webhook
-from itsm.notifiers.base import DeliveryError, Message, PermanentError, Sent, TransientError
 from itsm.roles import is_staff_role
 from itsm.services.events import event_record
+from itsm.services.notification_delivery import notification_deliver
 from itsm.services.publisher import publish_soon
 
 logger = logging.getLogger(__name__)
 
 DELIVER_TASK = "itsm.tasks.notifications.deliver_notification"
-# A claimed row becomes due again after this long, in case its worker died mid-attempt. Far above the longest
-# attempt (an HTTP timeout per connection step, or EMAIL_TIMEOUT).
-CLAIM_LEASE = timedelta(minutes=5)
-# The first key of the advisory lock a worker holds on a row while it attempts it (the second is the row's id).
-ATTEMPT_LOCK_NAMESPACE = 0x1B4C_0002
 RELAY_BATCH = 500
 # Messages the relay queues are dropped if not picked up by then; the next relay run queues the row again.
 RELAY_MESSAGE_EXPIRES = 120
@@ -62,7 +57,6 @@ RELAY_INLINE_BUDGET_SECONDS = 40.0
 
 Channel = Notification.Channel
 Status = Notification.Status
-TRANSPORTS = {Channel.EMAIL: email.send, Channel.WEBHOOK: webhook.send, Channel.SLACK: slack.send}
 CHANNEL_WORDS = {Channel.EMAIL: "e-mail", Channel.WEBHOOK: "webhook", Channel.SLACK: "Slack"}
 
 
@@ -142,6 +136,51 @@ def notify(
     return created
 
 
+@dataclass(frozen=True)
+class Email:
+    """One e-mail to one person: its subject, its text and HTML parts, and its thread headers."""
+
+    recipient: Any
+    subject: str
+    body: str
+    html_body: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def notify_by_email(*, emails: Iterable[Email], ticket: Ticket | None = None) -> list[Notification]:
+    """Write e-mails to the outbox in the caller's transaction (delivery after commit, retried like every
+    notification). Inactive users, users without an address and addresses that bounced for good are left out."""
+    now = timezone.now()
+    wanted = [email for email in emails if email.recipient.is_active and email.recipient.email]
+    suppressed = set(
+        SuppressedAddress.objects.filter(address__in=[e.recipient.email.lower() for e in wanted]).values_list(
+            "address", flat=True
+        )
+    )
+    rows = [
+        Notification(
+            channel=Channel.EMAIL,
+            target=email.recipient.email,
+            recipient=email.recipient,
+            subject=" ".join(email.subject.split())[:300],
+            body=email.body,
+            html_body=email.html_body,
+            headers=email.headers,
+            ticket=ticket,
+            status=Status.PENDING,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        for email in wanted
+        if email.recipient.email.lower() not in suppressed
+    ]
+    if not rows:
+        return []
+    created = Notification.objects.bulk_create(rows)
+    transaction.on_commit(partial(_enqueue_after_commit, [row.pk for row in created], urgent=False))
+    return created
+
+
 def describe(notification: Notification) -> str:
     """Where a notification goes, in words that do not reveal a webhook URL (those are secrets)."""
     word = CHANNEL_WORDS.get(Channel(notification.channel), notification.channel)
@@ -204,138 +243,6 @@ def _enqueue(notification_id: int, *, urgent: bool, expires: int | None = None) 
         logger.warning("could not queue notification %s; the relay will deliver it", notification_id, exc_info=True)
         return False
     return True
-
-
-# --- delivering ----------------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def _attempt_lock(notification_id: int) -> Iterator[bool | None]:
-    """A PostgreSQL session advisory lock on the row while one worker attempts it: True if held, False if another
-    worker holds it. PostgreSQL drops the lock when its holder's connection dies, so a killed worker's row can be
-    taken over at once. None without PostgreSQL (the embedded mode), where the claim's lease alone protects it."""
-    if connection.vendor != "postgresql":
-        yield None
-        return
-    key = [ATTEMPT_LOCK_NAMESPACE, notification_id % (1 << 31)]
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
-        held = bool(cursor.fetchone()[0])
-    try:
-        yield held
-    finally:
-        if held:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
-
-
-def _claim(notification_id: int, *, lock_held: bool | None) -> bool:
-    """Claim the row for one attempt: push its due time forward by the lease and count the attempt. A pending row
-    is claimed when it is due, or, when no live worker holds its lock, when an attempt it counts was never logged:
-    that worker died mid-attempt (a killed pool process or worker) and its redelivered message takes over."""
-    now = timezone.now()
-    row = Notification.objects.filter(pk=notification_id, status=Status.PENDING).values("attempts", "next_attempt_at")
-    current = row.first()
-    if current is None:
-        return False
-    interrupted = (
-        bool(lock_held)
-        and current["attempts"] > DeliveryAttempt.objects.filter(notification_id=notification_id).count()
-    )
-    due = current["next_attempt_at"] is not None and current["next_attempt_at"] <= now
-    if not due and not interrupted:
-        return False
-    if interrupted:
-        logger.warning(
-            "notification %s: attempt %s was interrupted; trying again", notification_id, current["attempts"]
-        )
-    # Compare-and-set on the attempt count: of two claimers, one wins.
-    return bool(
-        Notification.objects.filter(pk=notification_id, status=Status.PENDING, attempts=current["attempts"]).update(
-            next_attempt_at=now + CLAIM_LEASE, attempts=F("attempts") + 1
-        )
-    )
-
-
-def notification_deliver(*, notification_id: int) -> Notification | None:
-    """One delivery attempt, if the row is pending, due and not claimed by another worker. Returns the row after
-    the attempt, or None when there was nothing to do."""
-    with _attempt_lock(notification_id) as held:
-        if held is False or not _claim(notification_id, lock_held=held):
-            return None
-        return _attempt(notification_id)
-
-
-def _attempt(notification_id: int) -> Notification:
-    notification = Notification.objects.select_related("endpoint", "user_channel", "recipient", "incident").get(
-        pk=notification_id
-    )
-    attempt = notification.attempts
-    started = time.perf_counter()
-    error: DeliveryError | None = None
-    sent = Sent()
-    try:
-        sent = TRANSPORTS[Channel(notification.channel)](_message(notification))
-    except DeliveryError as exc:
-        error = exc
-    except Exception as exc:
-        # A bug in a transport still counts as a failed attempt, so the row keeps its bound on attempts.
-        logger.exception("notification %s: unexpected error in the %s transport", notification_id, notification.channel)
-        error = TransientError(f"{type(exc).__name__}: {exc}")
-    duration = time.perf_counter() - started
-    finished = timezone.now()
-    DeliveryAttempt.objects.create(
-        notification=notification,
-        attempted_at=finished,
-        success=error is None,
-        status_code=error.status_code if error else sent.status_code,
-        error=str(error or "")[:2000],
-        duration_ms=round(duration * 1000),
-    )
-    metrics.NOTIFICATION_DELIVERY_DURATION.labels(channel=notification.channel).observe(duration)
-    changes = _outcome(error, attempt, finished)
-    # Fenced by the attempt number: should a worker outlive its lease, its late result does not overwrite the
-    # result of the attempt that replaced it.
-    Notification.objects.filter(pk=notification_id, status=Status.PENDING, attempts=attempt).update(**changes)
-    if changes["status"] == Status.DELIVERED:
-        metrics.NOTIFICATIONS_DELIVERED.labels(channel=notification.channel).inc()
-    elif changes["status"] == Status.FAILED:
-        metrics.NOTIFICATIONS_FAILED.labels(channel=notification.channel).inc()
-        logger.warning("notification %s failed for good after %s attempt(s): %s", notification_id, attempt, error)
-    notification.refresh_from_db()
-    return notification
-
-
-def _outcome(error: DeliveryError | None, attempt: int, now: datetime) -> dict[str, Any]:
-    if error is None:
-        return {"status": Status.DELIVERED, "delivered_at": now, "next_attempt_at": None, "last_error": ""}
-    message = str(error)[:2000]
-    if isinstance(error, PermanentError) or attempt >= settings.ITSM_NOTIFICATION_MAX_ATTEMPTS:
-        return {"status": Status.FAILED, "next_attempt_at": None, "last_error": message}
-    return {"status": Status.PENDING, "next_attempt_at": now + retry_delay(attempt), "last_error": message}
-
-
-def retry_delay(attempt: int) -> timedelta:
-    """Backoff after the `attempt`-th failed attempt: the base delay, doubled each time, at most an hour."""
-    return timedelta(seconds=min(settings.ITSM_NOTIFICATION_RETRY_SECONDS * 2 ** (attempt - 1), 3600))
-
-
-def _message(notification: Notification) -> Message:
-    secret = ""
-    if notification.endpoint is not None:
-        secret = notification.endpoint.secret
-    elif notification.user_channel is not None:
-        secret = notification.user_channel.secret
-    return Message(
-        notification_id=notification.pk,
-        target=notification.target,
-        subject=notification.subject,
-        body=notification.body,
-        created_at=notification.created_at,
-        urgent=notification.urgent,
-        payload=dict(notification.payload or {}),
-        secret=secret,
-    )
 
 
 def notification_relay(*, now: datetime | None = None, batch_size: int = RELAY_BATCH) -> dict[str, int]:

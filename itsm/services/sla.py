@@ -18,6 +18,7 @@ from itsm.lifecycles import TICKET_DONE_STATUSES, TICKET_PAUSED_STATUSES
 from itsm.models import BusinessCalendar, Event, SlaPolicy, Ticket
 from itsm.services.clocks import maintenance_pauses
 from itsm.services.events import event_record
+from itsm.services.ticket_notifications import ticket_notify_sla
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +161,8 @@ def _apply_sla_status(ticket: Ticket, new_status: str, now: datetime) -> list[st
     )
     if new_status in (Ticket.SlaStatus.AT_RISK, Ticket.SlaStatus.BREACHED):
         metrics.SLA_STATE_CHANGES.labels(state=new_status, priority=ticket.priority).inc()
+        if ticket.status not in TICKET_DONE_STATUSES:  # a breach found at the resolution is news to nobody
+            ticket_notify_sla(ticket=ticket, state=new_status)
     return ["sla_status"]
 
 

@@ -22,6 +22,12 @@ from itsm.services.sla import (
     ticket_sla_refresh,
     ticket_sla_times,
 )
+from itsm.services.ticket_notifications import (
+    ticket_notify_assigned,
+    ticket_notify_commented,
+    ticket_notify_created,
+    ticket_notify_moved,
+)
 
 # Fields a requester may edit on their own ticket, and while it is in one of these statuses.
 REQUESTER_EDITABLE_FIELDS = frozenset({"title", "description"})
@@ -69,6 +75,7 @@ def ticket_create(
         if sla_status_at(ticket, now) != ticket.sla_status:
             # Only with a target of zero minutes: the full refresh records the SLA state change as an event.
             ticket.save(update_fields=ticket_sla_refresh(ticket=ticket, policy=policy, now=now))
+        ticket_notify_created(ticket=ticket, actor=actor or requester)
     metrics.TICKETS_CREATED.labels(priority=priority).inc()
     return ticket
 
@@ -102,6 +109,8 @@ def ticket_update(*, ticket_id: int, actor: Any, expected_version: int | None, c
         # Read back under the row lock: after the commit another edit may already have moved the version on, and
         # answering with its ETag would let this client overwrite that edit unseen.
         ticket.refresh_from_db(fields=["version"])
+        if "assignee" in changed:
+            ticket_notify_assigned(ticket=ticket, actor=actor)
     return ticket
 
 
@@ -157,6 +166,7 @@ def ticket_transition(*, ticket_id: int, actor: Any, to: str, note: str = "") ->
         ticket.version = F("version") + 1
         ticket.save(update_fields=sorted(set(changed)))
         ticket.refresh_from_db(fields=["version"])  # under the row lock, as in ticket_update
+        ticket_notify_moved(ticket=ticket, to=to, actor=actor, note=note)
     metrics.TICKET_TRANSITIONS.labels(to=to).inc()
     return ticket
 
@@ -199,6 +209,7 @@ def comment_create(*, ticket_id: int, author: Any, body: str, internal: bool = F
             )
             changed += ticket_sla_refresh(ticket=ticket, now=now)
         ticket.save(update_fields=changed)
+        ticket_notify_commented(ticket=ticket, comment=comment)
     return comment
 
 

@@ -3,7 +3,8 @@ from typing import Any
 from celery import shared_task
 
 from itsm.services.jobs import job_run_scheduled
-from itsm.services.notifications import notification_deliver, notification_relay
+from itsm.services.notification_delivery import notification_deliver
+from itsm.services.notifications import notification_relay
 
 
 @shared_task(name="itsm.tasks.notifications.deliver_notification", soft_time_limit=60, time_limit=90)

@@ -169,6 +169,7 @@ EXCLUDED = {
             "CeleryWorkerDown",
             "DatabaseDown",
             "HighResponseTime",
+            "MailboxNotPolled",
             "RedisDown",
             "UnappliedMigrations",
         )

@@ -114,6 +114,8 @@ def test_the_slot_of_each_scheduled_job_comes_from_its_beat_entry():
         "refresh_metrics": timedelta(seconds=30),
         "maintenance_windows": minute,
         "relay_notifications": minute,
+        "poll_mail": minute,
+        "ticket_notices": minute,
         "backup_database_hourly": timedelta(hours=1),
         "backup_database_daily": day,
         "backup_database_weekly": 7 * day,

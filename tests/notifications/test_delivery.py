@@ -19,7 +19,8 @@ from prometheus_client import REGISTRY
 
 from itsm.models import DeliveryAttempt, Notification, NotificationChannel, Service, WebhookEndpoint
 from itsm.notifiers import webhook
-from itsm.services.notifications import notification_deliver, notify, retry_delay
+from itsm.services.notification_delivery import notification_deliver, retry_delay
+from itsm.services.notifications import notify
 from itsm.tasks.notifications import deliver_notification
 from tests.factories import ServiceFactory, TeamFactory
 from tests.notifications.conftest import Receiver, make_incident

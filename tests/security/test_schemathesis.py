@@ -38,7 +38,8 @@ from itsm.models import (
 from itsm.services.alerts import alerts_ingest
 from itsm.services.attachments import attachment_create
 from itsm.services.maintenance import maintenance_create
-from itsm.services.notifications import notification_deliver, notify
+from itsm.services.notification_delivery import notification_deliver
+from itsm.services.notifications import notify
 from tests.deploy.test_nginx_live import database_url
 from tests.factories import make_ticket, make_user
 from tests.system.processes import BIN, ROOT, base_env, free_port, started, wait_for
