@@ -37,6 +37,7 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
+from tests.mail.servers import DovecotMailbox, running_dovecot
 from tests.system.processes import (
     PG_BIN,
     REDIS_SERVER,
@@ -75,6 +76,8 @@ RUN = [
     Run("README.md", '"to": "in_progress"', (200, 201)),
     Run("README.md", '"to": "closed"', (409,)),
     Run("README.md", "sla=at_risk&sla=breached", (200, 200)),
+    # Mail in: the message appended by curl (IMAP, no HTTP status) opens a ticket the search then finds.
+    Run("README.md", "Printer prints blank pages\\r\\n", (0, 200), "keys"),
     # The incident guide with API and TOKEN as the README set them.
     Run("docs/incident-response.md", "INCIDENT=$(curl", (201, 200, 201, 201)),
     # The backup runbook, in its order: take backups, look at them, read-only mode, the checks.
@@ -427,6 +430,7 @@ class Platform:
     env: dict[str, str]
     passwords: dict[str, str]
     log: Path
+    mailbox: DovecotMailbox
 
 
 def server_params(**overrides: Any) -> dict[str, Any]:
@@ -485,22 +489,30 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     log = directory / "make-run.log"
     try:
         with (
+            running_dovecot(tls=False) as dovecot,
             redis_server(redis_port, directory, directory / "redis.log", persistent=True).start(),
-            started(["make", "run"], env, log) as make,
         ):
-            try:
-                wait_for(f"http://127.0.0.1:{port}/health/", timeout=240)
-                output = log.read_text()
-                logins = re.findall(r"^\s+(admin|agent|requester)\s+(\S+)\s+(\S+)$", output, re.MULTILINE)
-                yield Platform(port, env, {username: secret for _, username, secret in logins}, log)
-            finally:
-                stop_make_run(make, log)
+            # The README's mailbox: make run reads it (ITSM_MAIL_INBOX_URL), the tour appends to it.
+            mailbox = dovecot.mailbox()
+            env["ITSM_MAIL_INBOX_URL"] = mailbox.url
+            yield from _make_run(env, log, port, mailbox)
     finally:
         conn = psycopg2.connect(**server_params())
         conn.autocommit = True
         with conn.cursor() as cursor:
             cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         conn.close()
+
+
+def _make_run(env: dict[str, str], log: Path, port: int, mailbox: DovecotMailbox) -> Iterator[Platform]:
+    with started(["make", "run"], env, log) as make:
+        try:
+            wait_for(f"http://127.0.0.1:{port}/health/", timeout=240)
+            output = log.read_text()
+            logins = re.findall(r"^\s+(admin|agent|requester)\s+(\S+)\s+(\S+)$", output, re.MULTILINE)
+            yield Platform(port, env, {username: secret for _, username, secret in logins}, log, mailbox)
+        finally:
+            stop_make_run(make, log)
 
 
 def stop_make_run(make: subprocess.Popen[bytes], log: Path) -> None:
@@ -524,6 +536,9 @@ def terminal(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Te
         "AGENT-PASSWORD": passwords["agent"],
         "REQUESTER-PASSWORD": passwords["requester"],
         "ADMIN-PASSWORD": passwords["admin"],
+        "support:MAILBOX-PASSWORD@127.0.0.1:1143": (
+            f"{platform.mailbox.username}:{platform.mailbox.password}@127.0.0.1:{platform.mailbox.server.port}"
+        ),
     }
     return Terminal(platform.env, tmp_path_factory.mktemp("terminal"), substitutions)
 
