@@ -76,6 +76,10 @@ ops-check: $(OPS_STAMP) ## Validate Dockerfile, compose, nginx/, k8s/, monitorin
 bench: venv ## API benchmark: seed 1,000,000 tickets (database itsm_bench), gunicorn + wrk, table of medians
 	$(PY) -m bench.run $(BENCH_ARGS)
 
+.PHONY: bench-mail
+bench-mail: venv ## Mail intake in messages per second for one worker (Dovecot on loopback), against a bare floor
+	$(PY) -m bench.mail_bench $(BENCH_ARGS)
+
 .PHONY: bench-smoke
 bench-smoke: venv ## The API benchmark on 20,000 tickets, 1 run of 3 s per scenario (about a minute)
 	$(PY) -m bench.run --smoke $(BENCH_ARGS)

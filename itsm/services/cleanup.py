@@ -21,7 +21,7 @@ from django.db.models import Max, Model, QuerySet
 from django.utils import timezone
 from knox.models import AuthToken
 
-from itsm.models import Alert, JobRun, Notification
+from itsm.models import Alert, JobRun, Notification, TicketNotice
 from itsm.services.idempotency import delete_expired_idempotency_keys
 
 BATCH_SIZE = 1000
@@ -50,6 +50,8 @@ def cleanup_old_records(*, now: datetime | None = None, batch_size: int = BATCH_
     notifications = Notification.objects.filter(
         status=Notification.Status.DELIVERED, created_at__lt=cutoff("notifications")
     )
+    # A ticket notice once its e-mails are written (they are kept as notifications), by the same retention.
+    notices = TicketNotice.objects.filter(expanded_at__lt=cutoff("notifications"))
     job_runs = JobRun.objects.filter(slot__lt=cutoff("job_runs")).exclude(pk__in=_newest_runs())
     tokens = AuthToken.objects.filter(expiry__lt=cutoff("tokens"))
     sessions = Session.objects.filter(expire_date__lt=cutoff("sessions"))
@@ -57,6 +59,7 @@ def cleanup_old_records(*, now: datetime | None = None, batch_size: int = BATCH_
     deleted: Counter[str] = Counter()
     deleted.update(_delete_in_batches(alerts, batch_size))
     deleted.update(_delete_in_batches(notifications, batch_size))
+    deleted.update(_delete_in_batches(notices, batch_size))
     deleted.update(_delete_in_batches(job_runs, batch_size))
     deleted.update(_delete_in_batches(tokens, batch_size))
     deleted.update(_delete_in_batches(sessions, batch_size))
@@ -64,6 +67,7 @@ def cleanup_old_records(*, now: datetime | None = None, batch_size: int = BATCH_
         "alerts": deleted["itsm.Alert"],
         "notifications": deleted["itsm.Notification"],
         "delivery_attempts": deleted["itsm.DeliveryAttempt"],
+        "ticket_notices": deleted["itsm.TicketNotice"],
         "job_runs": deleted["itsm.JobRun"],
         "tokens": deleted["knox.AuthToken"],
         "sessions": deleted["sessions.Session"],

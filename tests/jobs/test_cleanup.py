@@ -12,9 +12,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from knox.models import AuthToken
 
-from itsm.models import Alert, DeliveryAttempt, IdempotencyKey, JobRun, Notification
+from itsm.models import Alert, DeliveryAttempt, IdempotencyKey, JobRun, Notification, TicketNotice
 from itsm.services.cleanup import cleanup_old_records
 from itsm.tasks.cleanup import cleanup
+from tests.factories import make_ticket
 from tests.jobs.conftest import MONDAY, ran
 
 pytestmark = pytest.mark.django_db
@@ -71,6 +72,10 @@ def test_each_kind_loses_only_what_is_older_than_its_retention(requester, settin
     old_firing = alert("still-firing", "firing", 90)
     old_delivered, kept_delivered = notification("delivered", 11, attempts=2), notification("delivered", 9)
     old_failed = notification("failed", 90)
+    ticket = make_ticket(requester)
+    TicketNotice.objects.filter(ticket=ticket).update(expanded_at=NOW - 11 * DAY)  # written 11 days ago: deleted
+    pending = TicketNotice.objects.create(ticket=ticket, event="resolved", created_at=NOW - 90 * DAY)
+    kept_notice = TicketNotice.objects.create(ticket=ticket, event="closed", created_at=NOW, expanded_at=NOW - DAY)
     old_run, kept_run = ran("scan_sla", NOW - 31 * DAY), ran("scan_sla", NOW - 29 * DAY)
     kept_sessions = {session(-1), session(1)}  # live, and expired a day ago (retention 2 days)
     session(3)
@@ -85,6 +90,7 @@ def test_each_kind_loses_only_what_is_older_than_its_retention(requester, settin
         "alerts": 1,
         "notifications": 1,
         "delivery_attempts": 2,
+        "ticket_notices": 2,
         "job_runs": 1,
         "tokens": 1,
         "sessions": 1,
@@ -96,6 +102,7 @@ def test_each_kind_loses_only_what_is_older_than_its_retention(requester, settin
     assert not Alert.objects.filter(pk=old_resolved.pk).exists()
     assert set(Notification.objects.values_list("pk", flat=True)) == {kept_delivered.pk, old_failed.pk}
     assert not DeliveryAttempt.objects.filter(notification_id=old_delivered.pk).exists()
+    assert set(TicketNotice.objects.values_list("pk", flat=True)) == {pending.pk, kept_notice.pk}  # never a pending one
     assert set(JobRun.objects.values_list("pk", flat=True)) == {kept_run.pk}
     assert not JobRun.objects.filter(pk=old_run.pk).exists()
     assert set(AuthToken.objects.values_list("pk", flat=True)) == {live_token}
