@@ -263,10 +263,21 @@ def test_a_sender_opening_too_many_tickets_in_an_hour_is_refused(mailbox, imap_m
 
 
 def test_processing_a_message_costs_a_bounded_number_of_queries(mailbox, requester, django_assert_max_num_queries):
-    raw = message(sender=requester.email)
-    with django_assert_max_num_queries(40):
-        record = mail_receive(mailbox=mailbox, uidvalidity=1, uid=1, raw=raw)
+    """Whatever the database holds: the new ticket (its SLA, event, notices, record), then a reply to it."""
+    first = message(sender=requester.email)
+    with django_assert_max_num_queries(25):
+        record = mail_receive(mailbox=mailbox, uidvalidity=1, uid=1, raw=first)
     assert record.status == Status.TICKET_CREATED
+    reply = message(sender=requester.email, subject="Re: it", In_Reply_To=f"<{_message_id(first)}>")
+    with django_assert_max_num_queries(25):
+        record = mail_receive(mailbox=mailbox, uidvalidity=1, uid=2, raw=reply)
+    assert record.status == Status.REPLY_THREADED
+
+
+def _message_id(raw: bytes) -> str:
+    from email import message_from_bytes
+
+    return str(message_from_bytes(raw)["Message-ID"]).strip("<>")
 
 
 def mailbox_uidvalidity(mailbox: Mailbox) -> int:
@@ -303,3 +314,27 @@ def test_a_failure_after_the_ticket_was_written_takes_the_ticket_back_with_it(ma
     monkeypatch.undo()
     assert mail_retry(message_id=record.pk).status == Status.TICKET_CREATED
     assert Ticket.objects.count() == 1
+
+
+def test_over_smtp_an_internal_note_mails_no_requester_and_an_sla_breach_mails_the_assignee_once(
+    smtp_capture, requester, agent
+):
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    from itsm.services.sla import sla_scan
+    from tests.factories import make_ticket
+
+    with time_machine.travel(timezone.now() - timedelta(days=2), tick=False):
+        ticket = make_ticket(requester, priority="high", assignee=agent)
+    deliver_outbox()
+    smtp_capture.clear()
+    comment_create(ticket_id=ticket.pk, author=agent, body="Internal: the drum is worn.", internal=True)
+    sla_scan()
+    sla_scan()
+    deliver_outbox()
+    [breach] = smtp_capture.messages()
+    assert (breach["To"], breach["Subject"]) == (agent.email, f"[#{ticket.pk}] SLA breached: {ticket.title}")
+    assert "drum" not in breach.get_body(("plain",)).get_content()

@@ -53,6 +53,9 @@ def test_a_new_ticket_is_acknowledged_to_its_requester_and_announced_to_the_serv
         ("bob", f"[#{ticket.pk}] New ticket: Printer jams"),
         ("rita", f"[#{ticket.pk}] We received your request: Printer jams"),
     ]  # rick is a requester in the team: not staff, not told
+    receipt = Notification.objects.get(recipient=requester)
+    assert receipt.body.startswith(f"Hello rita,\n\nwe received your request and opened ticket #{ticket.pk}.")
+    assert "\n-- \n" in receipt.body  # the footer is a signature: mail clients leave it out of a reply
 
 
 def test_an_agents_public_reply_reaches_the_requester_and_an_internal_note_nobody(requester, agent, service):
