@@ -217,29 +217,39 @@ class NotificationChannelViewSet(
 
 
 # --- /api/v1/me/notification-preferences/ ------------------------------------------------------------------------
-class NotificationEventsSerializer(StrictSerializer):
-    """Each ticket event a user may hear about by e-mail: true to get it (the default), false to switch it off."""
+@extend_schema_field(
+    {
+        "type": "object",
+        "description": "Each ticket event a user may hear about by e-mail: true to get it (the default), false not to.",
+        "properties": {
+            name: {"type": "boolean", "description": event.label} for name, event in ticket_notifications.EVENTS.items()
+        },
+        "additionalProperties": False,
+    }
+)
+class NotificationEventsField(serializers.Field):
+    """{event name: true or false}; an unknown event or a value other than a boolean is named in the 400."""
 
-    def get_fields(self) -> dict[str, serializers.Field]:
-        return {
-            name: serializers.BooleanField(required=False, help_text=event.label)
-            for name, event in ticket_notifications.EVENTS.items()
-        }
+    def to_internal_value(self, data: Any) -> dict[str, bool]:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Expected an object of event names and true or false.")
+        errors = {}
+        for name, value in data.items():
+            if name not in ticket_notifications.EVENTS:
+                errors[name] = [f"Not a ticket event. Choose among: {', '.join(ticket_notifications.EVENTS)}."]
+            elif not isinstance(value, bool):
+                errors[name] = ["Must be true or false."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return dict(data)
 
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(ticket_notifications.EVENTS))
-            if unknown:
-                known = ", ".join(ticket_notifications.EVENTS)
-                raise serializers.ValidationError(
-                    {name: [f"Not a ticket event. Choose among: {known}."] for name in unknown}
-                )
-        return super().to_internal_value(data)
+    def to_representation(self, value: Any) -> Any:
+        return value
 
 
 class NotificationPreferencesSerializer(StrictSerializer):
     email = serializers.BooleanField(required=False, help_text="Off: no ticket e-mail at all.")
-    events = NotificationEventsSerializer(required=False)
+    events = NotificationEventsField(required=False)
 
 
 class NotificationPreferencesView(APIView):
