@@ -3,7 +3,6 @@ S3 is moto's server, as for the backups."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from rest_framework.test import APIClient
 
 from itsm.models import Comment, Ticket
 from itsm.services.tickets import comment_create
-from tests.backups.conftest import MotoServer
+from tests.backups.conftest import moto  # noqa: F401  (the moto server fixture, shared with the backup tests)
 from tests.factories import make_ticket
 
 # A real PNG's first bytes, then filler: the content says image/png whatever the client claims.
@@ -24,14 +23,6 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 def media(settings: Any, tmp_path: Path) -> Path:
     settings.MEDIA_ROOT = tmp_path / "media"
     return Path(settings.MEDIA_ROOT)
-
-
-@pytest.fixture(scope="session")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    server = MotoServer(tmp_path_factory.mktemp("moto"))
-    server.start()
-    yield server
-    server.stop()
 
 
 def stored_files(media: Path) -> list[Path]:

@@ -140,6 +140,7 @@ def test_a_queued_run_executes_the_jobs_own_task_once_and_records_into_that_run(
         "alerts",
         "notifications",
         "delivery_attempts",
+        "ticket_notices",
         "job_runs",
         "tokens",
         "sessions",

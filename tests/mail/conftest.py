@@ -63,3 +63,24 @@ def eml() -> Callable[[str], bytes]:
         return (MESSAGES / f"{name}.eml").read_bytes()
 
     return read
+
+
+@pytest.fixture
+def make_mailbox(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """A Mailbox row for a test mailbox, its password in an environment variable as an operator would set it."""
+
+    def make(imap: DovecotMailbox, **fields: Any) -> Any:
+        from itsm.models import Mailbox
+
+        monkeypatch.setenv("TEST_MAILBOX_PASSWORD", imap.password)
+        values = {
+            "name": "support",
+            "host": "127.0.0.1",
+            "port": imap.server.port,
+            "security": Mailbox.Security.PLAIN,
+            "username": imap.username,
+            "password_env": "TEST_MAILBOX_PASSWORD",
+        }
+        return Mailbox.objects.create(**{**values, **fields})
+
+    return make

@@ -32,16 +32,8 @@ def _mail_settings(settings: Any) -> None:
 
 
 @pytest.fixture
-def mailbox(imap_mailbox: Any, monkeypatch: pytest.MonkeyPatch) -> Mailbox:
-    monkeypatch.setenv("TEST_MAILBOX_PASSWORD", imap_mailbox.password)
-    return Mailbox.objects.create(
-        name="support",
-        host="127.0.0.1",
-        port=imap_mailbox.server.port,
-        security=Mailbox.Security.PLAIN,
-        username=imap_mailbox.username,
-        password_env="TEST_MAILBOX_PASSWORD",
-    )
+def mailbox(imap_mailbox: Any, make_mailbox: Callable[..., Mailbox]) -> Mailbox:
+    return make_mailbox(imap_mailbox)
 
 
 def message(

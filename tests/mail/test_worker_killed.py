@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 
 from itsm.mail.imap import ImapMailbox
-from itsm.models import InboundMessage, Mailbox, Ticket
+from itsm.models import InboundMessage, Ticket
 from itsm.services.mail_polling import mailbox_poll
 from tests.system.processes import PYTHON, base_env, current_database_url, eventually, started
 
@@ -37,21 +37,14 @@ def mail(n: int) -> bytes:
 
 
 def test_a_worker_killed_between_the_ticket_and_its_progress_leaves_one_ticket_per_message(
-    imap_mailbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    imap_mailbox: Any, make_mailbox: Any, tmp_path: Path
 ):
     for n in range(MESSAGES):
         imap_mailbox.deliver(mail(n))
     with ImapMailbox(imap_mailbox.config) as box:
         uidvalidity = box.uidvalidity
-    mailbox = Mailbox.objects.create(
-        name="support",
-        host="127.0.0.1",
-        port=imap_mailbox.server.port,
-        security=Mailbox.Security.PLAIN,
-        username=imap_mailbox.username,
-        password_env="TEST_MAILBOX_PASSWORD",
-        uidvalidity=uidvalidity,  # as after an earlier poll: the process's first write is its progress
-    )
+    # As after an earlier poll (its UIDVALIDITY known): the process's first write to the row is its progress.
+    mailbox = make_mailbox(imap_mailbox, uidvalidity=uidvalidity)
     db = settings.DATABASES["default"]
     holder = psycopg2.connect(
         dbname=db["NAME"], user=db["USER"], host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432
@@ -81,7 +74,6 @@ def test_a_worker_killed_between_the_ticket_and_its_progress_leaves_one_ticket_p
     finally:
         holder.rollback()
         holder.close()
-    monkeypatch.setenv("TEST_MAILBOX_PASSWORD", imap_mailbox.password)
     counts = mailbox_poll(mailbox_id=mailbox.pk)
     assert counts["received"] == MESSAGES
     assert (counts["new_tickets"], counts["done_before"]) == (MESSAGES - 1, 1)  # the first found done
