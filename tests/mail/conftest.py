@@ -7,6 +7,11 @@
 - `smtp_capture`: an SMTP server on loopback that keeps what it receives, with Django's e-mail settings (and the
   EMAIL_URL environment variable, for processes a test starts) pointed at it. `smtp_capture.messages()` are the
   received messages as `email.message.EmailMessage`, `smtp_capture.captured()` the envelopes with the raw bytes.
+- `oauth2_provider`: an OAuth2 authorization server (oidc-provider, tests/mail/oauth2.py) shared by the session;
+  `oauth2_dovecot`: a Dovecot that also takes XOAUTH2 sign-ins, asking that provider about each token;
+  `oauth2_mailbox`: an empty INBOX there with a client of its own registered at the provider, whose access tokens
+  open it. A refused token makes Dovecot delay the next sign-ins too: test refusals on a `running_dovecot()` of
+  your own.
 - `eml(name)`: the bytes of tests/mail/messages/<name>.eml."""
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests.mail.oauth2 import OAuth2Mailbox, OAuth2Provider
 from tests.mail.servers import Dovecot, DovecotMailbox, SmtpCapture, running_dovecot
 
 MESSAGES = Path(__file__).parent / "messages"
@@ -84,3 +90,24 @@ def make_mailbox(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
         return Mailbox.objects.create(**{**values, **fields})
 
     return make
+
+
+@pytest.fixture(scope="session")
+def oauth2_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuth2Provider]:
+    provider = OAuth2Provider(tmp_path_factory.mktemp("oauth2"))
+    try:
+        yield provider.start()
+    finally:
+        provider.stop()
+
+
+@pytest.fixture(scope="session")
+def oauth2_dovecot(oauth2_provider: OAuth2Provider) -> Iterator[Dovecot]:
+    with running_dovecot(tls=False, introspection_url=oauth2_provider.introspection_url) as server:
+        yield server
+
+
+@pytest.fixture
+def oauth2_mailbox(oauth2_dovecot: Dovecot, oauth2_provider: OAuth2Provider) -> OAuth2Mailbox:
+    imap = oauth2_dovecot.mailbox()
+    return OAuth2Mailbox(imap, oauth2_provider.register(imap.username), oauth2_provider)

@@ -42,7 +42,7 @@ state_dir = {base}/state
 log_path = {base}/dovecot.log
 {ssl}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{mechanisms}
 auth_failure_delay = 0
 mail_location = maildir:{base}/mail/%u
 mail_fsync = never
@@ -63,26 +63,47 @@ service imap-login {{
 }}
 passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN {base}/passwd
 }}
-userdb {{
+{oauth2}userdb {{
   driver = static
   args = uid={mail_user} gid={mail_group} home={base}/home/%u
 }}
+"""
+
+# With `introspection_url`: XOAUTH2 and OAUTHBEARER sign-ins, each token checked by that OAuth2 server (RFC 7662) and
+# taken for the user its introspection names as `username`.
+_OAUTH2_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {base}/oauth2.conf
+}}
+"""
+_OAUTH2_CONFIG = """\
+introspection_mode = post
+introspection_url = {url}
+username_attribute = username
+active_attribute = active
+active_value = true
+timeout_msecs = 5000
 """
 
 
 class Dovecot:
     """One Dovecot on free loopback ports, configured in `directory` (which its mail user must be able to enter):
     IMAP on `port` (plain login allowed) and, with `tls` where openssl can make a certificate, STARTTLS on it and
-    implicit TLS on `tls_port` with a self-signed certificate for localhost and 127.0.0.1 (`ca_file`).
+    implicit TLS on `tls_port` with a self-signed certificate for localhost and 127.0.0.1 (`ca_file`). With
+    `introspection_url` (credentials in it), XOAUTH2 sign-ins too, whose tokens that OAuth2 server checks.
 
     As root, mail belongs to the `dovecot` user the package creates (Dovecot refuses uid 0 for mail); otherwise to
     the user running the tests."""
 
-    def __init__(self, directory: Path, *, tls: bool = True) -> None:
+    def __init__(self, directory: Path, *, tls: bool = True, introspection_url: str = "") -> None:
         self.directory = directory
         self.tls = tls
+        self.introspection_url = introspection_url
         self.port = free_port()
         self.tls_port = 0
         self.ca_file = ""
@@ -105,6 +126,10 @@ class Dovecot:
         self.passwd.write_text("".join(f"{name}:{{PLAIN}}{password}\n" for name, password in self.users))
         self.passwd.chmod(0o644)
         ssl = self._certificate()
+        oauth2 = ""
+        if self.introspection_url:
+            (self.directory / "oauth2.conf").write_text(_OAUTH2_CONFIG.format(url=self.introspection_url))
+            oauth2 = _OAUTH2_PASSDB.format(base=self.directory)
         self.config.write_text(
             _CONFIG.format(
                 base=self.directory,
@@ -114,6 +139,8 @@ class Dovecot:
                 mail_user=user,
                 mail_group=user,
                 login_user="dovenull" if root else user,
+                mechanisms=" xoauth2 oauthbearer" if oauth2 else "",
+                oauth2=oauth2,
             )
         )
         # Dovecot daemonizes (its children keep the output open, so it goes to a file, not a pipe); the PID to stop
@@ -182,14 +209,14 @@ def _alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def running_dovecot(*, tls: bool = True) -> Iterator[Dovecot]:
+def running_dovecot(*, tls: bool = True, introspection_url: str = "") -> Iterator[Dovecot]:
     """A Dovecot of its own (stopped on exit), or a skip when the package is not installed."""
     if DOVECOT is None:
         pytest.skip("dovecot is not installed (apt-get install -y dovecot-imapd; .ci/run does)")
     # Not pytest's tmp_path: Dovecot's mail processes run as the dovecot user, who cannot enter root's 0700 dirs.
     directory = Path(tempfile.mkdtemp(prefix="itsm-dovecot-"))
     directory.chmod(0o755)
-    server = Dovecot(directory, tls=tls)
+    server = Dovecot(directory, tls=tls, introspection_url=introspection_url)
     try:
         server.start()
         yield server
@@ -277,9 +304,10 @@ class SmtpCapture:
 
     host = "127.0.0.1"
 
-    def __init__(self, directory: Path, *, tls: bool = True) -> None:
+    def __init__(self, directory: Path, *, tls: bool = True, introspection_url: str = "") -> None:
         self.directory = directory
         self.tls = tls
+        self.introspection_url = introspection_url
         self.port = free_port()
         self.process = Managed(
             [PYTHON, "-m", "tests.mail.smtp_capture", str(self.port), str(directory)], directory.parent / "smtp.log"

@@ -1,14 +1,17 @@
-"""The test servers themselves: mail sent through Django reaches the SMTP capture, and a delivered message is in
-the Dovecot mailbox."""
+"""The test servers themselves: mail sent through Django reaches the SMTP capture, a delivered message is in the
+Dovecot mailbox, and an access token of the OAuth2 provider opens its mailbox on the Dovecot that asks it."""
 
 from __future__ import annotations
 
 import os
 import smtplib
 
+import pytest
 from django.core.mail import send_mail
+from imapclient import IMAPClient
 
 from itsm_project.env import parse_email_url
+from tests.mail.oauth2 import OAuth2Mailbox
 from tests.mail.servers import DovecotMailbox, SmtpCapture
 
 
@@ -44,3 +47,22 @@ def test_a_delivered_message_is_in_the_mailbox(imap_mailbox: DovecotMailbox) -> 
     assert imap_mailbox.uids() == [first, second]
     assert imap_mailbox.flags(first) == set()
     assert imap_mailbox.flags(second) == {"\\Seen"}
+
+
+@pytest.mark.slow
+def test_a_token_of_the_oauth2_provider_opens_its_mailbox_over_xoauth2(oauth2_mailbox: OAuth2Mailbox) -> None:
+    uid = oauth2_mailbox.imap.deliver(b"Subject: one\r\n\r\nbody\r\n")
+    token = oauth2_mailbox.provider.token(oauth2_mailbox.client)
+
+    # Dovecot asks the provider about the token and takes it for the user the provider names.
+    introspected = oauth2_mailbox.provider.introspect(token)
+    assert (introspected["active"], introspected["username"]) == (True, oauth2_mailbox.imap.username)
+    client = IMAPClient("127.0.0.1", port=oauth2_mailbox.imap.server.port, ssl=False, timeout=10)
+    try:
+        assert b"AUTH=XOAUTH2" in client.capabilities()
+        client.oauth2_login(oauth2_mailbox.imap.username, token)
+        client.select_folder("INBOX")
+        assert client.search() == [uid]
+    finally:
+        client.logout()
+    assert oauth2_mailbox.provider.issued(oauth2_mailbox.client) == 1
