@@ -452,6 +452,8 @@ ITSM_WEBHOOK_ALLOW_PRIVATE = env_bool("ITSM_WEBHOOK_ALLOW_PRIVATE", False)
 # The simple case of one mailbox: imaps://user:password@host:993/INBOX (imap:// for STARTTLS, or plain on loopback).
 # More mailboxes are configured in the admin. Unset (and no mailbox in the admin): mail intake is off.
 ITSM_MAIL_INBOX_URL = env_secret("ITSM_MAIL_INBOX_URL")
+# The client secret of ITSM_MAIL_INBOX_URL when it signs in with OAuth2 (?auth=oauth2&token_url=…&client_id=…).
+ITSM_MAIL_OAUTH2_CLIENT_SECRET = env_secret("ITSM_MAIL_OAUTH2_CLIENT_SECRET")
 # Mail from an address no user has opens a ticket as a new requester account; off: it is logged as refused.
 ITSM_MAIL_ACCEPT_UNKNOWN_SENDERS = env_bool("ITSM_MAIL_ACCEPT_UNKNOWN_SENDERS", True)
 # At most this many new tickets per sender per hour; more are refused (a loop or a flood).

@@ -19,12 +19,38 @@ from itsm.services.mail_polling import mailbox_poll
 
 @admin.register(Mailbox)
 class MailboxAdmin(AdminRolePermissions, admin.ModelAdmin):
-    list_display = ["name", "enabled", "host", "folder", "service", "last_success_at", "last_polled_at", "problem"]
+    list_display = [
+        "name",
+        "enabled",
+        "host",
+        "auth",
+        "folder",
+        "service",
+        "last_success_at",
+        "last_polled_at",
+        "problem",
+    ]
     list_filter = ["enabled"]
     readonly_fields = ["from_environment", "uidvalidity", "last_uid", "last_polled_at", "last_success_at", "last_error"]
     fieldsets = [
         (None, {"fields": ["name", "enabled", "from_environment"]}),
-        ("Connection", {"fields": ["host", "port", "security", "username", "password_file", "password_env"]}),
+        ("Connection", {"fields": ["host", "port", "security"]}),
+        (
+            "Sign-in",
+            {
+                "fields": ["username", "auth", "password_file", "password_env"],
+                "description": "The password, or with OAuth2 the client secret, is read from a file or an environment "
+                "variable when the mailbox is read; it is never stored here.",
+            },
+        ),
+        (
+            "OAuth2",
+            {
+                "fields": ["oauth2_token_url", "oauth2_client_id", "oauth2_scope"],
+                "description": "Only when signing in with OAuth2: the client-credentials grant of an app registration "
+                "that may read this mailbox (Microsoft 365: docs/email.md).",
+            },
+        ),
         ("Folders", {"fields": ["folder", "failed_folder"]}),
         ("New tickets", {"fields": ["service", "priority"]}),
         ("State", {"fields": ["uidvalidity", "last_uid", "last_polled_at", "last_success_at", "last_error"]}),

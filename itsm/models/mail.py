@@ -8,12 +8,19 @@ class Mailbox(models.Model):
     """An IMAP mailbox the platform reads; new mail opens tickets there, replies thread into them.
 
     A mailbox configured by `ITSM_MAIL_INBOX_URL` has `from_environment` set: its connection comes from the
-    setting, the row keeps its state (where reading stopped, the last poll)."""
+    setting, the row keeps its state (where reading stopped, the last poll).
+
+    It signs in with a password, or with OAuth2: an access token from the client-credentials grant at
+    `oauth2_token_url` (Microsoft 365, which takes no passwords over IMAP)."""
 
     class Security(models.TextChoices):
         SSL = "ssl", "TLS (imaps, port 993)"
         STARTTLS = "starttls", "STARTTLS (imap, port 143)"
         PLAIN = "plain", "none (loopback only)"
+
+    class Auth(models.TextChoices):
+        PASSWORD = "password", "password"
+        OAUTH2 = "oauth2", "OAuth2 (client credentials)"
 
     name = models.CharField(max_length=100, unique=True)
     enabled = models.BooleanField(default=True)
@@ -22,10 +29,32 @@ class Mailbox(models.Model):
     port = models.PositiveIntegerField(default=993)
     security = models.CharField(max_length=10, choices=Security.choices, default=Security.SSL)
     username = models.CharField(max_length=255, blank=True)
-    # The password is never stored: it is read from a file (a Docker or Kubernetes secret) or the environment.
-    password_file = models.CharField(max_length=500, blank=True, help_text="A file holding the password.")
+    auth = models.CharField("sign in with", max_length=10, choices=Auth.choices, default=Auth.PASSWORD)
+    # The password, or with OAuth2 the client secret, is never stored: it is read from a file (a Docker or
+    # Kubernetes secret) or the environment.
+    password_file = models.CharField(
+        "secret file",
+        max_length=500,
+        blank=True,
+        help_text="A file holding the password, or with OAuth2 the client secret.",
+    )
     password_env = models.CharField(
-        max_length=100, blank=True, help_text="Or the name of an environment variable holding it."
+        "secret environment variable",
+        max_length=100,
+        blank=True,
+        help_text="Or the name of an environment variable holding it.",
+    )
+    oauth2_token_url = models.CharField(
+        "token URL",
+        max_length=500,
+        blank=True,
+        help_text="Microsoft 365: https://login.microsoftonline.com/TENANT-ID/oauth2/v2.0/token",
+    )
+    oauth2_client_id = models.CharField(
+        "client id", max_length=200, blank=True, help_text="The application (client) id of the app registration."
+    )
+    oauth2_scope = models.CharField(
+        "scope", max_length=500, blank=True, help_text="Microsoft 365: https://outlook.office365.com/.default"
     )
     folder = models.CharField(max_length=200, default="INBOX")
     failed_folder = models.CharField(
@@ -50,6 +79,13 @@ class Mailbox(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "mailboxes"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(auth="password") | (~models.Q(oauth2_token_url="") & ~models.Q(oauth2_client_id="")),
+                name="mailbox_oauth2_complete",
+                violation_error_message="Signing in with OAuth2 needs a token URL and a client id.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -1,24 +1,30 @@
 """Reading the mailboxes: every minute (Beat) or once (`manage.py fetch_mail`), each enabled mailbox is read over
 IMAP from where the last poll stopped; each new message goes through services.mail. A message that fails is moved
 to the mailbox's failed folder (kept in the platform too), so it never holds up the messages behind it.
+
+A mailbox signs in with its password, or with an OAuth2 access token from services.mail_oauth2.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
 from django.utils import timezone
 
 from itsm import metrics
-from itsm.mail.imap import ImapMailbox, MailboxConfig, MailboxUnavailable, config_from_url
+from itsm.mail.imap import ImapMailbox, LoginRefused, MailboxConfig, MailboxUnavailable, OAuth2Client, config_from_url
 from itsm.models import InboundMessage, Mailbox
 from itsm.services.mail import mail_receive
+from itsm.services.mail_oauth2 import mail_oauth2_token
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +54,7 @@ def mailbox_poll(*, mailbox_id: int) -> dict[str, Any]:
     counts: dict[str, Any] = {"received": 0, **dict.fromkeys(COUNTED.values(), 0), "done_before": 0}
     started = time.perf_counter()
     try:
-        config = mailbox_config(mailbox)
-        with ImapMailbox(config) as box:
+        with _signed_in(mailbox_config(mailbox)) as box:
             if mailbox.uidvalidity != box.uidvalidity:
                 # A new UIDVALIDITY renumbers the folder: read it again (a Message-ID already processed is not).
                 mailbox.uidvalidity, mailbox.last_uid = box.uidvalidity, 0
@@ -79,30 +84,67 @@ def mailbox_poll(*, mailbox_id: int) -> dict[str, Any]:
     return counts
 
 
+@contextlib.contextmanager
+def _signed_in(config: MailboxConfig) -> Iterator[ImapMailbox]:
+    """The mailbox open on its folder. With OAuth2, an access token held from an earlier poll that the server
+    refuses (revoked, or expired before its time) is replaced once; a new token that is refused is the error."""
+    if config.oauth2 is None:
+        with ImapMailbox(config) as box:
+            yield box
+        return
+    token = mail_oauth2_token(client=config.oauth2, timeout=config.timeout)
+    try:
+        box = ImapMailbox(dataclasses.replace(config, oauth2_token=token.value)).open()
+    except LoginRefused:
+        if not token.held:
+            raise
+        token = mail_oauth2_token(client=config.oauth2, timeout=config.timeout, renew=True)
+        box = ImapMailbox(dataclasses.replace(config, oauth2_token=token.value)).open()
+    with box:
+        yield box
+
+
 def mailbox_config(mailbox: Mailbox) -> MailboxConfig:
-    """How to reach the mailbox: the URL setting for the environment's mailbox, else its row with the password
-    read from its file or environment variable. Raises ValueError saying what is missing."""
+    """How to reach the mailbox and sign in: the URL setting for the environment's mailbox (with
+    ITSM_MAIL_OAUTH2_CLIENT_SECRET for OAuth2), else its row with the password, or the OAuth2 client secret, read
+    from its file or environment variable. Raises ValueError saying what is missing."""
     if mailbox.from_environment:
         if not settings.ITSM_MAIL_INBOX_URL:
             raise ValueError("ITSM_MAIL_INBOX_URL is no longer set: disable this mailbox")
-        return config_from_url(settings.ITSM_MAIL_INBOX_URL)
-    if mailbox.password_file:
-        password = Path(mailbox.password_file).read_text().strip()
-    elif mailbox.password_env:
-        password = os.environ.get(mailbox.password_env, "")
-        if not password:
-            raise ValueError(f"the environment variable {mailbox.password_env} is not set")
-    else:
-        raise ValueError("no password file or environment variable is configured")
+        return config_from_url(
+            settings.ITSM_MAIL_INBOX_URL, oauth2_client_secret=settings.ITSM_MAIL_OAUTH2_CLIENT_SECRET
+        )
+    oauth2 = mailbox.auth == Mailbox.Auth.OAUTH2
+    secret = _secret(mailbox, "client secret" if oauth2 else "password")
     return MailboxConfig(
         host=mailbox.host,
         port=mailbox.port,
         security=mailbox.security,
         username=mailbox.username,
-        password=password,
+        password="" if oauth2 else secret,
         folder=mailbox.folder,
         failed_folder=mailbox.failed_folder,
+        oauth2=OAuth2Client(
+            token_url=mailbox.oauth2_token_url,
+            client_id=mailbox.oauth2_client_id,
+            client_secret=secret,
+            scope=mailbox.oauth2_scope,
+        )
+        if oauth2
+        else None,
     )
+
+
+def _secret(mailbox: Mailbox, what: str) -> str:
+    """The password or client secret from the mailbox's file or environment variable (never from the row)."""
+    if mailbox.password_file:
+        return Path(mailbox.password_file).read_text().strip()
+    if mailbox.password_env:
+        secret = os.environ.get(mailbox.password_env, "")
+        if not secret:
+            raise ValueError(f"the environment variable {mailbox.password_env} is not set")
+        return secret
+    raise ValueError(f"no {what} file or environment variable is configured")
 
 
 def _environment_mailbox() -> None:
@@ -111,6 +153,8 @@ def _environment_mailbox() -> None:
         Mailbox.objects.filter(from_environment=True, enabled=True).update(enabled=False)
         return
     url = urlsplit(settings.ITSM_MAIL_INBOX_URL)
+    query = {key: values[-1] for key, values in parse_qs(url.query).items()}
+    oauth2 = query.get("auth") == "oauth2" and bool(query.get("token_url")) and bool(query.get("client_id"))
     Mailbox.objects.update_or_create(
         name=ENVIRONMENT_MAILBOX,
         defaults={
@@ -120,5 +164,10 @@ def _environment_mailbox() -> None:
             "port": url.port or (993 if url.scheme == "imaps" else 143),
             "username": (url.username or "")[:255],
             "folder": url.path.strip("/") or "INBOX",
+            # An incomplete OAuth2 URL shows as password sign-in here; its poll says what the URL lacks.
+            "auth": Mailbox.Auth.OAUTH2 if oauth2 else Mailbox.Auth.PASSWORD,
+            "oauth2_token_url": query.get("token_url", "")[:500],
+            "oauth2_client_id": query.get("client_id", "")[:200],
+            "oauth2_scope": query.get("scope", "")[:500],
         },
     )

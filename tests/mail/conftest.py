@@ -10,8 +10,8 @@
 - `oauth2_provider`: an OAuth2 authorization server (oidc-provider, tests/mail/oauth2.py) shared by the session;
   `oauth2_dovecot`: a Dovecot that also takes XOAUTH2 sign-ins, asking that provider about each token;
   `oauth2_mailbox`: an empty INBOX there with a client of its own registered at the provider, whose access tokens
-  open it. A refused token makes Dovecot delay the next sign-ins too: test refusals on a `running_dovecot()` of
-  your own.
+  open it; `make_oauth2_mailbox(oauth2_mailbox)` its Mailbox row, the client secret in an environment variable.
+  A refused token makes Dovecot delay the next sign-ins too: test refusals on a `running_dovecot()` of your own.
 - `eml(name)`: the bytes of tests/mail/messages/<name>.eml."""
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from tests.mail.oauth2 import OAuth2Mailbox, OAuth2Provider
 from tests.mail.servers import Dovecot, DovecotMailbox, SmtpCapture, running_dovecot
 
 MESSAGES = Path(__file__).parent / "messages"
+# The scope a Microsoft 365 mailbox asks for; the test provider takes any scope.
+SCOPE = "https://outlook.office365.com/.default"
 
 
 @pytest.fixture(scope="session")
@@ -111,3 +113,29 @@ def oauth2_dovecot(oauth2_provider: OAuth2Provider) -> Iterator[Dovecot]:
 def oauth2_mailbox(oauth2_dovecot: Dovecot, oauth2_provider: OAuth2Provider) -> OAuth2Mailbox:
     imap = oauth2_dovecot.mailbox()
     return OAuth2Mailbox(imap, oauth2_provider.register(imap.username), oauth2_provider)
+
+
+@pytest.fixture
+def make_oauth2_mailbox(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """A Mailbox row that signs in with OAuth2 as the client of `mailbox`; its client secret (or `secret`) in an
+    environment variable as an operator would set it."""
+
+    def make(mailbox: OAuth2Mailbox, *, secret: str | None = None, **fields: Any) -> Any:
+        from itsm.models import Mailbox
+
+        monkeypatch.setenv("TEST_MAILBOX_CLIENT_SECRET", mailbox.client.client_secret if secret is None else secret)
+        values = {
+            "name": "support",
+            "host": "127.0.0.1",
+            "port": mailbox.imap.server.port,
+            "security": Mailbox.Security.PLAIN,
+            "username": mailbox.imap.username,
+            "auth": Mailbox.Auth.OAUTH2,
+            "oauth2_token_url": mailbox.provider.token_url,
+            "oauth2_client_id": mailbox.client.client_id,
+            "oauth2_scope": SCOPE,
+            "password_env": "TEST_MAILBOX_CLIENT_SECRET",
+        }
+        return Mailbox.objects.create(**{**values, **fields})
+
+    return make

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 
 import pytest
 from imapclient import IMAPClient
 
-from itsm.mail.imap import FetchedMessage, ImapMailbox, MailboxConfig, MailboxUnavailable, config_from_url
+from itsm.mail.imap import (
+    FetchedMessage,
+    ImapMailbox,
+    LoginRefused,
+    MailboxConfig,
+    MailboxUnavailable,
+    OAuth2Client,
+    config_from_url,
+)
+from tests.mail.oauth2 import OAuth2Mailbox
 from tests.mail.servers import Dovecot, DovecotMailbox, running_dovecot
 from tests.system.processes import free_port
 
@@ -282,3 +292,99 @@ def test_plain_imap_to_loopback_is_allowed(host: str) -> None:
 def test_an_unknown_security_is_refused() -> None:
     with pytest.raises(ValueError, match="must be one of ssl, starttls, plain, not 'tls'"):
         MailboxConfig(host="imap.example.com", port=993, security="tls", username="u", password="p")
+
+
+# --- OAuth2 sign-in in the URL and the config ---------------------------------------------------------------------
+MS365 = (
+    "imaps://support%40example.com@outlook.office365.com/INBOX?auth=oauth2&client_id=0f1e-app"
+    "&token_url=https://login.microsoftonline.com/tenant-1/oauth2/v2.0/token&scope=https://outlook.office365.com/.default"
+)
+
+
+def test_config_from_url_reads_an_oauth2_sign_in_with_the_secret_given_apart() -> None:
+    config = config_from_url(MS365, oauth2_client_secret="s3cret~value")
+
+    assert (config.host, config.port, config.security, config.username, config.password) == (
+        "outlook.office365.com",
+        993,
+        "ssl",
+        "support@example.com",
+        "",
+    )
+    assert config.oauth2 == OAuth2Client(
+        token_url="https://login.microsoftonline.com/tenant-1/oauth2/v2.0/token",
+        client_id="0f1e-app",
+        client_secret="s3cret~value",
+        scope="https://outlook.office365.com/.default",
+    )
+    assert "s3cret" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("url", "secret", "message"),
+    [
+        (MS365, "", "signs in with OAuth2, but ITSM_MAIL_OAUTH2_CLIENT_SECRET is not set"),
+        (MS365.replace("support%40example.com@", "support%40example.com:pw@"), "s", "names the mailbox's user and no"),
+        (MS365.replace("support%40example.com@", ""), "s", "names the mailbox's user and no password"),
+        (MS365.replace("&client_id=0f1e-app", ""), "s", "needs token_url=… and client_id=…"),
+        (
+            MS365.replace("auth=oauth2", "auth=kerberos"),
+            "s",
+            "auth is password (the default) or oauth2, not 'kerberos'",
+        ),
+        ("imaps://u:p@imap.example.com/INBOX?client_id=x&scope=y", "", "client_id, scope go with auth=oauth2"),
+        (MS365.replace("token_url=https://", "token_url=http://"), "s", "must use https:// (http:// only to a loop"),
+        (MS365.replace("token_url=https://", "token_url=ftp://"), "s", "must be an https:// URL, not 'ftp://"),
+        (MS365.replace("token_url=https://", "token_url=https://app:pw@"), "s", "must not hold credentials"),
+    ],
+)
+def test_config_from_url_says_what_is_wrong_with_an_oauth2_sign_in(url: str, secret: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        config_from_url(url, oauth2_client_secret=secret)
+
+
+def test_a_token_url_on_loopback_may_be_plain_http() -> None:
+    client = OAuth2Client(token_url="http://127.0.0.1:8080/token", client_id="c", client_secret="s")
+
+    assert client.scope == ""
+
+
+def test_a_config_signs_in_with_a_password_or_oauth2_not_both() -> None:
+    client = OAuth2Client(token_url="https://login.example.com/token", client_id="c", client_secret="s")
+
+    with pytest.raises(ValueError, match="with a password or with OAuth2, not both"):
+        MailboxConfig(host="imap.example.com", port=993, security="ssl", username="u", password="p", oauth2=client)
+
+
+def test_an_oauth2_config_without_a_token_is_not_signed_in(imap_mailbox: DovecotMailbox) -> None:
+    client = OAuth2Client(token_url="http://127.0.0.1:1/token", client_id="c", client_secret="s")
+    config = dataclasses.replace(imap_mailbox.config, password="", oauth2=client)
+
+    with pytest.raises(MailboxUnavailable, match="no access token was fetched"), ImapMailbox(config):
+        pass
+
+
+def test_a_server_without_xoauth2_is_told_apart_from_a_refused_token(imap_mailbox: DovecotMailbox) -> None:
+    client = OAuth2Client(token_url="http://127.0.0.1:1/token", client_id="c", client_secret="s")
+    config = dataclasses.replace(imap_mailbox.config, password="", oauth2=client, oauth2_token="t")
+
+    with pytest.raises(MailboxUnavailable, match=r"does not offer OAuth2 sign-in \(AUTH=XOAUTH2\)") as caught:
+        ImapMailbox(config).open()
+    assert not isinstance(caught.value, LoginRefused)
+
+
+@pytest.mark.slow
+def test_imap_mailbox_signs_in_with_an_access_token_of_the_provider(oauth2_mailbox: OAuth2Mailbox) -> None:
+    uid = oauth2_mailbox.imap.deliver(message(1))
+    client = OAuth2Client(
+        token_url=oauth2_mailbox.provider.token_url, client_id=oauth2_mailbox.client.client_id, client_secret="-"
+    )
+    config = dataclasses.replace(
+        oauth2_mailbox.imap.config,
+        password="",
+        oauth2=client,
+        oauth2_token=oauth2_mailbox.provider.token(oauth2_mailbox.client),
+    )
+
+    with ImapMailbox(config) as box:
+        assert box.uids_after(0, limit=10) == [uid]

@@ -136,3 +136,50 @@ def test_a_mailbox_reads_its_password_from_a_file(settings, imap_mailbox, tmp_pa
     )
     imap_mailbox.deliver(mail())
     assert "new tickets 1" in fetch_mail()
+
+
+def test_the_admin_sets_up_a_mailbox_that_signs_in_with_oauth2(operator):
+    page = operator.get("/admin/itsm/mailbox/add/").content.decode()
+    assert all(words in page for words in ("Sign-in", "Sign in with", "Secret file", "OAuth2", "Token URL", "Scope"))
+    form = {
+        "name": "Microsoft 365",
+        "enabled": "on",
+        "host": "outlook.office365.com",
+        "port": "993",
+        "security": "ssl",
+        "username": "support@example.com",
+        "auth": "oauth2",
+        "password_env": "M365_CLIENT_SECRET",
+        "folder": "INBOX",
+        "failed_folder": "ITSM-Failed",
+        "priority": "medium",
+    }
+    refused = operator.post("/admin/itsm/mailbox/add/", form).content.decode()
+    assert "Signing in with OAuth2 needs a token URL and a client id." in refused
+    microsoft = {
+        "oauth2_token_url": "https://login.microsoftonline.com/tenant-1/oauth2/v2.0/token",
+        "oauth2_client_id": "0f1e2d3c-app",
+        "oauth2_scope": "https://outlook.office365.com/.default",
+    }
+    assert operator.post("/admin/itsm/mailbox/add/", {**form, **microsoft}).status_code == 302
+    mailbox = Mailbox.objects.get()
+    assert (mailbox.auth, mailbox.oauth2_client_id, mailbox.password_env) == (
+        "oauth2",
+        "0f1e2d3c-app",
+        "M365_CLIENT_SECRET",
+    )
+
+
+def test_an_oauth2_mailbox_without_its_secret_says_which_is_missing(settings):
+    settings.ITSM_MAIL_INBOX_URL = ""
+    Mailbox.objects.create(
+        name="m365",
+        host="outlook.office365.com",
+        username="support@example.com",
+        auth="oauth2",
+        oauth2_token_url="https://login.microsoftonline.com/tenant-1/oauth2/v2.0/token",
+        oauth2_client_id="app",
+    )
+    with pytest.raises(CommandError):
+        call_command("fetch_mail", stdout=StringIO(), stderr=StringIO())
+    assert Mailbox.objects.get().last_error == "ValueError: no client secret file or environment variable is configured"
