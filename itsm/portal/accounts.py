@@ -1,0 +1,46 @@
+"""Signing in and out of the portal and resetting a password by e-mail: Django's auth views with the portal's
+templates. The reset link points at ITSM_PUBLIC_URL, like every link the platform mails, never at the Host header
+of the request that asked for it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import views as auth_views
+from django.http import HttpResponse
+from django.urls import reverse_lazy
+
+
+class SignInView(auth_views.LoginView):
+    template_name = "portal/sign_in.html"
+    redirect_authenticated_user = True  # then to LOGIN_REDIRECT_URL, "my tickets"
+
+
+class SignOutView(auth_views.LogoutView):
+    """POST only (Django's LogoutView refuses GET), so a link or an image cannot sign anyone out; then to
+    LOGOUT_REDIRECT_URL, the sign-in page."""
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    template_name = "portal/password_reset.html"
+    email_template_name = "portal/email/password_reset.txt"
+    subject_template_name = "portal/email/password_reset_subject.txt"
+    success_url = reverse_lazy("portal:password-reset-sent")
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        self.extra_email_context = {"public_url": settings.ITSM_PUBLIC_URL}
+        return super().form_valid(form)
+
+
+class PasswordResetSentView(auth_views.PasswordResetDoneView):
+    template_name = "portal/password_reset_sent.html"
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "portal/password_reset_confirm.html"
+    success_url = reverse_lazy("portal:password-reset-done")
+
+
+class PasswordResetDoneView(auth_views.PasswordResetCompleteView):
+    template_name = "portal/password_reset_done.html"
