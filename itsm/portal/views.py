@@ -70,7 +70,10 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
     # The index on (requester, created_at) gives the page in order; description and the search column stay behind.
     tickets = tickets.select_related("service").only(*LIST_FIELDS).order_by("-created_at", "-id")
     page = Paginator(tickets, settings.ITSM_PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = [{"ticket": ticket, **status_context(ticket)} for ticket in page.object_list]
+    rows = [
+        {"ticket": ticket, "url": reverse("portal:ticket", args=[ticket.pk]), **status_context(ticket)}
+        for ticket in page.object_list
+    ]
     query = {"state": state, **({"q": terms} if terms else {})}
     return render(
         request,
