@@ -37,9 +37,9 @@ LATENCY_TARGETS_MS = {
     "search": 50.0,
     "detail": 50.0,
     "create": 100.0,
-    "portal-list": 50.0,
-    "portal-ticket": 50.0,
 }
+# The portal's pages have no latency target under this load: theirs is 50 ms of server time, which
+# bench/portal_bench.py measures (`make bench-portal`); here they show what they cost next to the API.
 INTAKE_TARGET_ALERTS_PER_S = 500.0
 CEILING_SHARE = 0.5
 

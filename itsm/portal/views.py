@@ -66,7 +66,7 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
     elif state == "closed":
         tickets = tickets.filter(status=Ticket.Status.CLOSED)
     terms = form.cleaned_data.get("q", "") if form.is_valid() else ""
-    tickets = tickets_matching(tickets, terms)
+    tickets = tickets_matching(tickets, terms, among_few=True)  # one requester's tickets
     # The index on (requester, created_at) gives the page in order; description and the search column stay behind.
     tickets = tickets.select_related("service").only(*LIST_FIELDS).order_by("-created_at", "-id")
     page = Paginator(tickets, settings.ITSM_PAGE_SIZE).get_page(request.GET.get("page"))
