@@ -86,8 +86,8 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "HEAD", "POST"])
 def ticket_new(request: HttpRequest) -> HttpResponse:
     """Open a ticket, with files: one refused file is a message beside the field, and nothing is written."""
-    form = NewTicketForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
+    form = NewTicketForm(request.POST, request.FILES) if request.method == "POST" else NewTicketForm()
+    if form.is_bound and form.is_valid():
         data = form.cleaned_data
         try:
             ticket = ticket_create(
@@ -112,12 +112,16 @@ def own_ticket(request: HttpRequest, pk: int) -> Ticket:
     return get_object_or_404(tickets_requested_by(request.user).select_related("service"), pk=pk)
 
 
+def offered_moves(ticket: Ticket) -> frozenset[str]:
+    """The moves the portal offers: confirm or reopen, on a resolved ticket only. Withdrawing a new or open ticket
+    (closed, which the service allows) is final, and stays with the API and e-mail rather than one stray click."""
+    return ticket_requester_moves(ticket.status) if ticket.status == Ticket.Status.RESOLVED else frozenset()
+
+
 def ticket_page(
     request: HttpRequest, ticket: Ticket, *, reply: ReplyForm | None = None, move: MoveForm | None = None
 ) -> HttpResponse:
-    # Buttons on a resolved ticket only: withdrawing a new or open one (closed) is final, and stays with the API
-    # and the e-mail reply rather than one stray click.
-    moves = ticket_requester_moves(ticket.status) if ticket.status == Ticket.Status.RESOLVED else frozenset()
+    moves = offered_moves(ticket)
     conversation = ticket_conversation(request.user, ticket)
     return render(
         request,
@@ -168,7 +172,7 @@ def ticket_reply(request: HttpRequest, pk: int) -> HttpResponse:
 def ticket_move(request: HttpRequest, pk: int) -> HttpResponse:
     """Confirm the resolution (closed) or reopen (open): only the moves the requester may make from here."""
     ticket = own_ticket(request, pk)
-    form = MoveForm(request.POST, moves=ticket_requester_moves(ticket.status))
+    form = MoveForm(request.POST, moves=offered_moves(ticket))
     if not form.is_valid():
         if "to" in form.errors:
             # The page was out of date (another tab, an agent's change): show the ticket as it is now.

@@ -11,6 +11,7 @@ from django.test import Client
 
 from itsm.models import Ticket
 from itsm.uploads import FORM_OVERHEAD_BYTES, upload_limit
+from itsm_project import errors
 from tests.portal.conftest import text
 
 
@@ -59,3 +60,15 @@ def test_the_api_takes_one_file_per_request_and_the_portal_five(settings: Any):
     settings.ITSM_ATTACHMENT_MAX_BYTES = 1000
     assert upload_limit("/api/v1/tickets/1/attachments/") == 1000 + FORM_OVERHEAD_BYTES
     assert upload_limit("/portal/tickets/new/") == 5000 + FORM_OVERHEAD_BYTES
+
+
+def test_a_server_error_under_the_portal_is_an_html_page_that_needs_no_database(
+    rf: Any, db: Any, django_assert_num_queries: Any
+):
+    with django_assert_num_queries(0):
+        portal = errors.server_error(rf.get("/portal/tickets/1/"))
+    api = errors.server_error(rf.get("/api/v1/tickets/1/"))
+
+    assert portal.status_code == api.status_code == 500
+    assert "Something went wrong" in text(portal)
+    assert api["Content-Type"] == "application/json"

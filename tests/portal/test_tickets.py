@@ -388,3 +388,23 @@ def test_the_file_of_an_internal_note_is_a_404_even_on_my_own_ticket(rita: Clien
 
     assert response.status_code == 404
     assert b"secret" not in response.content
+
+
+@pytest.mark.parametrize("status", ["new", "open"])
+def test_the_portal_does_not_withdraw_a_new_or_open_ticket_even_when_asked(
+    rita: Client, ticket: Ticket, agent: Any, status: str
+):
+    if status == "open":
+        ticket_transition(ticket_id=ticket.pk, actor=agent, to="open")
+
+    rita.post(f"/portal/tickets/{ticket.pk}/status/", {"to": "closed"})
+
+    ticket.refresh_from_db()
+    assert ticket.status == status
+
+
+def test_an_empty_new_ticket_form_says_what_is_missing(rita: Client):
+    response = rita.post("/portal/tickets/new/", {})
+
+    assert response.context["form"].errors == {"title": ["This field is required."]}
+    assert not Ticket.objects.exists()
