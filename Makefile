@@ -76,6 +76,10 @@ ops-check: $(OPS_STAMP) ## Validate Dockerfile, compose, nginx/, k8s/, monitorin
 bench: venv ## API benchmark: seed 1,000,000 tickets (database itsm_bench), gunicorn + wrk, table of medians
 	$(PY) -m bench.run $(BENCH_ARGS)
 
+.PHONY: bench-portal
+bench-portal: venv ## The portal's server time for my tickets and a ticket's page, on the bench database (--smoke: 20,000)
+	$(PY) -m bench.portal_bench $(BENCH_ARGS)
+
 .PHONY: bench-mail
 bench-mail: venv ## Mail intake in messages per second for one worker (Dovecot on loopback), against a bare floor
 	$(PY) -m bench.mail_bench $(BENCH_ARGS)

@@ -46,6 +46,8 @@ from bench.data import (  # noqa: E402
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/itsm_bench"
 BENCH_AGENT = "bench-agent"
+# A seeded requester (about tickets / 200 tickets of their own) whom the portal scenarios sign in as.
+BENCH_REQUESTER = "requester0"
 BENCH_PASSWORD = "bench-agent-password-1"  # noqa: S105 (a throwaway account of a throwaway database)
 BIG_TABLES = ("itsm_ticket", "itsm_comment", "itsm_event", "itsm_incident", "itsm_incident_services", "itsm_alert")
 CHUNK = 20_000
@@ -446,8 +448,9 @@ def seed(url: str, tickets: int, incidents: int, *, reuse: bool = False) -> None
     if fresh:
         Seeder(url, tickets, incidents).run()
         psycopg2_comment(url, sizes_comment(tickets, incidents))
-    # The account the load generator signs in with, and the SLA policy every new ticket reads.
+    # The accounts the load generator signs in with, and the SLA policy every new ticket reads.
     user_upsert(username=BENCH_AGENT, role="agent", password=BENCH_PASSWORD, check_password=False)
+    user_upsert(username=BENCH_REQUESTER, role="requester", password=BENCH_PASSWORD, check_password=False)
     sla_policy_default()
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import http.cookiejar
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -88,6 +91,23 @@ class Server:
         if status != 200:
             raise RuntimeError(f"login as {username} failed: {status} {body!r}")
         return str(body["token"])
+
+    def session_login(self, username: str, password: str) -> str:
+        """Sign in through the portal's form as a browser does (CSRF cookie and token); returns the session id."""
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        with opener.open(self.base + "/portal/sign-in/", timeout=10) as response:
+            page = response.read().decode()
+        found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+        if found is None:
+            raise RuntimeError("the portal's sign-in page has no CSRF token")
+        form = urllib.parse.urlencode({"csrfmiddlewaretoken": found[1], "username": username, "password": password})
+        with opener.open(self.base + "/portal/sign-in/", data=form.encode(), timeout=10) as response:
+            response.read()
+        session = next((cookie.value for cookie in jar if cookie.name == "sessionid"), None)
+        if not session:
+            raise RuntimeError(f"portal sign-in as {username} failed")
+        return str(session)
 
     def workers(self) -> list[int]:
         """The gunicorn workers: the master's children."""

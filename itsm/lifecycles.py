@@ -16,6 +16,14 @@ TICKET_TRANSITIONS: Mapping[str, frozenset[str]] = {
 # What a requester may do to their own ticket: withdraw or accept it (close), or reopen a resolved one.
 TICKET_REQUESTER_TARGETS = frozenset({"closed", "open"})
 
+
+def ticket_requester_moves(current: str) -> frozenset[str]:
+    """Where a requester may move their own ticket from `current`: closed where the table allows it, and open only
+    from resolved (a reopen). ticket_transition enforces the same; the portal shows a button for each."""
+    allowed = TICKET_TRANSITIONS.get(current, frozenset()) & TICKET_REQUESTER_TARGETS
+    return frozenset(target for target in allowed if target != "open" or current == "resolved")
+
+
 # Statuses in which the ticket's clocks stop: waiting on the requester, or done. The rest are open: worked on.
 TICKET_PAUSED_STATUSES = frozenset({"pending"})
 TICKET_DONE_STATUSES = frozenset({"resolved", "closed"})

@@ -14,14 +14,18 @@ from django.core.files.uploadhandler import FileUploadHandler
 
 # Boundaries, part headers and the other fields of an attachment form.
 FORM_OVERHEAD_BYTES = 64 * 1024
+# The portal's forms (a new ticket, a reply) take up to this many files at once; the API takes one per request.
+PORTAL_FILES_PER_FORM = 5
+PORTAL_PREFIX = "/portal/"
 
 
 class UploadTooLarge(RequestDataTooBig):
     """A multipart body over the attachment limit; its message says the limit."""
 
 
-def upload_limit() -> int:
-    return int(settings.ITSM_ATTACHMENT_MAX_BYTES) + FORM_OVERHEAD_BYTES
+def upload_limit(path: str = "") -> int:
+    files = PORTAL_FILES_PER_FORM if path.startswith(PORTAL_PREFIX) else 1
+    return files * int(settings.ITSM_ATTACHMENT_MAX_BYTES) + FORM_OVERHEAD_BYTES
 
 
 class UploadSizeLimit(FileUploadHandler):
@@ -30,9 +34,10 @@ class UploadSizeLimit(FileUploadHandler):
     def handle_raw_input(
         self, input_data: Any, META: dict[str, Any], content_length: int, boundary: str, encoding: str | None = None
     ) -> None:
-        if content_length > upload_limit():
+        limit = upload_limit(self.request.path_info if self.request is not None else "")
+        if content_length > limit:
             raise UploadTooLarge(
-                f"The request body is larger than {upload_limit()} bytes: an attachment may have at most "
+                f"The request body is larger than {limit} bytes: an attachment may have at most "
                 f"{settings.ITSM_ATTACHMENT_MAX_BYTES} bytes."
             )
 

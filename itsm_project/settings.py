@@ -45,7 +45,8 @@ if SECRET_KEY_GENERATED:
     SECRET_KEY = _generated_secret_key()
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
-CSRF_FAILURE_VIEW = "itsm.api.errors.csrf_failure"
+# JSON, but an HTML page under /portal/ (itsm_project/errors.py).
+CSRF_FAILURE_VIEW = "itsm_project.errors.csrf_failure"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -54,6 +55,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
     "django.contrib.postgres",
     "django_prometheus",
     "rest_framework",
@@ -205,6 +207,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# The requester portal's pages (itsm/portal/); the admin and the API sign in their own way.
+LOGIN_URL = "portal:sign-in"
+LOGIN_REDIRECT_URL = "portal:tickets"
+LOGOUT_REDIRECT_URL = "portal:sign-in"
 REST_KNOX = {
     "TOKEN_TTL": timedelta(hours=env_int("ITSM_TOKEN_TTL_HOURS", 10)),
     "AUTH_HEADER_PREFIX": "Token",

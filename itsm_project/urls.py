@@ -12,6 +12,7 @@ urlpatterns = [
     path("status.json", status_json, name="status-json"),
     path("metrics", metrics, name="prometheus-django-metrics"),
     path("admin/", admin.site.urls),
+    path("portal/", include("itsm.portal.urls")),
     path("api/v1/", include("itsm.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
@@ -19,7 +20,8 @@ urlpatterns = [
     re_path(r"^api/", errors.not_found_view),
 ]
 
-handler400 = "itsm.api.errors.bad_request"
-handler403 = "itsm.api.errors.permission_denied"
-handler404 = "itsm.api.errors.page_not_found"
-handler500 = "itsm.api.errors.server_error"
+# HTML under /portal/, JSON everywhere else.
+handler400 = "itsm_project.errors.bad_request"
+handler403 = "itsm_project.errors.permission_denied"
+handler404 = "itsm_project.errors.page_not_found"
+handler500 = "itsm_project.errors.server_error"

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import authenticate
-from django.core.cache import cache
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from knox.models import AuthToken
 from knox.views import LogoutView as KnoxLogoutView
@@ -20,6 +18,7 @@ from rest_framework.views import APIView
 from itsm import metrics
 from itsm.api.authentication import TokenAuthentication
 from itsm.api.strict import StrictSerializer
+from itsm.services.logins import LoginFailures
 
 
 class LoginSerializer(StrictSerializer):
@@ -30,34 +29,6 @@ class LoginSerializer(StrictSerializer):
 class TokenSerializer(serializers.Serializer):
     token = serializers.CharField()
     expiry = serializers.DateTimeField(allow_null=True)
-
-
-class LoginFailures:
-    """Failed logins counted per account and per client address, in fixed windows kept in the cache.
-
-    The address is REMOTE_ADDR, or the entry ITSM_NUM_PROXIES from the right of X-Forwarded-For, so a client
-    cannot choose a fresh bucket by sending its own header.
-    """
-
-    def __init__(self, request: Request, username: str) -> None:
-        self.window = settings.ITSM_LOGIN_FAILURE_WINDOW_SECONDS
-        address = BaseThrottle().get_ident(request)
-        self.limits = {
-            f"login-failures:account:{username.lower()}": settings.ITSM_LOGIN_FAILURES_PER_ACCOUNT,
-            f"login-failures:address:{address}": settings.ITSM_LOGIN_FAILURES_PER_ADDRESS,
-        }
-
-    def blocked(self) -> bool:
-        counts = cache.get_many(list(self.limits))
-        return any(int(counts.get(key) or 0) >= limit for key, limit in self.limits.items())
-
-    def record(self) -> None:
-        for key in self.limits:
-            cache.add(key, 0, timeout=self.window)
-            try:
-                cache.incr(key)
-            except ValueError:  # expired between add and incr
-                cache.set(key, 1, timeout=self.window)
 
 
 class TooManyFailures(serializers.Serializer):
@@ -83,7 +54,7 @@ class ObtainTokenView(APIView):
         credentials = LoginSerializer(data=request.data)
         credentials.is_valid(raise_exception=True)
         username = credentials.validated_data["username"]
-        failures = LoginFailures(request, username)
+        failures = LoginFailures(username=username, address=BaseThrottle().get_ident(request))
         if failures.blocked():
             metrics.LOGIN_FAILURES.labels(reason="throttled").inc()
             return Response(

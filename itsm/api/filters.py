@@ -7,19 +7,13 @@ from typing import Any
 
 import django_filters
 from django import forms
-from django.db import connection
-from django.db.models import BooleanField, Case, IntegerField, Q, QuerySet, When
-from django.db.models.expressions import RawSQL
+from django.db.models import Case, IntegerField, QuerySet, When
 from django_filters.fields import IsoDateTimeField
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import BaseFilterBackend, OrderingFilter
 from rest_framework.request import Request
 
-# A stored generated column (migration 0008) holding to_tsvector('english', title || ' ' || description), with
-# the GIN index idx_ticket_search. Reading it instead of recomputing the expression for each row is what keeps a
-# search newest-first over a million tickets in milliseconds (docs/benchmarks.md).
-TICKET_SEARCH_DOCUMENT = '"itsm_ticket"."search_vector"'
-
+from itsm.queries.tickets import tickets_matching
 
 SEARCH_MAX_LENGTH = 200
 
@@ -39,14 +33,7 @@ class TicketSearchFilter(BaseFilterBackend):
             return queryset
         if "\x00" in terms:  # PostgreSQL cannot take NUL in a text value: a 400, not a 500
             raise ValidationError({self.param: ["Null characters are not allowed."]})
-        if connection.vendor == "postgresql":
-            matches = RawSQL(  # noqa: S611 (the terms are a bound parameter)
-                f"{TICKET_SEARCH_DOCUMENT} @@ websearch_to_tsquery('english'::regconfig, %s)",
-                (terms,),
-                output_field=BooleanField(),
-            )
-            return queryset.filter(matches)
-        return queryset.filter(Q(title__icontains=terms) | Q(description__icontains=terms))
+        return tickets_matching(queryset, terms)
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         return [

@@ -2,7 +2,7 @@
 
 from django.db import migrations
 
-# The same expression as itsm.api.filters.TICKET_SEARCH_DOCUMENT: PostgreSQL uses the index only on a match.
+# The same expression as itsm.queries.tickets.TICKET_SEARCH_DOCUMENT: PostgreSQL uses the index only on a match.
 CREATE_INDEX = (
     "CREATE INDEX IF NOT EXISTS idx_ticket_search ON itsm_ticket USING gin "
     "((to_tsvector('english'::regconfig, coalesce(title, '') || ' ' || coalesce(description, ''))))"

@@ -13,7 +13,7 @@ exclusive lock): run it in a maintenance window on a large installation.
 from django.conf import settings
 from django.db import migrations, models
 
-# Must stay the expression of itsm.api.filters (the column is what the search reads).
+# Must stay the expression of itsm.queries.tickets (the column is what the search reads).
 DOCUMENT = "to_tsvector('english'::regconfig, coalesce(title, '') || ' ' || coalesce(description, ''))"
 FORWARD = [
     f"ALTER TABLE itsm_ticket ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS ({DOCUMENT}) STORED",

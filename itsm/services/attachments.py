@@ -8,7 +8,9 @@ import io
 import logging
 import secrets
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from django.conf import settings
@@ -84,6 +86,63 @@ def attachment_create(
     finally:
         checked.content.close()
     return attachment
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One file of a form that carries several (the portal's new ticket and reply): as the client sent it."""
+
+    filename: str
+    content_type: str
+    data: bytes | IO[bytes]
+
+
+@dataclass
+class StagedFiles:
+    """Files that all passed the rules, waiting to be stored on a ticket inside the caller's transaction."""
+
+    checked: list[_Checked]
+    stored: list[str] = field(default_factory=list)
+
+    def record(self, *, ticket: Ticket, uploaded_by: Any, comment: Comment | None = None) -> list[Attachment]:
+        """Store each file and write its row and timeline entry, on `ticket` (on `comment` if given)."""
+        if comment is not None and comment.internal and not is_staff_role(uploaded_by):
+            raise NotPermitted("Only agents can attach files to internal notes.")
+        attachments = []
+        for checked in self.checked:
+            name = default_storage.save(_storage_name(ticket.pk, checked.filename), File(checked.content))
+            self.stored.append(name)
+            attachments.append(
+                _record(ticket_id=ticket.pk, comment=comment, uploaded_by=uploaded_by, name=name, checked=checked)
+            )
+        return attachments
+
+
+@contextmanager
+def attachments_staged(*, uploads: Sequence[Upload]) -> Iterator[StagedFiles]:
+    """Several files, all or none. Every file is checked before anything is written: InvalidInput({"files": [...]})
+    names each refused file and why. Inside the block, `record()` stores them; if the block raises (the caller's
+    transaction then rolls back), the files stored are removed again, so a failure leaves neither rows nor files."""
+    checked: list[_Checked] = []
+    refused: list[str] = []
+    try:
+        for upload in uploads:
+            shown_name = clean_filename(upload.filename)
+            try:
+                checked.append(_checked(upload.data, filename=shown_name, claimed=upload.content_type))
+            except InvalidInput as error:
+                refused += [f"{shown_name}: {message}" for message in error.errors.get("file", [])]
+        if refused:
+            raise InvalidInput({"files": refused})
+        staged = StagedFiles(checked)
+        try:
+            yield staged
+        except BaseException:
+            _forget(staged.stored)
+            raise
+    finally:
+        for each in checked:
+            each.content.close()
 
 
 def _record(*, ticket_id: int, comment: Comment | None, uploaded_by: Any, name: str, checked: _Checked) -> Attachment:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
@@ -13,7 +14,7 @@ from itsm.exceptions import InvalidInput, NotPermitted, StaleVersion
 from itsm.lifecycles import TICKET_REQUESTER_TARGETS, TICKET_TRANSITIONS, check_transition
 from itsm.models import Comment, Event, Service, Ticket
 from itsm.roles import is_admin, is_staff_role
-from itsm.services.attachments import attachment_files_forget
+from itsm.services.attachments import Upload, attachment_files_forget, attachments_staged
 from itsm.services.events import event_record, event_record_change
 from itsm.services.sla import (
     calendar_from,
@@ -47,10 +48,12 @@ def ticket_create(
     service: Service | None = None,
     assignee: Any = None,
     actor: Any = None,
+    uploads: Sequence[Upload] = (),
 ) -> Ticket:
-    """Open a ticket for `requester` (agents may open one on someone's behalf) and start its SLA clocks."""
+    """Open a ticket for `requester` (agents may open one on someone's behalf) and start its SLA clocks. Files in
+    `uploads` are attached all or none: one refused file (InvalidInput, "files") and no ticket is written."""
     now = timezone.now()
-    with transaction.atomic():
+    with attachments_staged(uploads=uploads) as staged, transaction.atomic():
         ticket = Ticket(
             title=title,
             description=description,
@@ -75,6 +78,8 @@ def ticket_create(
         if sla_status_at(ticket, now) != ticket.sla_status:
             # Only with a target of zero minutes: the full refresh records the SLA state change as an event.
             ticket.save(update_fields=ticket_sla_refresh(ticket=ticket, policy=policy, now=now))
+        if staged.record(ticket=ticket, uploaded_by=actor or requester):
+            ticket.refresh_from_db(fields=["version", "updated_at"])  # each file bumped them
         ticket_notify_created(ticket=ticket, actor=actor or requester)
     metrics.TICKETS_CREATED.labels(priority=priority).inc()
     return ticket
@@ -176,12 +181,15 @@ def _requester_may(current: str, target: str) -> bool:
     return target != Ticket.Status.OPEN or current == Ticket.Status.RESOLVED
 
 
-def comment_create(*, ticket_id: int, author: Any, body: str, internal: bool = False) -> Comment:
-    """Add a comment. An agent's first public comment is the first response that stops the response clock."""
+def comment_create(
+    *, ticket_id: int, author: Any, body: str, internal: bool = False, uploads: Sequence[Upload] = ()
+) -> Comment:
+    """Add a comment. An agent's first public comment is the first response that stops the response clock. Files
+    in `uploads` go on the comment, all or none, as in ticket_create."""
     staff = is_staff_role(author)
     if internal and not staff:
         raise NotPermitted("Only agents can write internal notes.")
-    with transaction.atomic():
+    with attachments_staged(uploads=uploads) as staged, transaction.atomic():
         ticket = _locked(ticket_id)
         now = timezone.now()
         comment = Comment.objects.create(ticket=ticket, author=author, body=body, internal=internal, created_at=now)
@@ -209,6 +217,7 @@ def comment_create(*, ticket_id: int, author: Any, body: str, internal: bool = F
             )
             changed += ticket_sla_refresh(ticket=ticket, now=now)
         ticket.save(update_fields=changed)
+        staged.record(ticket=ticket, uploaded_by=author, comment=comment)
         ticket_notify_commented(ticket=ticket, comment=comment)
     return comment
 

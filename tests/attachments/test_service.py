@@ -13,7 +13,7 @@ from itsm.exceptions import InvalidInput, NotPermitted
 from itsm.files import clean_filename, effective_type, sniff_type, type_from_name
 from itsm.models import Attachment, Comment, Event, Ticket
 from itsm.services import attachments as attachment_services
-from itsm.services.attachments import attachment_create, attachment_delete
+from itsm.services.attachments import Upload, attachment_create, attachment_delete, attachments_staged
 from itsm.services.tickets import comment_create, ticket_delete
 from tests.attachments.conftest import PNG, stored_files
 from tests.factories import make_ticket
@@ -205,3 +205,30 @@ def test_a_storage_that_cannot_delete_the_file_does_not_hide_why_the_write_faile
     with pytest.raises(RuntimeError, match="the database went away"):
         attachment_create(ticket=ticket, uploaded_by=requester, filename="a.txt", content_type="text/plain", data=b"a")
     assert "could not delete attachment file attachments/" in caplog.text
+
+
+def test_several_files_on_a_reply_are_stored_all_or_none(ticket: Ticket, requester: Any, media: Path) -> None:
+    uploads = [Upload("a.log", "text/plain", b"first"), Upload("b.exe", "", b"MZ" + b"\x00" * 64)]
+
+    with pytest.raises(InvalidInput) as refused:
+        comment_create(ticket_id=ticket.pk, author=requester, body="Two files", uploads=uploads)
+
+    assert refused.value.errors == {
+        "files": ["b.exe: This file is application/x-msdownload (by its content), a type that is not accepted."]
+    }
+    assert not Comment.objects.exists()
+    assert stored_files(media) == []
+
+    comment = comment_create(ticket_id=ticket.pk, author=requester, body="One file", uploads=uploads[:1])
+    assert [a.filename for a in comment.attachments.all()] == ["a.log"]
+    assert len(stored_files(media)) == 1
+    assert Event.objects.filter(ticket=ticket, field="attachment", note="a.log").exists()
+
+
+def test_a_requester_cannot_put_files_on_an_internal_note_through_staging(
+    ticket: Ticket, requester: Any, note: Comment, media: Path
+) -> None:
+    with pytest.raises(NotPermitted), attachments_staged(uploads=[Upload("a.log", "", b"x")]) as staged:
+        staged.record(ticket=ticket, uploaded_by=requester, comment=note)
+
+    assert stored_files(media) == []

@@ -2,6 +2,7 @@
 
 `who` says the least role that may call the operation:
 - public: anyone, no token (health, status, schema, docs, login, the API root, metrics);
+- session: a site of HTML pages signed in with a session (the admin, the portal), classified as a whole;
 - bearer: its own bearer token, not a user's (Alertmanager's webhook);
 - signed_in: any user with a token; staff: agents and admins; admin: admins only.
 `target` names the kind of seeded object whose id fills the URL; `owned` marks objects that belong to one user
@@ -47,6 +48,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("api-docs", "GET"): Op("public"),
     ("api-root", "GET"): Op("public"),
     ("admin", "GET"): Op("session"),
+    ("portal", "GET"): Op("session"),
     ("auth-token", "POST"): Op("public"),
     ("auth-logout", "POST"): S,
     ("alertmanager-intake", "POST"): Op("bearer"),
@@ -98,6 +100,10 @@ OWNED = {"ticket", "notification", "notification-channel", "attachment"}
 STAFF_SEE_ALL = {"ticket", "notification", "attachment"}
 
 
+# Session-authenticated sites, by namespace: where each sends an anonymous visitor, and its front page.
+SITES = {"admin": ("/admin/login/", "admin:index"), "portal": ("/portal/sign-in/", "portal:tickets")}
+
+
 @dataclass(frozen=True)
 class Route:
     name: str
@@ -121,8 +127,9 @@ def _methods(pattern: URLPattern) -> tuple[str, ...]:
 def _walk(patterns: list[URLPattern | URLResolver]) -> Iterator[URLPattern | str]:
     for pattern in patterns:
         if isinstance(pattern, URLResolver):
-            # The Django admin is one session-authenticated site: classified as a whole.
-            yield from ["admin"] if pattern.namespace == "admin" else _walk(pattern.url_patterns)
+            # The Django admin and the requester portal are session-authenticated sites of HTML pages: each is
+            # classified as a whole here (tests/portal/ checks every page of the portal for every persona).
+            yield from [pattern.namespace] if pattern.namespace in SITES else _walk(pattern.url_patterns)
         else:
             yield pattern
 
@@ -132,8 +139,8 @@ def project_routes() -> list[Route]:
     /api/ has no name and no operation, so it is left out."""
     routes = []
     for pattern in _walk(get_resolver().url_patterns):
-        if pattern == "admin":
-            routes.append(Route("admin", ("GET",), (), False))
+        if pattern in SITES:
+            routes.append(Route(pattern, ("GET",), (), False))
             continue
         assert isinstance(pattern, URLPattern)
         if pattern.name is None:

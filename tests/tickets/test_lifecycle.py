@@ -19,6 +19,7 @@ from itsm.lifecycles import (
     TICKET_TRANSITIONS,
     TransitionNotAllowed,
     check_transition,
+    ticket_requester_moves,
 )
 from itsm.models import Event, Ticket
 from itsm.services.tickets import ticket_transition
@@ -206,6 +207,11 @@ def test_resolving_and_closing_stamp_their_times_and_reopening_clears_the_resolu
 def requester_may(old: str, new: str) -> bool:
     """Withdraw or accept (close where the table allows it), or reopen a resolved ticket."""
     return (new == "closed" and new in TICKET_TRANSITIONS[old]) or (old == "resolved" and new == "open")
+
+
+@pytest.mark.parametrize("old", STATUSES)
+def test_the_requesters_moves_the_portal_offers_are_exactly_those_the_service_allows(old: str) -> None:
+    assert ticket_requester_moves(old) == {new for new in STATUSES if new != old and requester_may(old, new)}
 
 
 @pytest.mark.parametrize(("old", "new"), [(o, n) for o, n in ALL_PAIRS if requester_may(o, n)])

@@ -78,7 +78,7 @@ class TestSearch:
         assert ids(as_agent.get(URL, {"search": "!!! & |"})) == []
 
     def test_the_search_uses_the_gin_index(self, requester, db):
-        from itsm.api.filters import TICKET_SEARCH_DOCUMENT
+        from itsm.queries.tickets import TICKET_SEARCH_DOCUMENT
 
         with connection.cursor() as cursor:
             cursor.execute("SET enable_seqscan = off")
