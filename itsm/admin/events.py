@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -15,6 +16,7 @@ from django.utils.safestring import mark_safe
 
 from itsm.admin.base import ReadOnlyInlinePermissions
 from itsm.exceptions import DomainError
+from itsm.lifecycles import TransitionNotAllowed
 from itsm.models import Event
 
 
@@ -68,8 +70,10 @@ def move_selected(
         try:
             move(object_id)
             moved += 1
-        except DomainError as exc:
-            refused.append(f"{label}-{object_id}: {exc}")
+        except (DomainError, TransitionNotAllowed) as exc:
+            refused.append(f"{label}{object_id}: {exc}")
+        except ObjectDoesNotExist:
+            refused.append(f"{label}{object_id}: deleted meanwhile.")
     if moved:
         modeladmin.message_user(request, f"{moved} {noun}(s) moved to {to}.", messages.SUCCESS)
     for message in refused:

@@ -30,7 +30,7 @@ def _move_all(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Quer
         incident_transition(incident_id=incident_id, actor=request.user, to=to, note="From the admin.")
 
     ids = list(queryset.values_list("id", flat=True))
-    move_selected(modeladmin, request, ids, to=to, move=move, noun="incident", label="INC")
+    move_selected(modeladmin, request, ids, to=to, move=move, noun="incident", label="INC-")
 
 
 @admin.register(Incident)

@@ -53,7 +53,7 @@ def _move_all(
         maintenance_transition(window_id=window_id, actor=request.user, to=to)
 
     ids = list(queryset.values_list("id", flat=True))
-    move_selected(modeladmin, request, ids, to=to, move=move, noun="window", label="MW")
+    move_selected(modeladmin, request, ids, to=to, move=move, noun="window", label="MW-")
 
 
 @admin.register(MaintenanceWindow)
