@@ -205,3 +205,26 @@ def test_a_storage_that_cannot_delete_the_file_does_not_hide_why_the_write_faile
     with pytest.raises(RuntimeError, match="the database went away"):
         attachment_create(ticket=ticket, uploaded_by=requester, filename="a.txt", content_type="text/plain", data=b"a")
     assert "could not delete attachment file attachments/" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "refused"),
+    [
+        ("photo.png", PNG, ""),
+        ("empty.txt", b"", "The file is empty."),
+        ("setup.exe", b"MZ\x90\x00" + b"\x00" * 60, "not accepted"),
+    ],
+)
+def test_attachment_check_applies_the_rules_without_storing_anything(
+    media: Path, name: str, data: bytes, refused: str
+) -> None:
+    stream = io.BytesIO(data)
+    if refused:
+        with pytest.raises(InvalidInput) as caught:
+            attachment_services.attachment_check(filename=name, content_type="", data=stream)
+        assert refused in caught.value.errors["file"][0]
+    else:
+        attachment_services.attachment_check(filename=name, content_type="", data=stream)
+        assert stream.tell() == 0  # left at its start, for attachment_create to read
+    assert stored_files(media) == []
+    assert not Attachment.objects.exists()
