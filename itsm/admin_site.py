@@ -24,6 +24,9 @@ class DeskAdminSite(admin.AdminSite):
     site_title = "ITSM Platform"
     index_title = "The desk"
     index_template = "admin/itsm/index.html"
+    # The desk's pages (a ticket's thread beside its moves, the ticket list with its filters) need the width the
+    # navigation sidebar takes; the index and the breadcrumbs lead everywhere it did.
+    enable_nav_sidebar = False
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
         context = dict(extra_context or {})
