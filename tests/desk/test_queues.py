@@ -179,7 +179,7 @@ def test_the_numbers_are_two_statements_whatever_the_size_of_the_desk(
     assert numbers.incidents == {"critical": 1, "high": 1, "medium": 1, "low": 1}
 
 
-INDEX_BUDGET = 9
+INDEX_BUDGET = 8
 
 
 def test_the_index_costs_the_same_however_much_work_is_on_the_desk(
