@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class ItsmConfig(AppConfig):
@@ -7,3 +8,11 @@ class ItsmConfig(AppConfig):
 
     def ready(self) -> None:
         from itsm import celery_metrics, checks  # noqa: F401  (registers the system checks and Celery's signals)
+
+
+class DeskAdminConfig(admin_apps.AdminConfig):
+    """Django's admin with the platform's site (itsm/admin_site.py): the index opens with the agent's desk. Named in
+    INSTALLED_APPS in place of django.contrib.admin; `default = False` keeps ItsmConfig the config of "itsm"."""
+
+    default = False
+    default_site = "itsm.admin_site.DeskAdminSite"

@@ -34,6 +34,8 @@ class TransitionNotAllowed(Exception):
     """Raised when a status change is not in the table; the API answers 409."""
 
     def __init__(self, current: str, target: str, allowed: frozenset[str]) -> None:
+        # As plain strings: a TextChoices member's repr would name its enum ("Incident.Status.RESOLVED").
+        current, target = str(current), str(target)
         self.current, self.target, self.allowed = current, target, allowed
         names = ", ".join(sorted(allowed)) or "none (final state)"
         super().__init__(f"Cannot move from {current!r} to {target!r}. Allowed next states: {names}.")

@@ -49,7 +49,7 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 CSRF_FAILURE_VIEW = "itsm_project.errors.csrf_failure"
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "itsm.apps.DeskAdminConfig",  # django.contrib.admin with the desk's index (itsm/admin_site.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

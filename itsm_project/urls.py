@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
+from django.templatetags.static import static
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -6,7 +8,14 @@ from itsm.api import errors
 from itsm.api.health import health, metrics
 from itsm.status_page import status_html, status_json
 
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask every site for /favicon.ico (the admin's pages name no icon): the platform's, not a 404."""
+    return HttpResponsePermanentRedirect(static("itsm/favicon.svg"))
+
+
 urlpatterns = [
+    path("favicon.ico", favicon, name="favicon"),
     path("health/", health, name="health"),
     path("status/", status_html, name="status"),
     path("status.json", status_json, name="status-json"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.staticfiles import finders
 from django.test import Client
 
 from itsm.models import JobRun
@@ -52,3 +53,12 @@ def test_services_teams_sla_policy_calendars_job_runs_and_users_changelists_load
     ):
         response = operator.get(path)
         assert response.status_code == 200, path
+
+
+def test_the_favicon_browsers_ask_for_is_the_platforms_not_a_404(db: Any) -> None:
+    """The admin's pages name no icon, so every page load asked for /favicon.ico and logged a 404 in the browser's
+    console (tests/desk/test_browser.py fails on any console error)."""
+    response = Client().get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"] == "/static/itsm/favicon.svg"
+    assert finders.find("itsm/favicon.svg")

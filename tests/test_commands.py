@@ -264,6 +264,8 @@ def test_setup_demo_on_an_empty_database_prints_three_working_logins_once(db: An
         assert role_groups(user) == [role]
     assert "shown only once" in out
     assert Ticket.objects.count() == 20
+    # The agent's desk has a team: the workplace services' tickets are "unassigned in my teams".
+    assert list(User.objects.get(username="agent").teams.values_list("slug", flat=True)) == ["workplace"]
 
     users, tickets = User.objects.count(), Ticket.objects.count()
     again = run("setup_demo", "--tickets", 20)

@@ -1,4 +1,5 @@
-"""Incidents with their timeline and post-mortem, acknowledge and resolve actions."""
+"""Incidents in the admin: the list (open or closed, by severity), bulk acknowledge and resolve, and each incident's
+page with its lifecycle buttons, timeline, "page again" and post-mortem above the edit form (incidents_desk.py)."""
 
 from __future__ import annotations
 
@@ -6,23 +7,34 @@ from typing import Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern
 
-from itsm.admin.base import ReadOnlyInlinePermissions, StaffRolePermissions
-from itsm.admin.events import EventInline, move_selected
-from itsm.models import Incident, Postmortem
-from itsm.models.incidents import POSTMORTEM_FIELDS, RESPONSE_FIELDS, STATE_TIMES
+from itsm.admin.base import StaffRolePermissions, staff_users
+from itsm.admin.events import move_selected
+from itsm.admin.incidents_desk import incident_desk_context, incident_desk_urls
+from itsm.lifecycles import INCIDENT_CLOSED_STATUSES
+from itsm.models import Incident
+from itsm.models.incidents import RESPONSE_FIELDS, STATE_TIMES
 from itsm.services.incidents import incident_create, incident_transition, incident_update
 
 
-class TimelineInline(EventInline):
-    fk_name = "incident"
+class StateFilter(admin.SimpleListFilter):
+    """Open (still being worked: it pages, escalates and takes alerts) or closed (resolved or reviewed)."""
 
+    title = "state"
+    parameter_name = "state"
 
-class PostmortemInline(ReadOnlyInlinePermissions, admin.StackedInline):
-    model = Postmortem
-    fields = ("status", *POSTMORTEM_FIELDS, "finalized_at")
-    readonly_fields = fields
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("open", "Open"), ("closed", "Closed (resolved or reviewed)")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Incident]) -> QuerySet[Incident]:
+        closed = sorted(INCIDENT_CLOSED_STATUSES)
+        if self.value() == "open":
+            return queryset.exclude(status__in=closed)
+        if self.value() == "closed":
+            return queryset.filter(status__in=closed)
+        return queryset
 
 
 def _move_all(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Incident], to: str) -> None:
@@ -30,7 +42,7 @@ def _move_all(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Quer
         incident_transition(incident_id=incident_id, actor=request.user, to=to, note="From the admin.")
 
     ids = list(queryset.values_list("id", flat=True))
-    move_selected(modeladmin, request, ids, to=to, move=move, noun="incident", label="INC")
+    move_selected(modeladmin, request, ids, to=to, move=move, noun="incident", label="INC-")
 
 
 @admin.register(Incident)
@@ -46,7 +58,7 @@ class IncidentAdmin(StaffRolePermissions, admin.ModelAdmin):
         "response_due_at",
         "response_target_missed",
     ]
-    list_filter = ["status", "severity", "source", "response_target_missed", "services"]
+    list_filter = [StateFilter, "status", "severity", "source", "response_target_missed", "services"]
     search_fields = ["=id", "title", "summary"]
     list_select_related = ["commander"]
     date_hierarchy = "detected_at"
@@ -64,9 +76,29 @@ class IncidentAdmin(StaffRolePermissions, admin.ModelAdmin):
         "updated_at",
     ]
     fields = ["title", "summary", "severity", "services", "commander", "linked_tickets", *readonly_fields]
-    inlines = [PostmortemInline, TimelineInline]
     actions = ["acknowledge", "resolve"]
     show_full_result_count = False
+
+    def get_urls(self) -> list[URLPattern]:
+        return [*incident_desk_urls(self), *super().get_urls()]
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        if change and obj is not None:
+            context["desk"] = incident_desk_context(self, request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "commander":
+            kwargs["queryset"] = staff_users()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return self.has_change_permission(request)

@@ -1,4 +1,5 @@
-"""Maintenance windows: schedule and edit them through the services, cancel, start or retry them in bulk."""
+"""Maintenance windows: schedule and edit them through the services, cancel or retry them in bulk, and move one from
+its page, where its checklist shows how far it got (maintenance_desk.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern
 from django.utils import timezone
 
 from itsm.admin.base import StaffRolePermissions
 from itsm.admin.events import move_selected, timeline_table
+from itsm.admin.maintenance_desk import maintenance_desk_context, maintenance_desk_urls
 from itsm.exceptions import InvalidInput
 from itsm.models import MaintenanceWindow
 from itsm.models.maintenance import EDITABLE_FIELDS, RECORDED_FIELDS, RELATIONS
@@ -53,7 +56,7 @@ def _move_all(
         maintenance_transition(window_id=window_id, actor=request.user, to=to)
 
     ids = list(queryset.values_list("id", flat=True))
-    move_selected(modeladmin, request, ids, to=to, move=move, noun="window", label="MW")
+    move_selected(modeladmin, request, ids, to=to, move=move, noun="window", label="MW-")
 
 
 @admin.register(MaintenanceWindow)
@@ -67,6 +70,25 @@ class MaintenanceWindowAdmin(StaffRolePermissions, admin.ModelAdmin):
     filter_horizontal = ["services", "notify_users"]
     readonly_fields = [*RECORDED_FIELDS, "incidents", "history"]
     actions = ["cancel", "retry"]
+
+    def get_urls(self) -> list[URLPattern]:
+        return [*maintenance_desk_urls(self), *super().get_urls()]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[MaintenanceWindow]:
+        return super().get_queryset(request).select_related("backup")
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        if change and obj is not None:
+            context["desk"] = maintenance_desk_context(self, request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description="history")
     def history(self, window: MaintenanceWindow) -> str:

@@ -1,96 +1,23 @@
-"""Tickets in the admin: filters, search, inline comments, attachments and events, bulk assign and priority."""
+"""Tickets in the admin, the agents' working desk: the list with its saved queues and bulk actions
+(tickets_queues.py), and each ticket's page with its conversation, reply box, moves and SLA clocks (tickets_desk.py)
+above the edit form. Every write goes through the ticket service."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django import forms
-from django.contrib import admin, messages
-from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.db.models import QuerySet
+from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.urls import URLPattern
 
 from itsm.admin.attachments import AttachmentInline, attachment_formset_save
 from itsm.admin.base import StaffRolePermissions, staff_users
-from itsm.admin.events import EventInline
-from itsm.models import Attachment, Comment, Ticket
+from itsm.admin.tickets_desk import ticket_desk_context, ticket_desk_urls
+from itsm.admin.tickets_queues import QueueFilter, assign, change_priority, move, queue_tabs
+from itsm.models import Attachment, Ticket
 from itsm.models.tickets import RECORDED_FIELDS
-from itsm.roles import is_staff_role
+from itsm.roles import is_admin, is_staff_role
 from itsm.services.tickets import ticket_create, ticket_update
-
-
-class CommentInline(StaffRolePermissions, admin.TabularInline):
-    """Comments are written through the ticket service (events, first response), so they are read-only here."""
-
-    model = Comment
-    extra = 0
-    fields = ("created_at", "author", "internal", "body")
-    readonly_fields = fields
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Comment]:
-        return super().get_queryset(request).select_related("author")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class TicketEventInline(EventInline):
-    fk_name = "ticket"
-
-
-class AssignForm(forms.Form):
-    assignee = forms.ModelChoiceField(queryset=staff_users())
-
-
-class PriorityForm(forms.Form):
-    priority = forms.ChoiceField(choices=Ticket.Priority.choices)
-
-
-BULK_PREVIEW = 20
-
-
-def _bulk_update(
-    modeladmin: admin.ModelAdmin,
-    request: HttpRequest,
-    queryset: QuerySet[Ticket],
-    form_class: type[forms.Form],
-    field: str,
-    title: str,
-) -> HttpResponse | None:
-    """Ask for the new value on an intermediate page, then apply it through the ticket service, one event each."""
-    form = form_class(request.POST if "apply" in request.POST else None)
-    if "apply" in request.POST and form.is_valid():
-        value = form.cleaned_data[field]
-        # Listed first: the queryset may filter on the very field being changed.
-        ids = list(queryset.values_list("id", flat=True))
-        updated = 0
-        for ticket_id in ids:
-            try:
-                ticket_update(ticket_id=ticket_id, actor=request.user, expected_version=None, changes={field: value})
-            except Ticket.DoesNotExist:
-                continue  # deleted by someone else meanwhile
-            updated += 1
-        modeladmin.message_user(request, f"Updated {updated} tickets.", messages.SUCCESS)
-        return None
-    select_across = request.POST.get("select_across") == "1"
-    count = queryset.count()
-    context = {
-        **modeladmin.admin_site.each_context(request),
-        "title": title,
-        "form": form,
-        "count": count,
-        "preview": queryset[:BULK_PREVIEW],
-        "more": max(count - BULK_PREVIEW, 0),
-        # "All N matching tickets" is sent back as the flag, not as N ids (Django refuses over 1,000 fields).
-        "select_across": select_across,
-        "selected": request.POST.getlist(ACTION_CHECKBOX_NAME)[:1]
-        if select_across
-        else queryset.values_list("id", flat=True),
-        "action": request.POST["action"],
-        "opts": modeladmin.model._meta,
-    }
-    return render(request, "admin/itsm/ticket/bulk_change.html", context)
 
 
 @admin.register(Ticket)
@@ -108,6 +35,7 @@ class TicketAdmin(StaffRolePermissions, admin.ModelAdmin):
         "resolution_due_at",
     ]
     list_filter = [
+        QueueFilter,
         "status",
         "priority",
         "sla_status",
@@ -120,17 +48,36 @@ class TicketAdmin(StaffRolePermissions, admin.ModelAdmin):
     date_hierarchy = "created_at"
     raw_id_fields = ["requester"]
     readonly_fields = [*RECORDED_FIELDS, "sla_at_risk_at", "version"]
-    inlines = [CommentInline, AttachmentInline, TicketEventInline]
-    actions = ["assign", "change_priority"]
+    # The conversation, files and timeline are the desk's thread above the form; admins also get the file list
+    # with its delete boxes (attachment_delete).
+    inlines = [AttachmentInline]
+    actions = [assign, move, change_priority]
     show_full_result_count = False
 
-    @admin.action(description="Assign selected tickets to an agent")
-    def assign(self, request: HttpRequest, queryset: QuerySet[Ticket]) -> HttpResponse | None:
-        return _bulk_update(self, request, queryset, AssignForm, "assignee", "Assign tickets")
+    def get_urls(self) -> list[URLPattern]:
+        return [*ticket_desk_urls(self), *super().get_urls()]
 
-    @admin.action(description="Change the priority of selected tickets")
-    def change_priority(self, request: HttpRequest, queryset: QuerySet[Ticket]) -> HttpResponse | None:
-        return _bulk_update(self, request, queryset, PriorityForm, "priority", "Change priority")
+    def get_inlines(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        return list(self.inlines) if obj is not None and is_admin(request.user) else []
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        context = dict(extra_context or {})
+        if request.method == "GET":
+            context["queues"] = queue_tabs(request)
+        return super().changelist_view(request, context)
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        if change and obj is not None:
+            context["desk"] = ticket_desk_context(self, request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return is_staff_role(request.user)

@@ -68,7 +68,3 @@ class ItsmUserAdmin(AdminRolePermissions, UserAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return super().get_queryset(request).prefetch_related("groups")
-
-
-admin.site.site_header = "ITSM Platform"
-admin.site.site_title = "ITSM Platform"

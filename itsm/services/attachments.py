@@ -145,6 +145,14 @@ def attachments_staged(*, uploads: Sequence[Upload]) -> Iterator[StagedFiles]:
             each.content.close()
 
 
+def attachment_check(*, filename: str, content_type: str, data: IO[bytes]) -> None:
+    """Apply attachment_create's rules to a file without storing it, raising the same InvalidInput: for a form that
+    writes a comment and its files together and refuses the whole post before writing any of it. `data` must seek;
+    it is left at its start."""
+    _checked(data, filename=clean_filename(filename), claimed=content_type).content.close()
+    data.seek(0)
+
+
 def _record(*, ticket_id: int, comment: Comment | None, uploaded_by: Any, name: str, checked: _Checked) -> Attachment:
     """The row, its timeline entry and the ticket's new version, in one transaction under the ticket's lock."""
     with transaction.atomic():

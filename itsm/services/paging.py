@@ -17,6 +17,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from itsm import metrics
+from itsm.exceptions import Conflict
 from itsm.lifecycles import INCIDENT_CLOSED_STATUSES
 from itsm.models import Event, Incident, Team
 from itsm.roles import admins_q, is_admin
@@ -58,7 +59,9 @@ def incident_chains(incident: Incident, at: datetime) -> list[list[Any]]:
     return chains
 
 
-def _page(incident: Incident, users: list[Any], kind: str, note: str, now: datetime, urgent: bool) -> None:
+def _page(
+    incident: Incident, users: list[Any], kind: str, note: str, now: datetime, urgent: bool, actor: Any = None
+) -> None:
     if not users:
         return
     verb = "Paged" if urgent else "Notified"
@@ -69,7 +72,7 @@ def _page(incident: Incident, users: list[Any], kind: str, note: str, now: datet
     ).strip()
     notify(users=users, subject=subject, body=body, incident=incident, urgent=urgent)
     names = ", ".join(user.get_username() for user in users)
-    event_record(incident=incident, actor=None, kind=kind, new=names, note=f"{verb} {names}. {note}".strip(), at=now)
+    event_record(incident=incident, actor=actor, kind=kind, new=names, note=f"{verb} {names}. {note}".strip(), at=now)
     metrics.PAGES_SENT.labels(severity=incident.severity, kind=kind).inc(len(users))
 
 
@@ -83,6 +86,23 @@ def incident_page_on_create(*, incident: Incident, now: datetime) -> None:
         incident.save(update_fields=["next_escalation_at"])
     else:
         _page(incident, first, Event.Kind.NOTIFICATION, "New incident.", now, urgent=False)
+
+
+def incident_page_again(*, incident_id: int, actor: Any) -> list[Any]:
+    """Page the on-call person of each affected team again, now, whatever the severity (a page that went unseen, a
+    commander calling for help); the timeline records who asked. Escalation is left as it stands. Refused for a
+    resolved incident, and when there is nobody to page."""
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident_id)
+        if incident.status in INCIDENT_CLOSED_STATUSES:
+            raise Conflict(f"INC-{incident.pk} is {incident.status}: nobody is paged for a closed incident.")
+        now = timezone.now()
+        users = _first_of_each(incident_chains(incident, now))
+        if not users:
+            raise Conflict("Nobody to page: no team is on call for the incident's services and there is no admin.")
+        asked = f"Paged again by {actor.get_username()}." if getattr(actor, "pk", None) else "Paged again."
+        _page(incident, users, Event.Kind.PAGE, asked, now, urgent=True, actor=actor)
+    return users
 
 
 def _first_of_each(chains: list[list[Any]]) -> list[Any]:

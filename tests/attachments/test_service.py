@@ -232,3 +232,26 @@ def test_a_requester_cannot_put_files_on_an_internal_note_through_staging(
         staged.record(ticket=ticket, uploaded_by=requester, comment=note)
 
     assert stored_files(media) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "refused"),
+    [
+        ("photo.png", PNG, ""),
+        ("empty.txt", b"", "The file is empty."),
+        ("setup.exe", b"MZ\x90\x00" + b"\x00" * 60, "not accepted"),
+    ],
+)
+def test_attachment_check_applies_the_rules_without_storing_anything(
+    media: Path, name: str, data: bytes, refused: str
+) -> None:
+    stream = io.BytesIO(data)
+    if refused:
+        with pytest.raises(InvalidInput) as caught:
+            attachment_services.attachment_check(filename=name, content_type="", data=stream)
+        assert refused in caught.value.errors["file"][0]
+    else:
+        attachment_services.attachment_check(filename=name, content_type="", data=stream)
+        assert stream.tell() == 0  # left at its start, for attachment_create to read
+    assert stored_files(media) == []
+    assert not Attachment.objects.exists()

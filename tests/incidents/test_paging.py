@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 import time_machine
 
+from itsm.exceptions import Conflict
 from itsm.models import Event, Incident, Notification
 from itsm.services.incidents import incident_create, incident_transition, incident_update
-from itsm.services.paging import incident_escalation_scan
+from itsm.services.paging import incident_escalation_scan, incident_page_again
 from itsm.tasks.paging import escalate_incidents
 from tests.factories import ServiceFactory, make_user
 from tests.oncall.conftest import make_rotation, make_team
@@ -148,3 +149,26 @@ def test_the_escalation_follows_the_rotation_at_the_time_of_the_step(platform):
         incident = declare(platform)
     scan_at(start + timedelta(minutes=15))
     assert paged(incident) == ["alice", "carol"]
+
+
+def test_page_again_pages_the_on_call_now_and_records_who_asked(platform):
+    with time_machine.travel(T0, tick=False):
+        incident = declare(platform, severity="low")  # notified, not paged
+    with time_machine.travel(T0 + timedelta(minutes=3), tick=False):
+        paged_now = incident_page_again(incident_id=incident.pk, actor=platform["bob"])
+    assert [user.username for user in paged_now] == ["alice"]
+    assert paged(incident) == ["alice", "alice"]
+    assert Notification.objects.filter(incident=incident).order_by("id").last().urgent  # type: ignore[union-attr]
+    event = Event.objects.get(incident=incident, kind="page")
+    assert (event.actor, event.new_value, event.note) == (platform["bob"], "alice", "Paged alice. Paged again by bob.")
+    incident.refresh_from_db()
+    assert (incident.escalation_level, incident.next_escalation_at) == (0, None)  # escalation is left as it was
+
+
+def test_page_again_is_refused_for_a_closed_incident(platform):
+    with time_machine.travel(T0, tick=False):
+        incident = declare(platform)
+        incident_transition(incident_id=incident.pk, actor=platform["alice"], to="resolved")
+        with pytest.raises(Conflict):
+            incident_page_again(incident_id=incident.pk, actor=platform["alice"])
+    assert paged(incident) == ["alice"]

@@ -41,6 +41,7 @@ def _crud(target: str, read: str, write: str, delete: str) -> dict[tuple[str, st
 
 OPERATIONS: dict[tuple[str, str], Op] = {
     ("health", "GET"): Op("public"),
+    ("favicon", "GET"): Op("public"),
     ("status", "GET"): Op("public"),
     ("status-json", "GET"): Op("public"),
     ("prometheus-django-metrics", "GET"): Op("public"),

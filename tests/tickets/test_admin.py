@@ -104,10 +104,11 @@ def test_ticket_changelist_runs_a_bounded_number_of_queries_whatever_the_ticket_
             category=f"category {number}",
         )
         comment_create(ticket_id=ticket.pk, author=agent, body="Looking")
-    with django_assert_max_num_queries(12):
+    # 13: the queue counts above the list are one statement (tests/desk/test_queues.py).
+    with django_assert_max_num_queries(13):
         response = operator.get(TICKETS)
     assert response.status_code == 200
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(13):
         response = operator.get(TICKETS, {"q": "problem", "status__exact": "open"})
     assert response.status_code == 200
 
@@ -115,15 +116,17 @@ def test_ticket_changelist_runs_a_bounded_number_of_queries_whatever_the_ticket_
 # --- Ticket change page ------------------------------------------------------------------------------------
 
 
-def test_ticket_change_page_shows_inline_comments_and_events(operator: Client, requester: Any, agent: Any) -> None:
+def test_ticket_change_page_shows_the_comments_and_events_in_its_thread(
+    operator: Client, requester: Any, agent: Any
+) -> None:
     ticket = make_ticket(requester, title="Mailbox full")
     comment_create(ticket_id=ticket.pk, author=agent, body="I raised your quota.")
     ticket_transition(ticket_id=ticket.pk, actor=agent, to="resolved", note="Quota raised")
     page = page_text(operator.get(f"{TICKETS}{ticket.pk}/change/"))
     assert "I raised your quota." in page
     assert "Quota raised" in page
-    assert "transition" in page
-    assert "created" in page
+    assert "moved it from new to resolved" in page
+    assert "opened the ticket" in page
 
 
 def test_ticket_change_page_runs_a_bounded_number_of_queries_whatever_the_history(
@@ -133,7 +136,8 @@ def test_ticket_change_page_runs_a_bounded_number_of_queries_whatever_the_histor
     for number in range(15):
         author = make_user(f"helper{number}", "agent")
         comment_create(ticket_id=ticket.pk, author=author, body=f"Note {number}")
-    with django_assert_max_num_queries(12):
+    # The desk's thread above the form (tests/desk/test_ticket_page.py has the page's budget).
+    with django_assert_max_num_queries(16):
         response = operator.get(f"{TICKETS}{ticket.pk}/change/")
     assert response.status_code == 200
 

@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from itsm.models import Team
 from itsm.services.sla import sla_policy_default
 from itsm.services.users import roles_ensure, user_upsert
 
@@ -43,6 +44,8 @@ class Command(BaseCommand):
                 )
                 logins.append((username, role, password))
             call_command("seed_demo", tickets=options["tickets"], seed=42, verbosity=0)
+            # The agent works the workplace services' queue, so the admin's "unassigned in my teams" has tickets.
+            Team.objects.get(slug="workplace").members.add(get_user_model().objects.get(username="agent"))
         banner = "\n".join(f"  {role:<10} {username:<10} {password}" for username, role, password in logins)
         self.stdout.write(
             self.style.SUCCESS("Demo data created. These logins are shown only once:\n")

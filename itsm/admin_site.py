@@ -1,0 +1,53 @@
+"""The admin site of the platform: Django's, with an index that opens with the agent's desk (their queues' counts
+and the open incidents by severity, each linking to its list). Installed as the default site by
+`itsm.apps.DeskAdminConfig`, so every `@admin.register` of itsm/admin/ lands here.
+
+It sits beside the itsm/admin/ package, not in it: Django builds the default site on the first registration, and
+importing a module of the package runs the package's registrations first, which would build a second site.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from itsm.queries.desk import QUEUES, desk_numbers
+from itsm.roles import is_staff_role
+
+
+class DeskAdminSite(admin.AdminSite):
+    site_header = "ITSM Platform"
+    site_title = "ITSM Platform"
+    index_title = "The desk"
+    index_template = "admin/itsm/index.html"
+    # The desk's pages (a ticket's thread beside its moves, the ticket list with its filters) need the width the
+    # navigation sidebar takes; the index and the breadcrumbs lead everywhere it did.
+    enable_nav_sidebar = False
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
+        context = dict(extra_context or {})
+        if is_staff_role(request.user):
+            context["desk"] = desk_index(request.user, self.name)
+        return super().index(request, context)
+
+
+def desk_index(user: Any, site: str) -> dict[str, Any]:
+    """The numbers and where each leads: a ticket queue, or the open incidents of one severity."""
+    numbers = desk_numbers(user)
+    tickets = reverse(f"{site}:itsm_ticket_changelist")
+    incidents = reverse(f"{site}:itsm_incident_changelist")
+    return {
+        "queues": [
+            {"name": name, "label": label, "count": numbers.queues[name], "url": f"{tickets}?queue={name}"}
+            for name, label in QUEUES.items()
+        ],
+        "incidents": [
+            {"severity": severity, "count": count, "url": f"{incidents}?state=open&severity__exact={severity}"}
+            for severity, count in numbers.incidents.items()
+        ],
+        "incidents_url": f"{incidents}?state=open",
+    }
