@@ -107,6 +107,7 @@ class TicketSerializer(StrictModelSerializer):
             "response_due_at": _iso(instance.response_due_at),
             "resolution_due_at": _iso(instance.resolution_due_at),
             "sla_status": instance.sla_status,
+            "sla_policy": instance.sla_policy_id,
         }
 
 

@@ -18,7 +18,7 @@ from itsm.models.notifications import (
     WebhookEndpoint,
 )
 from itsm.models.oncall import Override, Rotation, RotationMember
-from itsm.models.sla import BusinessCalendar, Holiday, SlaPolicy
+from itsm.models.sla import BusinessCalendar, Holiday, SlaPolicy, SlaPolicyScope
 from itsm.models.tickets import Comment, Ticket
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "RotationMember",
     "Service",
     "SlaPolicy",
+    "SlaPolicyScope",
     "SuppressedAddress",
     "Team",
     "ThreadMessageId",

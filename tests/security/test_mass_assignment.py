@@ -128,6 +128,7 @@ MUST_STAY_READ_ONLY = {
         "response_due_at",
         "resolution_due_at",
         "sla_status",
+        "sla_policy",
     },
     ("post", "/api/v1/tickets/{id}/comments/"): {"id", "ticket", "author", "created_at"},
     ("post", "/api/v1/incidents/"): {
