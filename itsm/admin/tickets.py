@@ -1,4 +1,5 @@
-"""Tickets in the admin: filters, search, inline comments, attachments and events, bulk assign and priority."""
+"""Tickets in the admin: filters, search, inline comments, attachments and events, the SLA policy and the
+satisfaction rating, bulk assign and priority."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from django.shortcuts import render
 from itsm.admin.attachments import AttachmentInline, attachment_formset_save
 from itsm.admin.base import StaffRolePermissions, staff_users
 from itsm.admin.events import EventInline
+from itsm.admin.satisfaction import rating_summary
 from itsm.models import Attachment, Comment, Ticket
 from itsm.models.tickets import RECORDED_FIELDS
 from itsm.roles import is_staff_role
@@ -121,10 +123,14 @@ class TicketAdmin(StaffRolePermissions, admin.ModelAdmin):
     list_select_related = ["service", "requester", "assignee", "sla_policy"]
     date_hierarchy = "created_at"
     raw_id_fields = ["requester"]
-    readonly_fields = [*RECORDED_FIELDS, "sla_at_risk_at", "version"]
+    readonly_fields = [*RECORDED_FIELDS, "sla_at_risk_at", "version", "satisfaction"]
     inlines = [CommentInline, AttachmentInline, TicketEventInline]
     actions = ["assign", "change_priority"]
     show_full_result_count = False
+
+    @admin.display(description="Satisfaction")
+    def satisfaction(self, ticket: Ticket) -> str:
+        return rating_summary(ticket)
 
     @admin.action(description="Assign selected tickets to an agent")
     def assign(self, request: HttpRequest, queryset: QuerySet[Ticket]) -> HttpResponse | None:

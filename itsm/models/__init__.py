@@ -18,6 +18,7 @@ from itsm.models.notifications import (
     WebhookEndpoint,
 )
 from itsm.models.oncall import Override, Rotation, RotationMember
+from itsm.models.satisfaction import TicketRating
 from itsm.models.sla import BusinessCalendar, Holiday, SlaPolicy, SlaPolicyScope
 from itsm.models.tickets import Comment, Ticket
 
@@ -53,5 +54,6 @@ __all__ = [
     "ThreadMessageId",
     "Ticket",
     "TicketNotice",
+    "TicketRating",
     "WebhookEndpoint",
 ]
