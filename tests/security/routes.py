@@ -51,6 +51,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("auth-logout", "POST"): S,
     ("alertmanager-intake", "POST"): Op("bearer"),
     ("incident-report", "GET"): S,
+    ("ticket-report", "GET"): STAFF,
     ("me-notification-preferences", "GET"): S,
     ("me-notification-preferences", "PUT"): S,
     ("me-notification-preferences", "PATCH"): S,
