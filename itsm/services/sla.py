@@ -31,8 +31,11 @@ def sla_policy_default() -> SlaPolicy:
     """The policy of tickets that no policy's scope matches; created with the manual's targets on a 24×7 calendar if
     none exists."""
     policy = SlaPolicy.objects.select_related("calendar").filter(is_default=True).first()
-    if policy is not None:
-        return policy
+    return policy if policy is not None else _default_made()
+
+
+def _default_made() -> SlaPolicy:
+    """The default policy on first use (none is marked default yet)."""
     calendar, _ = BusinessCalendar.objects.get_or_create(name="24×7", defaults={"kind": BusinessCalendar.Kind.ALWAYS})
     policy, _ = SlaPolicy.objects.get_or_create(
         name=DEFAULT_POLICY_NAME, defaults={"calendar": calendar, "is_default": True}
@@ -65,7 +68,8 @@ def _policy_for(service_id: int | None, priority: str) -> SlaPolicy:
         .order_by("rank", "id")
         .first()
     )
-    return policy if policy is not None else sla_policy_default()
+    # No row at all means no default yet either: make it (without asking for it a second time).
+    return policy if policy is not None else _default_made()
 
 
 def _policy_of(ticket: Ticket) -> SlaPolicy:
