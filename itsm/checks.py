@@ -22,6 +22,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 "ITSM_CELERY_TASK_TIME_LIMIT must be above 60 seconds (the soft limit is 60 s earlier).", id="itsm.E013"
             )
         )
+    if settings.ITSM_RATING_LINK_DAYS < 1:
+        errors.append(
+            checks.Error(
+                "ITSM_RATING_LINK_DAYS must be at least 1, or every rating link of a resolution e-mail has expired "
+                "when it arrives.",
+                id="itsm.E014",
+            )
+        )
     if settings.CELERY_TASK_TIME_LIMIT >= settings.CELERY_VISIBILITY_TIMEOUT:
         errors.append(
             checks.Error(

@@ -474,6 +474,8 @@ ITSM_MAIL_POLL_BATCH = env_int("ITSM_MAIL_POLL_BATCH", 200)
 ITSM_MAIL_DOMAIN = env_str("ITSM_MAIL_DOMAIN") or DEFAULT_FROM_EMAIL.rpartition("@")[2] or "localhost"
 # Where people open a ticket in a browser, for links in e-mail (no trailing slash).
 ITSM_PUBLIC_URL = env_str("ITSM_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# Days a one-click satisfaction link of a resolution e-mail stays valid (itsm.services.satisfaction).
+ITSM_RATING_LINK_DAYS = env_int("ITSM_RATING_LINK_DAYS", 30)
 
 # --- Metrics ----------------------------------------------------------------------------------------------
 # In multiprocess mode (several gunicorn workers, Celery) prometheus_client needs the directory to exist

@@ -1,17 +1,20 @@
 """Tickets in the admin, the agents' working desk: the list with its saved queues and bulk actions
 (tickets_queues.py), and each ticket's page with its conversation, reply box, moves and SLA clocks (tickets_desk.py)
-above the edit form. Every write goes through the ticket service."""
+above the edit form, with the SLA policy it runs on and its satisfaction rating. Every write goes through the
+ticket service."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern
 
 from itsm.admin.attachments import AttachmentInline, attachment_formset_save
 from itsm.admin.base import StaffRolePermissions, staff_users
+from itsm.admin.satisfaction import rating_summary
 from itsm.admin.tickets_desk import ticket_desk_context, ticket_desk_urls
 from itsm.admin.tickets_queues import QueueFilter, assign, change_priority, move, queue_tabs
 from itsm.models import Attachment, Ticket
@@ -28,6 +31,7 @@ class TicketAdmin(StaffRolePermissions, admin.ModelAdmin):
         "status",
         "priority",
         "sla_status",
+        "sla_policy",
         "service",
         "requester",
         "assignee",
@@ -39,20 +43,25 @@ class TicketAdmin(StaffRolePermissions, admin.ModelAdmin):
         "status",
         "priority",
         "sla_status",
+        "sla_policy",
         "service",
         "category",
         ("assignee", admin.RelatedOnlyFieldListFilter),
     ]
     search_fields = ["=id", "title", "description", "requester__username"]
-    list_select_related = ["service", "requester", "assignee"]
+    list_select_related = ["service", "requester", "assignee", "sla_policy"]
     date_hierarchy = "created_at"
     raw_id_fields = ["requester"]
-    readonly_fields = [*RECORDED_FIELDS, "sla_at_risk_at", "version"]
+    readonly_fields = [*RECORDED_FIELDS, "sla_at_risk_at", "version", "satisfaction"]
     # The conversation, files and timeline are the desk's thread above the form; admins also get the file list
     # with its delete boxes (attachment_delete).
     inlines = [AttachmentInline]
     actions = [assign, move, change_priority]
     show_full_result_count = False
+
+    @admin.display(description="Satisfaction")
+    def satisfaction(self, ticket: Ticket) -> str:
+        return rating_summary(ticket)
 
     def get_urls(self) -> list[URLPattern]:
         return [*ticket_desk_urls(self), *super().get_urls()]
@@ -78,6 +87,11 @@ class TicketAdmin(StaffRolePermissions, admin.ModelAdmin):
         if change and obj is not None:
             context["desk"] = ticket_desk_context(self, request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Ticket]:
+        # The change page shows the policy the ticket runs on: joined here rather than read on its own. (The
+        # changelist applies list_select_related only to a queryset without select_related, so it is named here.)
+        return super().get_queryset(request).select_related(*self.list_select_related)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return is_staff_role(request.user)

@@ -12,6 +12,13 @@ from rest_framework import serializers
 from itsm.queries.incidents import STAFF_ONLY_FIELDS
 
 
+class Refusal(serializers.Serializer):
+    """A refusal that is not about one field: what was wrong, in words and as a code."""
+
+    detail = serializers.CharField()
+    code = serializers.CharField()
+
+
 class TransitionConflict(serializers.Serializer):
     detail = serializers.CharField()
     code = serializers.CharField()

@@ -1,5 +1,5 @@
-"""/api/v1/tickets/: filterset, serializers and viewset, with comments, events, transitions and attachments (their
-action is in itsm.api.attachments)."""
+"""/api/v1/tickets/: filterset, serializers and viewset, with comments, events, transitions, attachments and the
+satisfaction rating (their actions are in itsm.api.attachments and itsm.api.satisfaction)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from itsm.api.errors import PreconditionRequired
 from itsm.api.events import EventSerializer
 from itsm.api.filters import StableOrderingFilter, TicketSearchFilter, UtcDateTimeFilter, urgency_rank
 from itsm.api.idempotency import IDEMPOTENCY_KEY, IDEMPOTENCY_RESPONSES, idempotent
+from itsm.api.satisfaction import TicketRatingActions
 from itsm.api.schema import TransitionConflict, paginated
 from itsm.api.strict import CharFilter, FilterBackend, IdFilter, StrictModelSerializer, StrictSerializer
 from itsm.exceptions import InvalidInput, StaleVersion
@@ -107,6 +108,7 @@ class TicketSerializer(StrictModelSerializer):
             "response_due_at": _iso(instance.response_due_at),
             "resolution_due_at": _iso(instance.resolution_due_at),
             "sla_status": instance.sla_status,
+            "sla_policy": instance.sla_policy_id,
         }
 
 
@@ -166,7 +168,7 @@ def expected_version(request: Request, ticket_id: int) -> int:
     partial_update=extend_schema(summary="Edit some fields of a ticket", parameters=[IF_MATCH]),
     destroy=extend_schema(summary="Delete a ticket (admins only)"),
 )
-class TicketViewSet(TicketAttachmentActions, viewsets.ModelViewSet):
+class TicketViewSet(TicketAttachmentActions, TicketRatingActions, viewsets.ModelViewSet):
     queryset = Ticket.objects.none()  # the schema's model; requests use get_queryset()
     serializer_class = TicketSerializer
     filter_backends = [FilterBackend, TicketSearchFilter, StableOrderingFilter]

@@ -12,7 +12,7 @@ from itsm.api.jobs import JobViewSet
 from itsm.api.maintenance import MaintenanceWindowViewSet
 from itsm.api.notifications import NotificationChannelViewSet, NotificationPreferencesView, NotificationViewSet
 from itsm.api.oncall import OnCallViewSet
-from itsm.api.reports import IncidentReportView
+from itsm.api.reports import IncidentReportView, TicketReportView
 from itsm.api.tickets import TicketViewSet
 
 
@@ -47,6 +47,7 @@ urlpatterns = [
     # Before the router, so "alertmanager" is not taken for an alert id.
     path("alerts/alertmanager/", AlertmanagerIntakeView.as_view(), name="alertmanager-intake"),
     path("reports/incidents/", IncidentReportView.as_view(), name="incident-report"),
+    path("reports/tickets/", TicketReportView.as_view(), name="ticket-report"),
     path("me/notification-preferences/", NotificationPreferencesView.as_view(), name="me-notification-preferences"),
     *router.urls,
 ]

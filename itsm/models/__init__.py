@@ -18,7 +18,8 @@ from itsm.models.notifications import (
     WebhookEndpoint,
 )
 from itsm.models.oncall import Override, Rotation, RotationMember
-from itsm.models.sla import BusinessCalendar, Holiday, SlaPolicy
+from itsm.models.satisfaction import TicketRating
+from itsm.models.sla import BusinessCalendar, Holiday, SlaPolicy, SlaPolicyScope
 from itsm.models.tickets import Comment, Ticket
 
 __all__ = [
@@ -47,10 +48,12 @@ __all__ = [
     "RotationMember",
     "Service",
     "SlaPolicy",
+    "SlaPolicyScope",
     "SuppressedAddress",
     "Team",
     "ThreadMessageId",
     "Ticket",
     "TicketNotice",
+    "TicketRating",
     "WebhookEndpoint",
 ]

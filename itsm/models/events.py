@@ -19,6 +19,8 @@ class Event(models.Model):
         NOTIFICATION = "notification"
         # A public status update of an incident: shown on the status page, unlike every other kind.
         STATUS_UPDATE = "status_update"
+        # The requester's satisfaction rating of a resolved ticket (the score, the comment as the note).
+        RATING = "rating"
 
     ticket = models.ForeignKey("itsm.Ticket", null=True, blank=True, on_delete=models.CASCADE, related_name="events")
     incident = models.ForeignKey(

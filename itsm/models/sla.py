@@ -6,6 +6,8 @@ from datetime import time
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from itsm.models.tickets import Ticket
+
 
 def _validate_time_zone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
@@ -69,7 +71,8 @@ class Holiday(models.Model):
 
 
 class SlaPolicy(models.Model):
-    """First-response and resolution targets per priority, measured on a calendar. One policy is the default."""
+    """First-response and resolution targets per priority, measured on a calendar. A ticket runs on the policy whose
+    scope matches it most closely (SlaPolicyScope), else on the one default policy."""
 
     name = models.CharField(max_length=100, unique=True)
     is_default = models.BooleanField(default=False)
@@ -98,3 +101,53 @@ class SlaPolicy(models.Model):
     def targets_for(self, priority: str) -> tuple[int, int]:
         """(first-response minutes, resolution minutes) for a ticket priority."""
         return (getattr(self, f"{priority}_response_minutes"), getattr(self, f"{priority}_resolution_minutes"))
+
+
+class SlaPolicyScope(models.Model):
+    """One case a policy applies to: tickets of a service, of a priority, or of both. The most specific case that
+    matches a ticket wins (service and priority, then service, then priority); no match means the default policy.
+    The database holds the rule that one case belongs to one policy."""
+
+    policy = models.ForeignKey(SlaPolicy, on_delete=models.CASCADE, related_name="scopes")
+    service = models.ForeignKey(
+        "itsm.Service",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="sla_scopes",
+        help_text="Empty: tickets of any service.",
+    )
+    priority = models.CharField(
+        max_length=20, blank=True, choices=Ticket.Priority.choices, help_text="Empty: tickets of any priority."
+    )
+
+    class Meta:
+        verbose_name = "case the policy applies to"
+        verbose_name_plural = "cases the policy applies to"
+        ordering = ["service__name", "priority"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(service__isnull=False) | ~models.Q(priority=""),
+                name="sla_scope_service_or_priority",
+                violation_error_message="Name a service, a priority or both (the default policy covers the rest).",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(priority__in=["", *Ticket.Priority.values]), name="sla_scope_priority_known"
+            ),
+            models.UniqueConstraint(
+                fields=["service", "priority"],
+                condition=models.Q(service__isnull=False),
+                name="uniq_sla_scope_service_priority",
+                violation_error_message="A policy already applies to this service and priority.",
+            ),
+            models.UniqueConstraint(
+                fields=["priority"],
+                condition=models.Q(service__isnull=True),
+                name="uniq_sla_scope_priority",
+                violation_error_message="A policy already applies to this priority of any service.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        service = self.service.name if self.service_id is not None and self.service else "any service"
+        return f"{service}, {self.priority or 'any priority'}"

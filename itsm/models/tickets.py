@@ -12,6 +12,7 @@ STAMPED_FIELDS = (
     "response_due_at",
     "resolution_due_at",
     "sla_status",
+    "sla_policy",
 )
 RECORDED_FIELDS = ("status", *STAMPED_FIELDS)
 
@@ -60,6 +61,16 @@ class Ticket(models.Model):
     # The moment the running clock crosses ITSM_SLA_AT_RISK_PERCENT of a target: the scan compares it with now.
     sla_at_risk_at = models.DateTimeField(null=True, blank=True)
     sla_status = models.CharField(max_length=20, choices=SlaStatus.choices, default=SlaStatus.OK)
+    # The policy the due times come from, chosen by service and priority (itsm.services.sla.sla_policy_for). A
+    # policy that tickets ran on stays: the report counts by it.
+    sla_policy = models.ForeignKey(
+        "itsm.SlaPolicy",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="tickets",
+        verbose_name="SLA policy",
+    )
     # Bumped by every write: the ETag, so that If-Match can refuse a stale update.
     version = models.PositiveIntegerField(default=1)
     # People told about the ticket besides its requester (the Cc of the mail that opened it), and the closed ticket

@@ -1,4 +1,5 @@
-"""What the new-ticket form says about the service level: the targets of the policy a new ticket will get."""
+"""What the new-ticket form says about the service level: the targets a new ticket gets at each priority, from the
+policy that priority selects (itsm.services.sla.sla_policy_for, the one rule the ticket service applies)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from dataclasses import dataclass
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from itsm.models import BusinessCalendar, Service, SlaPolicy, Ticket
-from itsm.services.sla import sla_policy_default
+from itsm.models import BusinessCalendar, Service, SlaPolicyScope, Ticket
+from itsm.services.sla import sla_policy_for
 
 PRIORITY_LABELS = {
     Ticket.Priority.CRITICAL: _("Critical"),
@@ -31,26 +32,31 @@ class Target:
 
 @dataclass(frozen=True)
 class SlaSummary:
-    policy: str
-    hours: str  # when the clock runs, in words
+    policy: str  # the policy of a new request
+    hours: str  # when its clock runs, in words
     start: Target  # the targets of a new request
     targets: list[Target]
-
-
-def sla_policy_for(service: Service | None) -> SlaPolicy:
-    """The policy a new ticket on `service` gets. One policy applies to every ticket today (the default); when
-    policies are chosen per service, this is the one function to change."""
-    return sla_policy_default()
+    per_service: bool  # some services have targets of their own: the ticket's page shows the ones it runs on
 
 
 def sla_summary(service: Service | None = None) -> SlaSummary:
-    policy = sla_policy_for(service)
     targets = []
+    start_policy = None
     for priority, label in PRIORITY_LABELS.items():
+        policy = sla_policy_for(service=service, priority=priority)
         response, resolution = policy.targets_for(priority)
         targets.append(Target(priority, str(label), duration(response), duration(resolution)))
+        if priority == NEW_TICKET_PRIORITY:
+            start_policy = policy
+    assert start_policy is not None
     start = next(target for target in targets if target.priority == NEW_TICKET_PRIORITY)
-    return SlaSummary(policy=policy.name, hours=clock_hours(policy.calendar), start=start, targets=targets)
+    return SlaSummary(
+        policy=start_policy.name,
+        hours=clock_hours(start_policy.calendar),
+        start=start,
+        targets=targets,
+        per_service=service is None and SlaPolicyScope.objects.filter(service__isnull=False).exists(),
+    )
 
 
 def duration(minutes: int) -> str:

@@ -1,4 +1,5 @@
-"""SLA state of tickets: due times recomputed from the event history, and the scan that marks breaches."""
+"""SLA state of tickets: the policy a ticket runs on, due times recomputed from the event history, and the scan
+that marks breaches."""
 
 from __future__ import annotations
 
@@ -6,18 +7,19 @@ import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
 from itsm import metrics, sla
 from itsm.lifecycles import TICKET_DONE_STATUSES, TICKET_PAUSED_STATUSES
-from itsm.models import BusinessCalendar, Event, SlaPolicy, Ticket
+from itsm.models import BusinessCalendar, Event, Service, SlaPolicy, Ticket
 from itsm.services.clocks import maintenance_pauses
-from itsm.services.events import event_record
+from itsm.services.events import event_record, event_record_change
 from itsm.services.ticket_notifications import ticket_notify_sla
 
 logger = logging.getLogger(__name__)
@@ -26,15 +28,74 @@ DEFAULT_POLICY_NAME = "Default"
 
 
 def sla_policy_default() -> SlaPolicy:
-    """The policy applied to tickets; created with the manual's targets on a 24×7 calendar if none exists."""
+    """The policy of tickets that no policy's scope matches; created with the manual's targets on a 24×7 calendar if
+    none exists."""
     policy = SlaPolicy.objects.select_related("calendar").filter(is_default=True).first()
-    if policy is not None:
-        return policy
+    return policy if policy is not None else _default_made()
+
+
+def _default_made() -> SlaPolicy:
+    """The default policy on first use (none is marked default yet)."""
     calendar, _ = BusinessCalendar.objects.get_or_create(name="24×7", defaults={"kind": BusinessCalendar.Kind.ALWAYS})
     policy, _ = SlaPolicy.objects.get_or_create(
         name=DEFAULT_POLICY_NAME, defaults={"calendar": calendar, "is_default": True}
     )
     return policy
+
+
+def sla_policy_for(*, service: Service | None, priority: str) -> SlaPolicy:
+    """The policy a ticket of this service and priority runs on: the most specific scope that matches (service and
+    priority, then service, then priority), else the default. One query, with the policy's calendar."""
+    return _policy_for(service.pk if service is not None else None, priority)
+
+
+def _policy_for(service_id: int | None, priority: str) -> SlaPolicy:
+    # One row per (policy, scope) that matches, plus the default's rows; the rank orders them by precedence. The
+    # unique constraints of SlaPolicyScope leave at most one policy per rank.
+    cases = [When(scopes__service__isnull=True, scopes__priority=priority, then=Value(2))]
+    matches = Q(scopes__service__isnull=True, scopes__priority=priority)
+    if service_id is not None:
+        cases = [
+            When(scopes__service_id=service_id, scopes__priority=priority, then=Value(0)),
+            When(scopes__service_id=service_id, scopes__priority="", then=Value(1)),
+            *cases,
+        ]
+        matches |= Q(scopes__service_id=service_id, scopes__priority__in=[priority, ""])
+    policy = (
+        SlaPolicy.objects.select_related("calendar")
+        .filter(matches | Q(is_default=True))
+        .annotate(rank=Case(*cases, default=Value(3)))
+        .order_by("rank", "id")
+        .first()
+    )
+    # No row at all means no default yet either: make it (without asking for it a second time).
+    return policy if policy is not None else _default_made()
+
+
+def _policy_of(ticket: Ticket) -> SlaPolicy:
+    """The policy the ticket runs on, with its calendar; a ticket without one (made before policies were recorded)
+    gets the one its service and priority select."""
+    if ticket.sla_policy_id is not None:
+        policy = SlaPolicy.objects.select_related("calendar").filter(pk=ticket.sla_policy_id).first()
+        if policy is not None:
+            return policy
+    return _policy_for(ticket.service_id, ticket.priority)
+
+
+def ticket_sla_reselect(*, ticket: Ticket, actor: Any, now: datetime) -> list[str]:
+    """After a change of service or priority: put the ticket on the policy these select now and recompute its SLA
+    on it, in memory; return the changed field names. A change of policy is a `changed` event (`sla_policy`)."""
+    policy = _policy_for(ticket.service_id, ticket.priority)
+    return _put_on(ticket, policy, actor, now) + _refresh(ticket, policy, calendar_from(policy.calendar), now)
+
+
+def _put_on(ticket: Ticket, policy: SlaPolicy, actor: Any, now: datetime) -> list[str]:
+    if not event_record_change(
+        ticket=ticket, actor=actor, field="sla_policy", old=ticket.sla_policy_id, new=policy.pk, at=now
+    ):
+        return []
+    ticket.sla_policy = policy
+    return ["sla_policy"]
 
 
 def calendar_from(model: BusinessCalendar) -> sla.Calendar:
@@ -128,11 +189,12 @@ def sla_status_at(ticket: Ticket, now: datetime) -> str:
 
 
 def ticket_sla_refresh(*, ticket: Ticket, policy: SlaPolicy | None = None, now: datetime | None = None) -> list[str]:
-    """Recompute the ticket's due times and SLA state in memory; return the changed field names.
+    """Recompute the ticket's due times and SLA state in memory, on `policy` or else the one it runs on; return the
+    changed field names.
 
     The caller holds the row lock and saves; an SLA state change is written as an event here.
     """
-    policy = policy or sla_policy_default()
+    policy = policy or _policy_of(ticket)
     return _refresh(ticket, policy, calendar_from(policy.calendar), now or timezone.now())
 
 
@@ -198,10 +260,12 @@ def sla_scan(*, now: datetime | None = None, batch_size: int = 500) -> dict[str,
 
 def sla_recompute_open_tickets(*, batch_size: int = 500, service_ids: Collection[int] | None = None) -> int:
     """Recompute due times of every ticket not yet done (of these services), after a policy or calendar change
-    or a maintenance window's start and end."""
-    policy = sla_policy_default()
-    # Read once: the calendar's holidays are one query, and there may be thousands of open tickets.
-    calendar = calendar_from(policy.calendar)
+    or a maintenance window's start and end. Each ticket first goes onto the policy its service and priority select
+    now, since a policy's scopes may have changed (a `changed` event when it moves)."""
+    # Read once per (service, priority) and per policy: the policy is one query and a calendar's holidays another,
+    # and there may be thousands of open tickets.
+    policies: dict[tuple[int | None, str], SlaPolicy] = {}
+    calendars: dict[int, sla.Calendar] = {}
     count = 0
     open_tickets = Ticket.objects.exclude(status__in=TICKET_DONE_STATUSES)
     if service_ids is not None:
@@ -210,7 +274,14 @@ def sla_recompute_open_tickets(*, batch_size: int = 500, service_ids: Collection
     for start in range(0, len(ids), batch_size):
         with transaction.atomic():
             for ticket in Ticket.objects.select_for_update().filter(pk__in=ids[start : start + batch_size]):
-                changed = _refresh(ticket, policy, calendar, timezone.now())
+                now = timezone.now()
+                key = (ticket.service_id, ticket.priority)
+                if key not in policies:
+                    policies[key] = _policy_for(*key)
+                policy = policies[key]
+                if policy.pk not in calendars:
+                    calendars[policy.pk] = calendar_from(policy.calendar)
+                changed = _put_on(ticket, policy, None, now) + _refresh(ticket, policy, calendars[policy.pk], now)
                 if changed:
                     ticket.save(update_fields=changed)
                 count += 1

@@ -1,7 +1,8 @@
 """Who hears what about a ticket, by e-mail through the outbox (retries, attempt log, redelivery).
 
 The requester and the watchers hear that their ticket was received, an agent's public reply (internal notes
-never), that it waits on them, that it was resolved (and how to reopen it) and closed. The assignee, or else the
+never), that it waits on them, that it was resolved (and how to reopen it; the requester alone also gets five
+one-click links that rate it, unless it was rated already) and closed. The assignee, or else the
 members of the service's team, hear of a new ticket in their queue, a reply of the requester, an assignment, and
 an SLA at risk or breached (once per change of the ticket's SLA state, which the scan makes once). Nobody hears of
 their own action. Each user may switch events, or all ticket e-mail, off (`NotificationPreference`).
@@ -26,10 +27,12 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from itsm.mail.threading import make_message_id, tagged_subject, ticket_thread_root
-from itsm.models import Comment, NotificationPreference, ThreadMessageId, Ticket, TicketNotice
+from itsm.models import Comment, NotificationPreference, ThreadMessageId, Ticket, TicketNotice, TicketRating
+from itsm.models.satisfaction import SCORES
 from itsm.roles import is_staff_role
 from itsm.services.notifications import Email, notify_by_email
 from itsm.services.publisher import publish_soon
+from itsm.services.satisfaction import rating_link
 
 logger = logging.getLogger(__name__)
 
@@ -191,6 +194,10 @@ def _send(notice: TicketNotice) -> int:
     references = _thread(ticket)
     now = timezone.now()
     emails, thread_ids = [], []
+    # The links rate as the requester: theirs alone, never the watchers'; and only while the ticket is unrated.
+    rating_links = []
+    if event.name == "resolved" and not TicketRating.objects.filter(ticket_id=ticket.pk).exists():
+        rating_links = [(score, rating_link(ticket, score)) for score in SCORES]
     for user in recipients:
         context = {
             "event": event.name,
@@ -200,6 +207,7 @@ def _send(notice: TicketNotice) -> int:
             "recipient": user,
             "url": f"{settings.ITSM_PUBLIC_URL}/portal/tickets/{ticket.pk}/",
             "staff": event.audience == "staff",
+            "rating_links": rating_links if user.pk == ticket.requester_id else [],
         }
         message_id = make_message_id(ticket_id=ticket.pk, domain=settings.ITSM_MAIL_DOMAIN)
         thread_ids.append(ThreadMessageId(message_id=message_id, ticket=ticket, outgoing=True, created_at=now))

@@ -18,9 +18,10 @@ from itsm.services.attachments import Upload, attachment_files_forget, attachmen
 from itsm.services.events import event_record, event_record_change
 from itsm.services.sla import (
     calendar_from,
-    sla_policy_default,
+    sla_policy_for,
     sla_status_at,
     ticket_sla_refresh,
+    ticket_sla_reselect,
     ticket_sla_times,
 )
 from itsm.services.ticket_notifications import (
@@ -34,8 +35,9 @@ from itsm.services.ticket_notifications import (
 REQUESTER_EDITABLE_FIELDS = frozenset({"title", "description"})
 REQUESTER_EDITABLE_STATUSES = frozenset({Ticket.Status.NEW, Ticket.Status.OPEN})
 AGENT_EDITABLE_FIELDS = frozenset({"title", "description", "priority", "category", "service", "assignee"})
-# Changing any of these moves a due time.
-SLA_FIELDS = frozenset({"priority"})
+# Changing any of these may put the ticket on another SLA policy, and moves its due times (the service also decides
+# the maintenance pauses).
+SLA_FIELDS = frozenset({"priority", "service"})
 
 
 def ticket_create(
@@ -50,8 +52,9 @@ def ticket_create(
     actor: Any = None,
     uploads: Sequence[Upload] = (),
 ) -> Ticket:
-    """Open a ticket for `requester` (agents may open one on someone's behalf) and start its SLA clocks. Files in
-    `uploads` are attached all or none: one refused file (InvalidInput, "files") and no ticket is written."""
+    """Open a ticket for `requester` (agents may open one on someone's behalf) and start its SLA clocks on the
+    policy its service and priority select. Files in `uploads` are attached all or none: one refused file
+    (InvalidInput, "files") and no ticket is written."""
     now = timezone.now()
     with attachments_staged(uploads=uploads) as staged, transaction.atomic():
         ticket = Ticket(
@@ -67,7 +70,8 @@ def ticket_create(
         )
         # The due times go into the INSERT: a new ticket's status history is its creation alone, so there is
         # no history to read and no second write (docs/benchmarks.md, ticket create).
-        policy = sla_policy_default()
+        policy = sla_policy_for(service=service, priority=priority)
+        ticket.sla_policy = policy
         times = ticket_sla_times(
             ticket=ticket, policy=policy, calendar=calendar_from(policy.calendar), changes=[(now, Ticket.Status.NEW)]
         )
@@ -107,7 +111,7 @@ def ticket_update(*, ticket_id: int, actor: Any, expected_version: int | None, c
         if not changed:
             return ticket
         if SLA_FIELDS & set(changed):
-            changed += ticket_sla_refresh(ticket=ticket, now=now)
+            changed += ticket_sla_reselect(ticket=ticket, actor=actor, now=now)
         ticket.updated_at = now
         ticket.version = F("version") + 1
         ticket.save(update_fields=[*changed, "updated_at", "version"])

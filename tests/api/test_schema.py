@@ -92,8 +92,9 @@ def test_id_filters_are_positive_integers_and_boolean_filters_booleans(schema):
 
 
 def test_report_periods_and_on_call_moments_are_date_times(schema):
-    for name in ("from", "to"):
-        assert _query_parameter(schema, "/api/v1/reports/incidents/", name)["schema"]["format"] == "date-time"
+    for report in ("incidents", "tickets"):
+        for name in ("from", "to"):
+            assert _query_parameter(schema, f"/api/v1/reports/{report}/", name)["schema"]["format"] == "date-time"
     page = schema["components"]["schemas"]["PaginatedTeamOnCallList"]
     assert "at" in page["required"]
     assert page["properties"]["results"]["items"] == {"$ref": "#/components/schemas/TeamOnCall"}

@@ -119,6 +119,7 @@ EXCLUDED = {
     ("docs/api.md", "$API/tickets/201/comments/"): "same: ticket 201 of a fresh instance",
     ("docs/api.md", "$API/tickets/201/attachments/"): "same: ticket 201 of a fresh instance, and a local file",
     ("docs/api.md", "$API/attachments/57/download/"): "the attachment of the example above",
+    ("docs/api.md", "$API/tickets/201/rating/"): "same: ticket 201 of a fresh instance, once resolved",
     ("docs/api.md", "Idempotency-Key: 5f0c2a9e"): "its answer shows the ticket ids of a fresh instance",
     ("docs/api.md", "hooks.example.com/itsm"): "resolves hooks.example.com (the webhook address check), and "
     "there is no DNS here",

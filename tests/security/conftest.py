@@ -27,7 +27,8 @@ from itsm.services.incidents import (
 from itsm.services.job_schedule import jobs_all
 from itsm.services.maintenance import maintenance_create
 from itsm.services.notifications import notify
-from itsm.services.tickets import comment_create, ticket_update
+from itsm.services.satisfaction import ticket_rate
+from itsm.services.tickets import comment_create, ticket_transition, ticket_update
 from tests.factories import ServiceFactory, make_ticket
 
 
@@ -36,6 +37,8 @@ class Private:
     """One user's private data: what they own, and the markers only they (and staff, for tickets) may see."""
 
     ticket: int
+    # A resolved ticket with the user's satisfaction rating.
+    rated_ticket: int
     channel: int
     notification: int
     attachment: int
@@ -79,12 +82,16 @@ def _private(name: str, user: Any, agent: Any) -> Private:
     )
     # The retitle is an event whose old and new values carry the markers.
     ticket_update(ticket_id=ticket.pk, actor=user, expected_version=None, changes={"title": f"{upper}-RETITLED"})
+    rated = make_ticket(user, title=f"{upper}-RATED-TICKET")
+    ticket_transition(ticket_id=rated.pk, actor=agent, to="resolved")
+    ticket_rate(ticket_id=rated.pk, actor=user, score=4, comment=f"{upper}-RATING-COMMENT")
     channel = NotificationChannel.objects.create(
         user=user, channel=Notification.Channel.WEBHOOK, target=f"https://93.184.216.34/{upper}-CHANNEL-PATH"
     )
     (notification,) = notify(users=[user], subject=f"{upper}-NOTICE-SUBJECT", body=f"{upper}-NOTICE-BODY")
     return Private(
         ticket=ticket.pk,
+        rated_ticket=rated.pk,
         channel=channel.pk,
         notification=notification.pk,
         attachment=attachment.pk,
@@ -96,6 +103,8 @@ def _private(name: str, user: Any, agent: Any) -> Private:
             f"{upper}-RETITLED",
             f"{upper}-ATTACHMENT-NAME",
             f"{upper}-ATTACHMENT-BYTES",
+            f"{upper}-RATED-TICKET",
+            f"{upper}-RATING-COMMENT",
         ],
         own_markers=[f"{upper}-NOTICE-SUBJECT", f"{upper}-NOTICE-BODY", f"{upper}-CHANNEL-PATH"],
         secret=channel.secret,
@@ -152,6 +161,7 @@ def world(requester: Any, other_requester: Any, agent: Any, admin: Any) -> World
         public_markers=["PUBLIC-STATUS-UPDATE"],
         objects={
             "ticket": [rita.ticket, oscar.ticket],
+            "rated-ticket": [rita.rated_ticket, oscar.rated_ticket],
             "notification": [rita.notification, oscar.notification],
             "notification-channel": [rita.channel, oscar.channel],
             "attachment": [rita.attachment, oscar.attachment, rita.internal_attachment, oscar.internal_attachment],

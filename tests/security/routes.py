@@ -54,6 +54,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("auth-logout", "POST"): S,
     ("alertmanager-intake", "POST"): Op("bearer"),
     ("incident-report", "GET"): S,
+    ("ticket-report", "GET"): STAFF,
     ("me-notification-preferences", "GET"): S,
     ("me-notification-preferences", "PUT"): S,
     ("me-notification-preferences", "PATCH"): S,
@@ -64,6 +65,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("ticket-transition", "POST"): Op("signed_in", "ticket"),
     ("ticket-attachments", "GET"): Op("signed_in", "ticket"),
     ("ticket-attachments", "POST"): Op("signed_in", "ticket"),
+    # A rated ticket: its rating reads 200 to whoever sees the ticket (an unrated one is a 404 to everyone).
+    ("ticket-rating", "GET"): Op("signed_in", "rated-ticket"),
+    ("ticket-rating", "POST"): Op("signed_in", "rated-ticket"),
     ("attachment-download", "GET"): Op("signed_in", "attachment"),
     ("attachment-detail", "DELETE"): Op("admin", "attachment"),
     **_crud("incident", "signed_in", "staff", "admin"),
@@ -96,9 +100,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
 
 # Objects that belong to one user: anyone else (staff included, for channels) gets 404. An attachment is its
 # ticket's requester's, or, on an internal note, the staff's.
-OWNED = {"ticket", "notification", "notification-channel", "attachment"}
+OWNED = {"ticket", "rated-ticket", "notification", "notification-channel", "attachment"}
 # Staff see every ticket, notification and attachment; a channel is its owner's alone.
-STAFF_SEE_ALL = {"ticket", "notification", "attachment"}
+STAFF_SEE_ALL = {"ticket", "rated-ticket", "notification", "attachment"}
 
 
 # Session-authenticated sites, by namespace: where each sends an anonymous visitor, and its front page.

@@ -18,6 +18,8 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from itsm.models import NotificationChannel, Ticket
+from itsm.services.tickets import ticket_transition
+from tests.factories import make_ticket
 from tests.security.conftest import World
 
 pytestmark = pytest.mark.django_db
@@ -39,6 +41,7 @@ WRITES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("patch", "/api/v1/tickets/{id}/"): ("rita", {"title": "Patched"}),
     ("post", "/api/v1/tickets/{id}/comments/"): ("rita", {"body": "A comment"}),
     ("post", "/api/v1/tickets/{id}/transition/"): ("agent", {"to": "open"}),
+    ("post", "/api/v1/tickets/{id}/rating/"): ("rita", {"score": 4, "comment": "Quick"}),
     ("post", "/api/v1/incidents/"): ("agent", {"title": "Declared", "severity": "low"}),
     ("put", "/api/v1/incidents/{id}/"): ("agent", {"title": "Put", "severity": "low"}),
     ("patch", "/api/v1/incidents/{id}/"): ("agent", {"title": "Patched"}),
@@ -128,8 +131,10 @@ MUST_STAY_READ_ONLY = {
         "response_due_at",
         "resolution_due_at",
         "sla_status",
+        "sla_policy",
     },
     ("post", "/api/v1/tickets/{id}/comments/"): {"id", "ticket", "author", "created_at"},
+    ("post", "/api/v1/tickets/{id}/rating/"): {"id", "ticket", "rated_by", "created_at"},
     ("post", "/api/v1/incidents/"): {
         "id",
         "status",
@@ -204,6 +209,10 @@ def _url(path: str, world: World) -> str:
     if "{id}" not in path:
         return path
     value = world.rita.ticket if collection == "tickets" else world.objects[COLLECTION_OBJECTS[collection]][0]
+    if path.endswith("/rating/"):  # a ticket of rita's that she closed and has not rated
+        rita = Ticket.objects.get(pk=world.rita.ticket).requester
+        value = make_ticket(rita, title="To rate").pk
+        ticket_transition(ticket_id=value, actor=rita, to="closed")
     if collection == "notification-channels":
         value = world.rita.channel
     return path.replace("{id}", str(value))
@@ -217,7 +226,7 @@ def _reread(client: APIClient, url: str, method: str, response: Any) -> Any:
         return next(item for item in items if item["id"] == body["id"])
     if url.endswith("/action-items/"):
         return body
-    if url.endswith("/postmortem/"):
+    if url.endswith(("/postmortem/", "/rating/")):
         return client.get(url).json()
     if url.endswith("/transition/"):
         return client.get(url.removesuffix("transition/")).json()

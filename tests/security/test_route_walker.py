@@ -36,7 +36,12 @@ def _owner(world: World, target: str, value: Any) -> str | None:
         mine = getattr(world, name)
         if target == "attachment" and value == mine.internal_attachment:
             return "staff"  # on an internal note of the requester's ticket: the requester gets 404 too
-        owned = {"ticket": mine.ticket, "notification": mine.notification, "attachment": mine.attachment}
+        owned = {
+            "ticket": mine.ticket,
+            "rated-ticket": mine.rated_ticket,
+            "notification": mine.notification,
+            "attachment": mine.attachment,
+        }
         if target in OWNED and value == owned.get(target, mine.channel):
             return name
     return None

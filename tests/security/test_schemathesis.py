@@ -40,6 +40,8 @@ from itsm.services.attachments import attachment_create
 from itsm.services.maintenance import maintenance_create
 from itsm.services.notification_delivery import notification_deliver
 from itsm.services.notifications import notify
+from itsm.services.satisfaction import ticket_rate
+from itsm.services.tickets import ticket_transition
 from tests.deploy.test_nginx_live import database_url
 from tests.factories import make_ticket, make_user
 from tests.system.processes import BIN, ROOT, base_env, free_port, started, wait_for
@@ -138,7 +140,8 @@ def _test_data(users: dict[str, Any]) -> None:
     """The objects schemathesis.toml names by id, for operations that nothing in the run links to an object of
     theirs: with id 900000 an alert, rita's e-mail channel, her delivered notification, a window alice may edit, a
     ticket of rita's to edit, the Printers service, a finished backup and a file on that ticket; spares (900001 to
-    900003) for what deletes or moves them; and rita's ticket to replace, 900004. Ids are known ahead because the
+    900003) for what deletes or moves them; rita's ticket to replace, 900004; her rated ticket, 900005, and her
+    resolved ticket the run rates, 900006. Ids are known ahead because the
     toml must give them as integers: one given as "${VAR}" is a string, which schemathesis counts as a wrong-type id
     when the server takes it. Each object is one the first identity allowed to use the operation can see."""
     rita, alice = users["rita"], users["alice"]
@@ -171,6 +174,11 @@ def _test_data(users: dict[str, Any]) -> None:
         for _ in range(3):
             make_ticket(rita, title="A ticket the run deletes")
         make_ticket(rita, title="A ticket the run replaces")  # PUT, 900004, "900004-1"
+        rated = make_ticket(rita, title="A ticket rita rated")  # GET rating, 900005
+        to_rate = make_ticket(rita, title="A ticket the run rates")  # POST rating, 900006
+    for ticket in (rated, to_rate):
+        ticket_transition(ticket_id=ticket.pk, actor=alice, to="resolved")
+    ticket_rate(ticket_id=rated.pk, actor=rita, score=4, comment="Fixed the same day.")
     with _ids_from(Backup, OBJECT_ID):  # one that can be verified
         digest, path = "c" * 64, "database/st.dump"
         Backup.objects.create(kind="database", status="succeeded", created_at=now, sha256=digest, local_path=path)

@@ -129,6 +129,15 @@ def test_ticket_change_page_shows_the_comments_and_events_in_its_thread(
     assert "opened the ticket" in page
 
 
+def test_the_ticket_shows_the_sla_policy_it_runs_on_read_only(operator: Client, requester: Any) -> None:
+    ticket = make_ticket(requester, title="Mailbox full")
+    page = page_text(operator.get(f"{TICKETS}{ticket.pk}/change/"))
+    assert "SLA policy" in page
+    assert f'href="/admin/itsm/slapolicy/{sla_policy_default().pk}/change/"' in page
+    assert 'name="sla_policy"' not in page
+    assert "Default" in page_text(operator.get(TICKETS))
+
+
 def test_ticket_change_page_runs_a_bounded_number_of_queries_whatever_the_history(
     operator: Client, requester: Any, agent: Any, django_assert_max_num_queries: Any
 ) -> None:

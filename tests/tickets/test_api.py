@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
-from itsm.models import Event, Ticket
+from itsm.models import Event, SlaPolicy, SlaPolicyScope, Ticket
+from itsm.services.sla import sla_policy_default
 from tests.factories import ServiceFactory, make_ticket
 
 URL = "/api/v1/tickets/"
@@ -191,6 +194,27 @@ class TestEditing:
         assert ticket.priority == "critical"
         assert ticket.response_due_at is not None
         assert (ticket.response_due_at - ticket.created_at).total_seconds() == 15 * 60
+
+    def test_agent_moves_a_ticket_to_a_service_with_its_own_policy_and_the_ticket_shows_it(self, as_agent, requester):
+        default = sla_policy_default()
+        service = ServiceFactory.create(slug="payroll")
+        payroll = SlaPolicy.objects.create(name="Payroll", calendar=default.calendar, medium_response_minutes=30)
+        SlaPolicyScope.objects.create(policy=payroll, service=service)
+        ticket = make_ticket(requester)
+        assert as_agent.get(detail(ticket.pk)).json()["sla_policy"] == default.pk
+        etag = as_agent.get(detail(ticket.pk))["ETag"]
+        response = as_agent.patch(detail(ticket.pk), {"service": service.pk}, format="json", HTTP_IF_MATCH=etag)
+        assert response.status_code == 200, response.content
+        body = response.json()
+        assert body["sla_policy"] == payroll.pk
+        ticket.refresh_from_db()
+        assert ticket.response_due_at is not None
+        assert ticket.response_due_at - ticket.created_at == timedelta(minutes=30)
+        events = as_agent.get(f"{detail(ticket.pk)}events/").json()["results"]
+        assert [(e["field"], e["old_value"], e["new_value"]) for e in events if e["kind"] == "changed"] == [
+            ("service", "", str(service.pk)),
+            ("sla_policy", str(default.pk), str(payroll.pk)),
+        ]
 
     def test_patch_without_if_match_is_428(self, as_agent, requester):
         ticket = make_ticket(requester)

@@ -142,6 +142,7 @@ class Command(BaseCommand):
                     (t for t, s in history if s == "resolved"), history[-1][0] if final == "closed" else None
                 ),
                 closed_at=history[-1][0] if final == "closed" else None,
+                sla_policy=policy,
             )
             times = ticket_sla_times(ticket=ticket, policy=policy, calendar=calendar, changes=history)
             ticket.response_due_at, ticket.resolution_due_at = times.response_due_at, times.resolution_due_at
