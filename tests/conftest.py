@@ -108,3 +108,24 @@ def operator(admin: Any) -> Client:
 
 def page_text(response: Any) -> str:
     return str(response.content.decode())
+
+
+@pytest.fixture
+def open_browser(live_server: Any, tmp_path: Any) -> Iterator[Callable[..., Any]]:
+    """Start headless Chromium sessions on the live server (tests/browser.py); each is closed after the test."""
+    from tests.browser import Browser  # selenium is read only by the browser tests
+
+    sessions: list[Browser] = []
+
+    def start(name: str = "") -> Browser:
+        sessions.append(Browser(live_server.url, tmp_path, name))
+        return sessions[-1]
+
+    yield start
+    for session in sessions:
+        session.quit()
+
+
+@pytest.fixture
+def browser(open_browser: Callable[..., Any]) -> Any:
+    return open_browser()

@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from itsm.models import Service, Ticket
+from itsm.models.satisfaction import COMMENT_MAX_LENGTH, SCORES
 from itsm.services.attachments import Upload
 from itsm.uploads import PORTAL_FILES_PER_FORM
 
@@ -107,3 +108,36 @@ class MoveForm(forms.Form):
     def __init__(self, *args: Any, moves: frozenset[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["to"].choices = [(move, move) for move in sorted(moves)]  # type: ignore[attr-defined]
+
+
+SCORE_LABELS = {
+    1: _("1, poor"),
+    2: _("2, below what I expected"),
+    3: _("3, as I expected"),
+    4: _("4, good"),
+    5: _("5, excellent"),
+}
+
+
+class RatingForm(forms.Form):
+    """How satisfied the requester is with a resolved ticket: a score from 1 to 5 and an optional comment."""
+
+    score = forms.TypedChoiceField(
+        label=_("How satisfied are you with how we handled this ticket?"),
+        choices=[(score, SCORE_LABELS[score]) for score in SCORES],
+        coerce=int,
+        widget=forms.RadioSelect,
+        error_messages={"required": _("Choose a score from 1 to 5.")},
+    )
+    comment = forms.CharField(
+        label=_("Anything you would like to tell us?"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        max_length=COMMENT_MAX_LENGTH,
+    )
+
+
+class RatingLinkForm(RatingForm):
+    """The page a rating link of the resolution e-mail opens: the score is the link's, a comment may be added."""
+
+    score = None  # type: ignore[assignment]  # removes the field: the link carries the score

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from itsm.portal import accounts, views
+from itsm.portal import accounts, satisfaction, views
 
 app_name = "portal"
 
@@ -13,6 +13,8 @@ urlpatterns = [
     path("tickets/<int:pk>/", views.ticket_detail, name="ticket"),
     path("tickets/<int:pk>/reply/", views.ticket_reply, name="ticket-reply"),
     path("tickets/<int:pk>/status/", views.ticket_move, name="ticket-move"),
+    path("tickets/<int:pk>/rating/", satisfaction.ticket_rate_view, name="ticket-rate"),
+    path("rate/<str:token>/", satisfaction.rating_link_view, name="rate"),
     path("files/<int:pk>/", views.file_download, name="file"),
     path("sign-in/", accounts.SignInView.as_view(), name="sign-in"),
     path("sign-out/", accounts.SignOutView.as_view(), name="sign-out"),

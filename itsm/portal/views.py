@@ -19,11 +19,12 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from itsm.exceptions import InvalidInput, NotPermitted
-from itsm.lifecycles import TransitionNotAllowed, ticket_requester_moves
+from itsm.lifecycles import TICKET_DONE_STATUSES, TransitionNotAllowed, ticket_requester_moves
 from itsm.models import Ticket
-from itsm.portal.forms import MoveForm, NewTicketForm, ReplyForm, TicketFilterForm, uploads_of
+from itsm.portal.forms import MoveForm, NewTicketForm, RatingForm, ReplyForm, TicketFilterForm, uploads_of
 from itsm.portal.sla import sla_summary
 from itsm.queries.conversations import conversation_files, ticket_conversation
+from itsm.queries.satisfaction import ticket_rating
 from itsm.queries.tickets import tickets_matching, tickets_requested_by
 from itsm.services.tickets import comment_create, ticket_create, ticket_transition
 
@@ -109,7 +110,7 @@ def ticket_new(request: HttpRequest) -> HttpResponse:
 
 def own_ticket(request: HttpRequest, pk: int) -> Ticket:
     """The user's own ticket, or a 404: another requester's ticket does not exist as far as the portal says."""
-    return get_object_or_404(tickets_requested_by(request.user).select_related("service"), pk=pk)
+    return get_object_or_404(tickets_requested_by(request.user).select_related("service", "rating"), pk=pk)
 
 
 def offered_moves(ticket: Ticket) -> frozenset[str]:
@@ -119,9 +120,15 @@ def offered_moves(ticket: Ticket) -> frozenset[str]:
 
 
 def ticket_page(
-    request: HttpRequest, ticket: Ticket, *, reply: ReplyForm | None = None, move: MoveForm | None = None
+    request: HttpRequest,
+    ticket: Ticket,
+    *,
+    reply: ReplyForm | None = None,
+    move: MoveForm | None = None,
+    rating: RatingForm | None = None,
 ) -> HttpResponse:
     moves = offered_moves(ticket)
+    given = ticket_rating(ticket)
     conversation = ticket_conversation(request.user, ticket)
     return render(
         request,
@@ -134,6 +141,11 @@ def ticket_page(
             "reply_form": reply or ReplyForm(),
             "move_form": move or MoveForm(moves=moves),
             "moves": moves,
+            # Asked once the ticket is resolved (or closed), until the requester answers.
+            "rating": given,
+            "rating_form": (rating or RatingForm())
+            if given is None and ticket.status in TICKET_DONE_STATUSES
+            else None,
         },
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -38,6 +39,8 @@ AGENT_EDITABLE_FIELDS = frozenset({"title", "description", "priority", "category
 # Changing any of these may put the ticket on another SLA policy, and moves its due times (the service also decides
 # the maintenance pauses).
 SLA_FIELDS = frozenset({"priority", "service"})
+# The note on the move back to the agents when the requester answers a ticket that waited on them.
+REQUESTER_ANSWERED = "The requester replied."
 
 
 def ticket_create(
@@ -151,33 +154,40 @@ def ticket_transition(*, ticket_id: int, actor: Any, to: str, note: str = "") ->
         check_transition(TICKET_TRANSITIONS, ticket.status, to)
         if requester_only and not _requester_may(ticket.status, to):
             raise NotPermitted("Requesters may only reopen a ticket that was resolved.")
-        now = timezone.now()
-        old = ticket.status
-        ticket.status = to
-        changed = ["status", "updated_at", "version"]
-        if to == Ticket.Status.RESOLVED:
-            ticket.resolved_at = now
-            changed.append("resolved_at")
-        elif to == Ticket.Status.CLOSED:
-            ticket.closed_at = now
-            changed.append("closed_at")
-            if ticket.resolved_at is None:
-                ticket.resolved_at = now
-                changed.append("resolved_at")
-        elif old == Ticket.Status.RESOLVED:
-            ticket.resolved_at = None
-            changed.append("resolved_at")
-        event_record(
-            ticket=ticket, actor=actor, kind=Event.Kind.TRANSITION, field="status", old=old, new=to, note=note, at=now
-        )
-        changed += ticket_sla_refresh(ticket=ticket, now=now)
-        ticket.updated_at = now
-        ticket.version = F("version") + 1
-        ticket.save(update_fields=sorted(set(changed)))
+        changed = _move(ticket, actor=actor, to=to, note=note, now=timezone.now())
+        ticket.save(update_fields=changed)
         ticket.refresh_from_db(fields=["version"])  # under the row lock, as in ticket_update
         ticket_notify_moved(ticket=ticket, to=to, actor=actor, note=note)
     metrics.TICKET_TRANSITIONS.labels(to=to).inc()
     return ticket
+
+
+def _move(ticket: Ticket, *, actor: Any, to: str, note: str, now: datetime) -> list[str]:
+    """The one status change of a locked ticket, checked against the lifecycle table: the status with its
+    timestamps, the event and the SLA clocks. Returns the fields to save; the caller saves and notifies."""
+    check_transition(TICKET_TRANSITIONS, ticket.status, to)
+    old = ticket.status
+    ticket.status = to
+    changed = ["status", "updated_at", "version"]
+    if to == Ticket.Status.RESOLVED:
+        ticket.resolved_at = now
+        changed.append("resolved_at")
+    elif to == Ticket.Status.CLOSED:
+        ticket.closed_at = now
+        changed.append("closed_at")
+        if ticket.resolved_at is None:
+            ticket.resolved_at = now
+            changed.append("resolved_at")
+    elif old == Ticket.Status.RESOLVED:
+        ticket.resolved_at = None
+        changed.append("resolved_at")
+    event_record(
+        ticket=ticket, actor=actor, kind=Event.Kind.TRANSITION, field="status", old=old, new=to, note=note, at=now
+    )
+    changed += ticket_sla_refresh(ticket=ticket, now=now)
+    ticket.updated_at = now
+    ticket.version = F("version") + 1
+    return sorted(set(changed))
 
 
 def _requester_may(current: str, target: str) -> bool:
@@ -220,9 +230,14 @@ def comment_create(
                 at=now,
             )
             changed += ticket_sla_refresh(ticket=ticket, now=now)
-        ticket.save(update_fields=changed)
+        resumed = not internal and author.pk == ticket.requester_id and ticket.status == Ticket.Status.PENDING
+        if resumed:
+            changed += _move(ticket, actor=author, to=Ticket.Status.IN_PROGRESS, note=REQUESTER_ANSWERED, now=now)
+        ticket.save(update_fields=sorted(set(changed)))
         staged.record(ticket=ticket, uploaded_by=author, comment=comment)
         ticket_notify_commented(ticket=ticket, comment=comment)
+    if resumed:
+        metrics.TICKET_TRANSITIONS.labels(to=Ticket.Status.IN_PROGRESS).inc()
     return comment
 
 

@@ -2,125 +2,29 @@
 (pytest-django's live_server, on the test database). An agent works a ticket from "unassigned in my teams" to
 resolved; an incident commander walks an incident through every state and writes its post-mortem; an agent starts
 and completes a maintenance window. Every page is screenshot under the test's tmp_path (the paths are printed), and
-any error in the browser's console fails the test.
+any message on the browser's console fails the test (tests/browser.py).
 
 With UPDATE_DOCS_IMAGES=1 the ticket page and the index are also copied to docs/images/ for the README.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import struct
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.utils import timezone
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options as ChromeOptions
-from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
-from selenium.webdriver.support.wait import WebDriverWait
 
 from itsm.models import Comment, Event, Incident, MaintenanceWindow, Postmortem, Service, Team, Ticket
 from itsm.services.incidents import incident_create
 from itsm.services.maintenance import maintenance_create
 from itsm.services.tickets import comment_create, ticket_transition
+from tests.browser import BROWSER_TESTS, Browser
 from tests.factories import make_ticket, make_user
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = "/usr/bin/chromedriver"
-PASSWORD = "correct-horse-battery"  # tests.factories.make_user's
-DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        CHROMIUM is None or not Path(CHROMEDRIVER).exists(),
-        reason="chromium and chromium-driver are not installed (apt-get install -y chromium chromium-driver)",
-    ),
-]
-
-
-class Browser:
-    """One Chromium session on the live server: pages opened, forms filled, screenshots taken, and the console read
-    after every page (an error there fails the test)."""
-
-    def __init__(self, base_url: str, artifacts: Path) -> None:
-        options = ChromeOptions()
-        for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
-            options.add_argument(argument)
-        options.binary_location = str(CHROMIUM)
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        self.driver = webdriver.Chrome(service=ChromeService(CHROMEDRIVER), options=options)
-        self.base_url, self.artifacts = base_url, artifacts
-        self.console: list[str] = []
-
-    def open(self, path: str) -> None:
-        self.driver.get(self.base_url + path)
-        self.check_console()
-
-    def click(self, css: str) -> None:
-        """Click and wait for the page the click loads (every desk button posts and is redirected back)."""
-        old = self.driver.find_element(By.TAG_NAME, "html")
-        self.driver.find_element(By.CSS_SELECTOR, css).click()
-        WebDriverWait(self.driver, 15).until(staleness_of(old))
-        self.check_console()
-
-    def type(self, css: str, text: str) -> None:
-        field = self.driver.find_element(By.CSS_SELECTOR, css)
-        field.clear()
-        field.send_keys(text)
-
-    def text(self, css: str = "body") -> str:
-        return str(self.driver.find_element(By.CSS_SELECTOR, css).text)
-
-    def messages(self) -> list[str]:
-        return [element.text for element in self.driver.find_elements(By.CSS_SELECTOR, "ul.messagelist li")]
-
-    def check_console(self) -> None:
-        """Everything the page wrote to the console at level warning or above is kept; errors fail the test."""
-        for entry in self.driver.get_log("browser"):
-            self.console.append(f"{entry['level']}: {entry['message']}")
-            assert entry["level"] != "SEVERE", f"console error on {self.driver.current_url}: {entry['message']}"
-
-    def shot(self, name: str, *, docs: str = "") -> Path:
-        """A screenshot of the whole page (the window is stretched to the page's height for it)."""
-        height, chrome = self.driver.execute_script(
-            "return [Math.max(document.body.scrollHeight, document.documentElement.scrollHeight),"
-            " window.outerHeight - window.innerHeight]"
-        )
-        self.driver.set_window_size(1400, max(1000, min(int(height) + int(chrome), 6000)))
-        path = self.artifacts / f"{name}.png"
-        assert self.driver.save_screenshot(str(path))
-        self.driver.set_window_size(1400, 1000)
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        width = struct.unpack(">I", path.read_bytes()[16:20])[0]
-        assert width >= 1400
-        print(f"screenshot {name}: {path}")  # noqa: T201  (where to look at it)
-        if docs and os.environ.get("UPDATE_DOCS_IMAGES") == "1":
-            DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, DOCS_IMAGES / docs)
-        return path
-
-    def sign_in(self, username: str) -> None:
-        self.open("/admin/login/")
-        self.type("#id_username", username)
-        self.type("#id_password", PASSWORD)
-        self.click("input[type=submit]")
-
-
-@pytest.fixture
-def browser(live_server: Any, tmp_path: Path) -> Iterator[Browser]:
-    session = Browser(live_server.url, tmp_path)
-    try:
-        yield session
-    finally:
-        session.driver.quit()
+pytestmark = BROWSER_TESTS
 
 
 @pytest.fixture
@@ -152,7 +56,7 @@ def test_an_agent_takes_a_new_ticket_from_the_queue_and_works_it_to_resolved(
     browser: Browser, agent: Any, desk_floor: dict[str, Any], tmp_path: Path
 ) -> None:
     ticket: Ticket = desk_floor["new"]
-    browser.sign_in(agent.username)
+    browser.sign_in_to_admin(agent.username)
     assert "Your queues" in browser.text()
     assert browser.text("#queue-unassigned .number") == "1"
     assert browser.text("#queue-mine .number") == "1"
@@ -217,7 +121,7 @@ def test_an_incident_commander_walks_an_incident_through_every_state_with_a_post
     browser: Browser, agent: Any, admin: Any
 ) -> None:
     incident = incident_create(actor=None, title="API answers 502", summary="Error rate 40 %", severity="critical")
-    browser.sign_in(agent.username)
+    browser.sign_in_to_admin(agent.username)
     assert browser.text("#incidents-critical .number") == "1"
     browser.click("#incidents-critical")
     browser.click(f'#result_list a[href*="/incident/{incident.pk}/change/"]')
@@ -292,7 +196,7 @@ def test_an_agent_starts_a_maintenance_window_and_completes_it_with_its_checks(b
         checks=[{"kind": "api_health"}],
         verify_for=timedelta(0),
     )
-    browser.sign_in(agent.username)
+    browser.sign_in_to_admin(agent.username)
     browser.open(f"/admin/itsm/maintenancewindow/{window.pk}/change/")
     assert "Start now" in browser.text("#move-form")
     browser.click("#move-form button[value=in_progress]")

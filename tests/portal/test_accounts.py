@@ -19,6 +19,7 @@ FORMS = [
     ("/portal/tickets/new/", {"title": "Forged"}),
     ("/portal/tickets/{id}/reply/", {"body": "Forged"}),
     ("/portal/tickets/{id}/status/", {"to": "closed"}),
+    ("/portal/tickets/{id}/rating/", {"score": "5"}),
 ]
 
 

@@ -22,7 +22,7 @@ from itsm.lifecycles import (
     ticket_requester_moves,
 )
 from itsm.models import Event, Ticket
-from itsm.services.tickets import ticket_transition
+from itsm.services.tickets import REQUESTER_ANSWERED, comment_create, ticket_transition
 from tests.factories import make_ticket
 
 pytestmark = pytest.mark.django_db
@@ -263,6 +263,48 @@ def test_a_requester_may_not_take_a_ticket_back_to_open_unless_it_was_resolved(
 
     ticket.refresh_from_db()
     assert ticket.status == old
+
+
+def test_the_requesters_answer_takes_a_pending_ticket_back_to_the_agents(requester: Any, agent: Any) -> None:
+    ticket = ticket_in("pending", requester, agent)
+
+    comment_create(ticket_id=ticket.pk, author=requester, body="Here is the screenshot you asked for.")
+
+    ticket.refresh_from_db()
+    assert ticket.status == "in_progress"
+    moved = Event.objects.filter(ticket=ticket, kind=Event.Kind.TRANSITION).order_by("created_at", "id").last()
+    assert moved is not None
+    assert (moved.old_value, moved.new_value, moved.actor, moved.note) == (
+        "pending",
+        "in_progress",
+        requester,
+        REQUESTER_ANSWERED,
+    )
+
+
+@pytest.mark.parametrize("status", [s for s in STATUSES if s != "pending"])
+def test_the_requesters_answer_moves_no_ticket_that_was_not_waiting_on_them(
+    status: str, requester: Any, agent: Any
+) -> None:
+    ticket = ticket_in(status, requester, agent)
+
+    comment_create(ticket_id=ticket.pk, author=requester, body="Any news?")
+
+    ticket.refresh_from_db()
+    assert ticket.status == status
+
+
+@pytest.mark.parametrize(("author", "internal"), [("agent", False), ("agent", True), ("watcher", False)])
+def test_only_the_requesters_public_answer_ends_the_wait(
+    author: str, internal: bool, requester: Any, agent: Any, other_requester: Any
+) -> None:
+    ticket = ticket_in("pending", requester, agent)
+    writer = agent if author == "agent" else other_requester
+
+    comment_create(ticket_id=ticket.pk, author=writer, body="A word.", internal=internal)
+
+    ticket.refresh_from_db()
+    assert ticket.status == "pending"
 
 
 # Through the API
