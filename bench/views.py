@@ -3,6 +3,10 @@
 Both answer the first page (25 rows, newest first) with the ticket API's fields, without authentication,
 filters or pagination links. The DRF view keeps DRF's stock JSON renderer, so the ceiling does not move when
 the platform's renderer changes.
+
+The portal's ceiling (bench/portal_bench.py): a signed-in requester's open tickets, first page, and one of their
+tickets with its public comments, as minimal DRF views over session authentication: the same rows the portal's
+pages read, without the portal's template, search, SLA facts or timeline.
 """
 
 from __future__ import annotations
@@ -10,11 +14,12 @@ from __future__ import annotations
 from django.http import HttpRequest, JsonResponse
 from django.views import View
 from rest_framework import generics, serializers
-from rest_framework.permissions import AllowAny
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 
 from itsm.api.tickets import TicketSerializer
-from itsm.models import Ticket
+from itsm.models import Comment, Ticket
 
 PAGE = 25
 FIELDS = TicketSerializer.Meta.fields
@@ -42,3 +47,43 @@ class MinimalDrfTickets(generics.ListAPIView):
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return Ticket.objects.order_by("-created_at", "-id")[:PAGE]
+
+
+class _Minimal:
+    authentication_classes = [SessionAuthentication]
+    permission_classes = [IsAuthenticated]
+    renderer_classes = [JSONRenderer]
+    pagination_class = None
+    filter_backends: list[type] = []
+
+
+class MinimalDrfMyTickets(_Minimal, generics.ListAPIView):
+    serializer_class = TicketRowSerializer
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        mine = Ticket.objects.filter(requester=self.request.user).exclude(status=Ticket.Status.CLOSED)
+        return mine.order_by("-created_at", "-id")[:PAGE]
+
+
+class CommentRowSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Comment
+        fields = ["id", "author", "body", "created_at"]
+
+
+class TicketWithCommentsSerializer(TicketRowSerializer):
+    comments = serializers.SerializerMethodField()
+
+    class Meta(TicketRowSerializer.Meta):
+        fields = [*FIELDS, "comments"]
+
+    def get_comments(self, ticket: Ticket) -> list[dict[str, object]]:
+        public = ticket.comments.filter(internal=False).order_by("created_at", "id")
+        return CommentRowSerializer(public, many=True).data  # type: ignore[return-value]
+
+
+class MinimalDrfMyTicket(_Minimal, generics.RetrieveAPIView):
+    serializer_class = TicketWithCommentsSerializer
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return Ticket.objects.filter(requester=self.request.user)
