@@ -492,7 +492,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("ITSM_LOG_LEVEL", "INFO")},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        # itsm_log_errors_total{process}: the ErrorLogsRising alert (docs/monitoring.md).
+        "error_counter": {"class": "itsm.log_metrics.ErrorCountingHandler", "level": "ERROR"},
+    },
+    "root": {"handlers": ["console", "error_counter"], "level": env_str("ITSM_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
