@@ -15,7 +15,7 @@ from typing import Any
 
 from celery import signals
 
-from itsm import metrics
+from itsm import log_metrics, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +24,13 @@ _started: dict[str, float] = {}
 
 def _task_name(sender: Any, task: Any = None) -> str:
     return str(getattr(task or sender, "name", None) or "unknown")
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _count_error_logs(logger: logging.Logger, **_: Any) -> None:
+    """Celery set up its own handlers on the root (and task) logger: count its ERROR records too."""
+    log_metrics.install(logger)
 
 
 @signals.task_prerun.connect

@@ -201,3 +201,10 @@ MAIL_LAST_POLL_SUCCESS = Gauge(
     ["mailbox"],
     multiprocess_mode="max",
 )
+
+# --- Logs (itsm.log_metrics.ErrorCountingHandler, installed on the root logger by LOGGING) ---------------------------
+LOG_ERRORS = Counter(
+    "itsm_log_errors_total",
+    "Log records at ERROR or above, by the kind of process that wrote them (api, worker, beat).",
+    ["process"],
+)

@@ -306,6 +306,9 @@ ITSM_ESCALATION_ROUNDS = env_int("ITSM_ESCALATION_ROUNDS", 3)
 ALERTMANAGER_URL = env_str("ALERTMANAGER_URL").rstrip("/")
 # Maintenance windows' PromQL checks query this Prometheus (its HTTP API) after the maintenance.
 PROMETHEUS_URL = env_str("PROMETHEUS_URL").rstrip("/")
+# A maintenance window's api_health check calls this over HTTP from the worker, the way users reach the API (in
+# compose through Nginx): only a 200 whose JSON says {"status": "ok"} passes.
+ITSM_API_HEALTH_URL = env_str("ITSM_API_HEALTH_URL", "http://127.0.0.1:8000/health/")
 # How long a new maintenance window's checks keep running after the maintenance, unless the window says.
 ITSM_MAINTENANCE_VERIFY_MINUTES = env_int("ITSM_MAINTENANCE_VERIFY_MINUTES", 5)
 
@@ -489,7 +492,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("ITSM_LOG_LEVEL", "INFO")},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        # itsm_log_errors_total{process}: the ErrorLogsRising alert (docs/monitoring.md).
+        "error_counter": {"class": "itsm.log_metrics.ErrorCountingHandler", "level": "ERROR"},
+    },
+    "root": {"handlers": ["console", "error_counter"], "level": env_str("ITSM_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

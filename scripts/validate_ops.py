@@ -324,10 +324,18 @@ ALERT_ANNOTATIONS = ("summary", "description", "runbook_url")
 SEVERITIES = ("critical", "warning", "info")
 
 
+# Every runbook_url is RUNBOOK_BASE + <AlertName>.md: an absolute link that works from a page or an e-mail, to
+# docs/runbooks/<AlertName>.md published there. A deployment that publishes the docs elsewhere replaces the base in
+# monitoring/rules/ and monitoring/tests/ (docs/monitoring.md) and runs ops-check with ITSM_RUNBOOK_BASE_URL.
+RUNBOOK_BASE = os.environ.get("ITSM_RUNBOOK_BASE_URL", "https://itsm.example.com/docs/runbooks/")
+
+
 def check_alert_conventions(root: Path, rules: list[Path], tests: list[Path]) -> int:
     """Labels, annotations and runbooks of every alert, and a firing and a quiet promtool case for each."""
     problems = []
     names = []
+    if not re.fullmatch(r"https?://[^/\s]+/\S*/", RUNBOOK_BASE):
+        problems.append(f"runbook base {RUNBOOK_BASE!r} is not an absolute http(s) URL ending in /")
     for path in rules:
         for group in yaml.safe_load(path.read_text())["groups"]:
             for rule in group["rules"]:
@@ -341,10 +349,10 @@ def check_alert_conventions(root: Path, rules: list[Path], tests: list[Path]) ->
                 if labels.get("severity") not in SEVERITIES:
                     problems.append(f"{name}: severity {labels.get('severity')!r} not in {SEVERITIES}")
                 runbook = annotations.get("runbook_url", "")
-                if runbook != f"docs/runbooks/{name}.md":
-                    problems.append(f"{name}: runbook_url {runbook!r} is not docs/runbooks/{name}.md")
-                elif not (root / runbook).is_file():
-                    problems.append(f"{name}: {runbook} does not exist")
+                if runbook != f"{RUNBOOK_BASE}{name}.md":
+                    problems.append(f"{name}: runbook_url {runbook!r} is not {RUNBOOK_BASE}{name}.md")
+                elif not (root / "docs" / "runbooks" / f"{name}.md").is_file():
+                    problems.append(f"{name}: docs/runbooks/{name}.md does not exist")
     firing: set[str] = set()
     quiet: set[str] = set()
     for path in tests:
@@ -583,8 +591,22 @@ BREAKAGES = (
         "promtool",
         "a runbook_url to a runbook that does not exist",
         "monitoring/rules/itsm.yml",
-        "runbook_url: docs/runbooks/RedisDown.md",
-        "runbook_url: docs/runbooks/redis-down.md",
+        "runbook_url: https://itsm.example.com/docs/runbooks/RedisDown.md",
+        "runbook_url: https://itsm.example.com/docs/runbooks/redis-down.md",
+    ),
+    Breakage(
+        "promtool",
+        "a relative runbook_url (no link from a page or an e-mail)",
+        "monitoring/rules/key-metrics.yml",
+        "runbook_url: https://itsm.example.com/docs/runbooks/HighMemoryUsage.md",
+        "runbook_url: docs/runbooks/HighMemoryUsage.md",
+    ),
+    Breakage(
+        "promtool",
+        "a manual threshold changed without its tests (cache hit rate 90 % to 70 %)",
+        "monitoring/rules/key-metrics.yml",
+        "            < 0.9\n",
+        "            < 0.7\n",
     ),
     Breakage(
         "promtool",

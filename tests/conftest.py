@@ -111,6 +111,13 @@ def page_text(response: Any) -> str:
 
 
 @pytest.fixture
+def api_health_served(live_server: Any, settings: Any) -> str:
+    """A maintenance window's api_health check calls the real /health/ of pytest-django's live server."""
+    settings.ITSM_API_HEALTH_URL = f"{live_server.url}/health/"
+    return str(settings.ITSM_API_HEALTH_URL)
+
+
+@pytest.fixture
 def open_browser(live_server: Any, tmp_path: Any) -> Iterator[Callable[..., Any]]:
     """Start headless Chromium sessions on the live server (tests/browser.py); each is closed after the test."""
     from tests.browser import Browser  # selenium is read only by the browser tests

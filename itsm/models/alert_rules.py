@@ -8,8 +8,9 @@ class AlertRule(models.Model):
     inactive (resolved) when it stops; firing and resolved alerts go through the Alertmanager intake.
     """
 
+    # No database probe: the evaluator reads its rules from the database, so it could never report it down.
+    # Prometheus' DatabaseDown (postgres_exporter's pg_up) does, from outside.
     class Probe(models.TextChoices):
-        DATABASE_UP = "database_up", "Database reachable (1 or 0)"
         CACHE_UP = "cache_up", "Cache reachable (1 or 0)"
         BROKER_UP = "broker_up", "Broker reachable (1 or 0)"
         BACKUP_AGE = "backup_age_seconds", "Age of the newest verified database backup, seconds"

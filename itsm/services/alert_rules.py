@@ -21,7 +21,7 @@ from itsm import metrics
 from itsm.lifecycles import TICKET_DONE_STATUSES
 from itsm.models import Alert, AlertRule, Backup, Incident, JobRun, Ticket
 from itsm.services.alerts import alerts_ingest
-from itsm.services.health import check_broker, check_cache, check_database
+from itsm.services.health import check_broker, check_cache
 from itsm.services.monitoring import MonitoringUnavailable, prometheus_query
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,6 @@ def promql_value(expression: str) -> float | None:
 def rule_value(rule: AlertRule, now: datetime) -> float | None:
     probe = AlertRule.Probe
     built_in: dict[str, Callable[[], float]] = {
-        probe.DATABASE_UP: lambda: _up(check_database),
         probe.CACHE_UP: lambda: _up(check_cache),
         probe.BROKER_UP: lambda: _up(check_broker),
         probe.BACKUP_AGE: lambda: _backup_age(now),

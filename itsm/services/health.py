@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -32,3 +35,28 @@ def check_broker() -> None:
         return
     with Connection(settings.CELERY_BROKER_URL, connect_timeout=1, transport_options={"socket_timeout": 1}) as conn:
         conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=1)
+
+
+API_HEALTH_TIMEOUT_SECONDS = 5
+
+
+def check_api_over_http() -> None:
+    """GET ITSM_API_HEALTH_URL as a client would; anything but a 200 saying {"status": "ok"} is a failure whose
+    message names the URL and what came back."""
+    url = settings.ITSM_API_HEALTH_URL
+    if not url.startswith(("http://", "https://")):
+        raise ConnectionError(f"ITSM_API_HEALTH_URL {url!r} is not an http:// or https:// URL")
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=API_HEALTH_TIMEOUT_SECONDS) as response:  # noqa: S310
+            status, body = response.status, response.read(2000)
+    except urllib.error.HTTPError as exc:
+        raise ConnectionError(f"{url} answered {exc.code}: {exc.read(200)!r}") from None
+    except (OSError, ValueError) as exc:  # refused, timed out, unresolvable, a malformed URL
+        raise ConnectionError(f"{url} is unreachable: {getattr(exc, 'reason', exc)}") from None
+    try:
+        said = json.loads(body).get("status")
+    except (ValueError, AttributeError):
+        said = None
+    if status != 200 or said != "ok":
+        raise ConnectionError(f"{url} answered {status} with status {said!r}, not 200 with status 'ok'")

@@ -185,7 +185,9 @@ def test_an_incident_commander_walks_an_incident_through_every_state_with_a_post
     assert Event.objects.filter(incident=incident, kind="page", actor=agent).count() == 1
 
 
-def test_an_agent_starts_a_maintenance_window_and_completes_it_with_its_checks(browser: Browser, agent: Any) -> None:
+def test_an_agent_starts_a_maintenance_window_and_completes_it_with_its_checks(
+    browser: Browser, agent: Any, api_health_served: str
+) -> None:
     starts = timezone.now() + timedelta(days=1)
     window = maintenance_create(
         actor=agent,

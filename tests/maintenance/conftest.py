@@ -25,6 +25,11 @@ def _backup_paths(settings: Any, tmp_path: Path) -> None:
     settings.BACKUP_S3_BUCKET = ""
 
 
+@pytest.fixture(autouse=True)
+def _api_health(api_health_served: str) -> None:
+    """Every window's default api_health check asks a real API over HTTP."""
+
+
 @pytest.fixture
 def database_service(db: Any) -> Service:
     team = Team.objects.create(name="Platform", slug="platform")
