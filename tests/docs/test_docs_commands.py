@@ -149,6 +149,8 @@ EXCLUDED = {
     ("docs/reliability.md", "tests/fault -o log_cli=true"): "runs the test suite",
     ("docs/monitoring.md", "amtool config routes test"): "needs amtool; make ops-check runs these routing cases",
     ("docs/monitoring.md", "make ops-check"): "runs the validators and the test suite",
+    ("docs/monitoring.md", "amtool alert add PagingTest"): "needs Alertmanager on 9093; "
+    "tests/monitoring/test_paging_live.py fires a critical alert through the real Alertmanager",
     ("docs/runbooks/backup-restore.md", "$ .venv/bin/python manage.py backup\n[    0.0s]"): "output of a run with "
     "S3 (moto) configured; sizes, paths and times differ",
     ("docs/runbooks/backup-restore.md", "backup_verify 12               # the local copy"): "example id 12; the "
