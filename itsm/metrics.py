@@ -201,3 +201,10 @@ MAIL_LAST_POLL_SUCCESS = Gauge(
     ["mailbox"],
     multiprocess_mode="max",
 )
+
+# --- Celery Beat (itsm.beat): its liveness, seen from outside its own schedule (the rule BeatDown).
+BEAT_LAST_TICK = Gauge(
+    "itsm_beat_last_tick_timestamp_seconds",
+    "When Celery Beat's scheduler last completed a tick (Unix seconds); it stops advancing when Beat dies or hangs.",
+    multiprocess_mode="max",
+)

@@ -399,6 +399,7 @@ ROUTING_CASES = (
     ("alertname=ApiDown severity=critical service=api", PAGE),
     ("alertname=DatabaseDown severity=critical service=database", PAGE),
     ("alertname=CeleryWorkerDown severity=critical service=workers", PAGE),
+    ("alertname=BeatDown severity=critical service=scheduler", PAGE),
     ("alertname=HighErrorRate severity=warning service=api itsm_severity=medium", "itsm-intake"),
     ("alertname=RedisDown severity=warning service=redis itsm_severity=medium", "itsm-intake"),
     ("alertname=Unknown severity=info service=api", "itsm-intake"),
@@ -624,6 +625,13 @@ BREAKAGES = (
         "monitoring/tests/itsm_test.yml",
         "      - {eval_time: 1m, alertname: DatabaseDown, exp_alerts: []}\n",
         "",
+    ),
+    Breakage(
+        "promtool",
+        "a BeatDown that waits ten times longer than its tests say",
+        "monitoring/rules/beat.yml",
+        'itsm_beat_last_tick_timestamp_seconds{job="itsm-beat"}) > 60\n',
+        'itsm_beat_last_tick_timestamp_seconds{job="itsm-beat"}) > 600\n',
     ),
     Breakage(
         "amtool",

@@ -170,6 +170,7 @@ EXCLUDED = {
             "ApiDown",
             "BackupStale",
             "BackupVerificationFailed",
+            "BeatDown",
             "BeatJobMissed",
             "CeleryQueueBackingUp",
             "CeleryWorkerDown",
