@@ -15,8 +15,10 @@ from typing import Any
 
 from celery import signals
 from celery.beat import PersistentScheduler
+from prometheus_client import start_http_server
 
 from itsm import metrics
+from itsm.celery_metrics import serve
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +44,7 @@ def _beat_init(**_: Any) -> None:
     if not port:
         return
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from itsm.celery_metrics import serve
-
         serve(port)
     else:
-        from prometheus_client import start_http_server
-
         start_http_server(port, addr="0.0.0.0")  # noqa: S104 - scraped from other containers
     logger.info("beat heartbeat on :%s/metrics", port)
