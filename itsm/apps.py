@@ -7,7 +7,7 @@ class ItsmConfig(AppConfig):
     verbose_name = "IT service management"
 
     def ready(self) -> None:
-        from itsm import celery_metrics, checks  # noqa: F401  (registers the system checks and Celery's signals)
+        from itsm import beat, celery_metrics, checks  # noqa: F401  (registers the system checks and Celery's signals)
 
 
 class DeskAdminConfig(admin_apps.AdminConfig):

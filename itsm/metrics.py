@@ -208,3 +208,10 @@ LOG_ERRORS = Counter(
     "Log records at ERROR or above, by the kind of process that wrote them (api, worker, beat).",
     ["process"],
 )
+
+# --- Celery Beat (itsm.beat): its liveness, seen from outside its own schedule (the rule BeatDown).
+BEAT_LAST_TICK = Gauge(
+    "itsm_beat_last_tick_timestamp_seconds",
+    "When Celery Beat's scheduler last completed a tick (Unix seconds); it stops advancing when Beat dies or hangs.",
+    multiprocess_mode="max",
+)

@@ -194,6 +194,11 @@ CELERY_TASK_TIME_LIMIT = env_int("ITSM_CELERY_TASK_TIME_LIMIT", 1800)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 # The worker serves its pool's metrics (PROMETHEUS_MULTIPROC_DIR) on this port; 0 serves nothing.
 ITSM_CELERY_METRICS_PORT = env_int("ITSM_CELERY_METRICS_PORT", 0)
+# Beat serves its scheduler heartbeat (itsm.beat, the rule BeatDown) on this port; 0 serves nothing.
+ITSM_BEAT_METRICS_PORT = env_int("ITSM_BEAT_METRICS_PORT", 0)
+CELERY_BEAT_SCHEDULER = "itsm.beat:HeartbeatScheduler"
+# Beat ticks at least this often whatever its schedule, so its heartbeat is never older than this while it runs.
+CELERY_BEAT_MAX_LOOP_INTERVAL = 5
 CELERY_VISIBILITY_TIMEOUT = _visibility_timeout
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"

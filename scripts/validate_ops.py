@@ -375,6 +375,11 @@ def check_amtool(root: Path) -> str:
     amtool = tool("amtool")
     config = root / "monitoring" / "alertmanager" / "alertmanager.yml"
     run([amtool, "check-config", str(config)], root)
+    receivers = {receiver["name"] for receiver in yaml.safe_load(config.read_text())["receivers"]}
+    tested = {name for _, expected in ROUTING_CASES for name in expected.split(",")}
+    if receivers - tested:
+        raise CheckFailed(f"receivers without a routing case (ROUTING_CASES): {sorted(receivers - tested)}")
+    secrets = check_alertmanager_secrets(root, config)
     # `amtool config routes test` exits 1 when the route does not end at the expected receiver.
     for labels, receiver in ROUTING_CASES:
         run(
@@ -389,20 +394,48 @@ def check_amtool(root: Path) -> str:
             ],
             root,
         )
-    return f"{len(ROUTING_CASES)} routing cases (critical pages, warning and info do not, Watchdog to null)"
+    return (
+        f"{len(ROUTING_CASES)} routing cases cover {len(receivers)} receivers (critical pages through the intake "
+        f"and out of band, warning and info do not, Watchdog to the dead-man's switch); {secrets}"
+    )
 
 
-# Labels of an alert → the receiver Alertmanager must pick (monitoring/alertmanager/alertmanager.yml).
+# Labels of an alert → the receivers Alertmanager must pick, in order (monitoring/alertmanager/alertmanager.yml).
+# Every receiver of the file must appear here. Critical alerts reach on-call past the platform too.
+PAGE = "itsm-page,oncall-email,oncall-webhook"
 ROUTING_CASES = (
-    ("alertname=ApiDown severity=critical service=api", "itsm-page"),
-    ("alertname=DatabaseDown severity=critical service=database", "itsm-page"),
-    ("alertname=CeleryWorkerDown severity=critical service=workers", "itsm-page"),
+    ("alertname=ApiDown severity=critical service=api", PAGE),
+    ("alertname=DatabaseDown severity=critical service=database", PAGE),
+    ("alertname=CeleryWorkerDown severity=critical service=workers", PAGE),
+    ("alertname=BeatDown severity=critical service=scheduler", PAGE),
     ("alertname=HighErrorRate severity=warning service=api itsm_severity=medium", "itsm-intake"),
     ("alertname=RedisDown severity=warning service=redis itsm_severity=medium", "itsm-intake"),
     ("alertname=Unknown severity=info service=api", "itsm-intake"),
     ("alertname=Unlabelled", "itsm-intake"),
-    ("alertname=Watchdog severity=info service=monitoring", "null"),
+    ("alertname=Watchdog severity=info service=monitoring", "deadmans-switch"),
 )
+SECRETS_DIR = "/run/secrets/"
+
+
+def check_alertmanager_secrets(root: Path, config: Path) -> str:
+    """Every secret file alertmanager.yml reads is mounted: a compose secret of the alertmanager service and a key
+    of the Kubernetes Secret itsm-alertmanager (mounted at /run/secrets)."""
+    paths = re.findall(r"^\s*\w+_file:\s*(\S+)", config.read_text(), re.MULTILINE)
+    outside = [path for path in paths if not path.startswith(SECRETS_DIR)]
+    if outside:
+        raise CheckFailed(f"alertmanager.yml reads secret files outside {SECRETS_DIR}: {outside}")
+    names = {path.removeprefix(SECRETS_DIR) for path in paths}
+    compose = yaml.safe_load((root / "docker-compose.yml").read_text())
+    mounted = set(compose["services"]["alertmanager"].get("secrets") or [])
+    defined = set(compose.get("secrets") or {})
+    secret = yaml.safe_load((root / "k8s" / "alertmanager-secret.yaml").read_text())
+    keys = set(secret.get("stringData") or {}) | set(secret.get("data") or {})
+    problems = [f"compose: {name} is not a secret of the alertmanager service" for name in sorted(names - mounted)]
+    problems += [f"compose: secret {name} is not defined" for name in sorted(names - defined)]
+    problems += [f"k8s/alertmanager-secret.yaml: no key {name}" for name in sorted(names - keys)]
+    if problems:
+        raise CheckFailed("alertmanager secret files not wired:\n" + "\n".join(problems))
+    return f"{len(names)} secret files wired in compose and k8s"
 
 
 # --- Grafana ---------------------------------------------------------------------------------------------------------
@@ -616,6 +649,13 @@ BREAKAGES = (
         "",
     ),
     Breakage(
+        "promtool",
+        "a BeatDown that waits ten times longer than its tests say",
+        "monitoring/rules/beat.yml",
+        'itsm_beat_last_tick_timestamp_seconds{job="itsm-beat"}) > 60\n',
+        'itsm_beat_last_tick_timestamp_seconds{job="itsm-beat"}) > 600\n',
+    ),
+    Breakage(
         "amtool",
         "a route to an undefined receiver",
         "monitoring/alertmanager/alertmanager.yml",
@@ -628,6 +668,34 @@ BREAKAGES = (
         "monitoring/alertmanager/alertmanager.yml",
         '    - receiver: itsm-intake\n      matchers: [severity=~"warning|info"]',
         '    - receiver: itsm-page\n      matchers: [severity=~"warning|info"]',
+    ),
+    Breakage(
+        "amtool",
+        "critical alerts that stop at the intake (no `continue`)",
+        "monitoring/alertmanager/alertmanager.yml",
+        "      repeat_interval: 1h\n      continue: true\n    - receiver: oncall-email",
+        "      repeat_interval: 1h\n    - receiver: oncall-email",
+    ),
+    Breakage(
+        "amtool",
+        "a receiver without a routing case",
+        "monitoring/alertmanager/alertmanager.yml",
+        "  - name: deadmans-switch\n",
+        "  - name: spare\n  - name: deadmans-switch\n",
+    ),
+    Breakage(
+        "amtool",
+        "a secret file compose does not mount",
+        "docker-compose.yml",
+        "      - alertmanager_pager_token\n",
+        "",
+    ),
+    Breakage(
+        "amtool",
+        "a secret file the Kubernetes Secret lacks",
+        "k8s/alertmanager-secret.yaml",
+        "  alertmanager_smtp_password:",
+        "  smtp_password:",
     ),
     Breakage(
         "grafana dashboards",

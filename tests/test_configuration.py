@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -66,7 +67,10 @@ def _makefile_variables() -> set[str]:
 
 
 def _compose_variables() -> set[str]:
-    return set(COMPOSE_READ.findall(_read("docker-compose.yml")))
+    """Interpolated variables, and the variables compose hands to a container as a secret file."""
+    compose_secrets = yaml.safe_load(_read("docker-compose.yml")).get("secrets") or {}
+    sources = {source["environment"] for source in compose_secrets.values() if "environment" in source}
+    return set(COMPOSE_READ.findall(_read("docker-compose.yml"))) | sources
 
 
 def _code_variables() -> set[str]:

@@ -51,7 +51,7 @@ ABOVE = {
 }
 # Imports inside a function that are there for a reason other than a loop: AppConfig.ready() registers the
 # system checks and Celery's signal handlers once the app registry is ready.
-DEFERRED_ON_PURPOSE = {("itsm.apps", "itsm.celery_metrics"), ("itsm.apps", "itsm.checks")}
+DEFERRED_ON_PURPOSE = {("itsm.apps", "itsm.beat"), ("itsm.apps", "itsm.celery_metrics"), ("itsm.apps", "itsm.checks")}
 
 
 def module_name(path: Path) -> str:
