@@ -1,8 +1,9 @@
 """The words of the permission rules, said once: the three roles and who has which.
 
 Roles are Django groups: requester (the default), agent, admin. A superuser is an admin. Every check of a role,
-in Python (`role_of`, `is_admin`, `is_staff_role`) or in a query (`admins_q`, `staff_q`, `role_q`), is derived
-from `role_from` and the groups named here, so the API, the admin, paging and the token lookup agree.
+in Python (`role_of`, `is_admin`, `is_staff_role`, `sees_public_view_only`) or in a query (`admins_q`, `staff_q`,
+`role_q`), is derived from `role_from` and the groups named here, so the API, the admin, paging and the token lookup
+agree.
 """
 
 from __future__ import annotations
@@ -59,6 +60,13 @@ def is_admin(user: Any) -> bool:
 def is_staff_role(user: Any) -> bool:
     """Agents and admins work every ticket."""
     return role_of(user) in STAFF_ROLES
+
+
+def sees_public_view_only(user: Any) -> bool:
+    """Requesters (and anonymous visitors) see incidents and maintenance windows only as the status page shows them
+    (their public ones, the public fields: itsm.models.incidents.PUBLIC_FIELDS and itsm.models.maintenance's), and no
+    alerts at all. Agents and admins see everything."""
+    return not is_staff_role(user)
 
 
 def _in_groups(*roles: Role) -> Q:

@@ -284,7 +284,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "itsm.api.schema.document_error_responses",
         "itsm.api.schema.document_empty_query_values",
-        "itsm.api.schema.document_staff_only_fields",
+        "itsm.api.schema.document_public_views",
     ],
 }
 

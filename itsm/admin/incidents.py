@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -13,10 +14,27 @@ from django.urls import URLPattern
 from itsm.admin.base import StaffRolePermissions, staff_users
 from itsm.admin.events import move_selected
 from itsm.admin.incidents_desk import incident_desk_context, incident_desk_urls
+from itsm.exceptions import InvalidInput
 from itsm.lifecycles import INCIDENT_CLOSED_STATUSES
 from itsm.models import Incident
-from itsm.models.incidents import RESPONSE_FIELDS, STATE_TIMES
+from itsm.models.incidents import EDITABLE_FIELDS, RESPONSE_FIELDS, STATE_TIMES
 from itsm.services.incidents import incident_create, incident_transition, incident_update
+from itsm.services.publication import publication_checked
+
+
+class IncidentForm(forms.ModelForm):
+    """The publication rules of the service, as messages on the form's fields."""
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        try:
+            data["public_title"] = publication_checked(
+                public=data.get("public", False), public_title=data.get("public_title", ""), noun="incident"
+            )
+        except InvalidInput as exc:
+            for field, errors in exc.errors.items():
+                self.add_error(field, errors)
+        return data
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -47,9 +65,11 @@ def _move_all(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Quer
 
 @admin.register(Incident)
 class IncidentAdmin(StaffRolePermissions, admin.ModelAdmin):
+    form = IncidentForm
     list_display = [
         "id",
         "title",
+        "public",
         "severity",
         "status",
         "source",
@@ -58,8 +78,8 @@ class IncidentAdmin(StaffRolePermissions, admin.ModelAdmin):
         "response_due_at",
         "response_target_missed",
     ]
-    list_filter = [StateFilter, "status", "severity", "source", "response_target_missed", "services"]
-    search_fields = ["=id", "title", "summary"]
+    list_filter = [StateFilter, "status", "severity", "source", "public", "response_target_missed", "services"]
+    search_fields = ["=id", "title", "summary", "public_title"]
     list_select_related = ["commander"]
     date_hierarchy = "detected_at"
     filter_horizontal = ["services"]
@@ -75,7 +95,17 @@ class IncidentAdmin(StaffRolePermissions, admin.ModelAdmin):
         "created_by",
         "updated_at",
     ]
-    fields = ["title", "summary", "severity", "services", "commander", "linked_tickets", *readonly_fields]
+    fields = [
+        "title",
+        "summary",
+        "severity",
+        "services",
+        "commander",
+        "linked_tickets",
+        "public",
+        "public_title",
+        *readonly_fields,
+    ]
     actions = ["acknowledge", "resolve"]
     show_full_result_count = False
 
@@ -106,9 +136,7 @@ class IncidentAdmin(StaffRolePermissions, admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Incident, form: Any, change: bool) -> None:
         data = form.cleaned_data
         if change:
-            changes = {
-                name: data[name] for name in form.changed_data if name in ("title", "summary", "severity", "commander")
-            }
+            changes = {name: data[name] for name in form.changed_data if name in EDITABLE_FIELDS}
             incident_update(incident_id=obj.pk, actor=request.user, changes=changes)
         else:
             created = incident_create(
@@ -117,6 +145,8 @@ class IncidentAdmin(StaffRolePermissions, admin.ModelAdmin):
                 summary=data.get("summary", ""),
                 severity=data["severity"],
                 commander=data.get("commander"),
+                public=data.get("public", False),
+                public_title=data.get("public_title", ""),
             )
             obj.pk = created.pk
 

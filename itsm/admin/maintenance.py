@@ -21,6 +21,7 @@ from itsm.models.maintenance import EDITABLE_FIELDS, RECORDED_FIELDS, RELATIONS
 from itsm.queries.maintenance import window_events
 from itsm.services.maintenance import maintenance_create, maintenance_update, maintenance_validate
 from itsm.services.maintenance_lifecycle import maintenance_transition
+from itsm.services.publication import publication_checked
 
 
 class MaintenanceWindowForm(forms.ModelForm):
@@ -30,6 +31,13 @@ class MaintenanceWindowForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        try:
+            data["public_title"] = publication_checked(
+                public=data.get("public", False), public_title=data.get("public_title", ""), noun="maintenance window"
+            )
+        except InvalidInput as exc:
+            for field, errors in exc.errors.items():
+                self.add_error(field, errors)
         if {"starts_at", "ends_at"} - set(data):
             return data
         creating = self.instance.pk is None or data["starts_at"] != self.instance.starts_at
@@ -62,9 +70,9 @@ def _move_all(
 @admin.register(MaintenanceWindow)
 class MaintenanceWindowAdmin(StaffRolePermissions, admin.ModelAdmin):
     form = MaintenanceWindowForm
-    list_display = ["id", "title", "status", "starts_at", "ends_at", "recurrence", "series", "owner"]
-    list_filter = ["status", "services", "backup_required", "silence_alerts"]
-    search_fields = ["=id", "title", "description"]
+    list_display = ["id", "title", "public", "status", "starts_at", "ends_at", "recurrence", "series", "owner"]
+    list_filter = ["status", "public", "services", "backup_required", "silence_alerts"]
+    search_fields = ["=id", "title", "description", "public_title"]
     list_select_related = ["owner", "series"]
     date_hierarchy = "starts_at"
     filter_horizontal = ["services", "notify_users"]

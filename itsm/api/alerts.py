@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from itsm.api.filters import StableOrderingFilter, UtcDateTimeFilter
+from itsm.api.permissions import IsAgent
 from itsm.api.strict import CharFilter, FilterBackend, IdFilter, StrictCharField, StrictSerializer
 from itsm.models import Alert
 from itsm.services.alerts import alerts_ingest
@@ -160,10 +161,12 @@ class AlertFilter(django_filters.FilterSet):
 
 
 class AlertViewSet(viewsets.ReadOnlyModelViewSet):
-    """Alerts received from Alertmanager; every signed-in user reads them."""
+    """Alerts received from Alertmanager, for agents and admins: their labels, annotations and generator URLs name
+    instances and addresses (requesters see incidents as the status page shows them)."""
 
     queryset = Alert.objects.none()
     serializer_class = AlertSerializer
+    permission_classes = [IsAgent]
     filter_backends = [FilterBackend, StableOrderingFilter]
     filterset_class = AlertFilter
     ordering_fields = ["last_received_at", "starts_at", "id"]

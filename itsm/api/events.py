@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from itsm.models import Event
@@ -12,3 +14,10 @@ class EventSerializer(serializers.ModelSerializer):
         model = Event
         fields = ["id", "kind", "actor", "field", "old_value", "new_value", "note", "created_at"]
         read_only_fields = fields
+
+
+class PublicUpdateSerializer(EventSerializer):
+    """A public status update as requesters read it: without who posted it (the status page names nobody)."""
+
+    def to_representation(self, instance: Event) -> dict[str, Any]:
+        return {**super().to_representation(instance), "actor": None}

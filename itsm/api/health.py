@@ -1,20 +1,28 @@
-"""GET /health/: the database is required (503 without it); the cache and the broker only degrade. `read_only` says
-whether read-only mode refuses writes (itsm.services.readonly); it does not change the status, which is about the
-dependencies. GET /metrics: django-prometheus' export, with the read-only gauge brought up to date first."""
+"""GET /health/: the database is required (503 without it); the cache and the broker only degrade. Anyone gets the
+status word (`ok`, `degraded`, `down`); agents and admins (their API token, or signed in to the admin) also get each
+dependency's check with its latency or error, and whether read-only mode refuses writes (itsm.services.readonly),
+which does not change the status: that is about the dependencies. Connection details and exception text are not
+for anonymous callers. GET /metrics: django-prometheus' export, with the read-only gauge brought up to date first."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django_prometheus.exports import ExportToDjangoView
 
+from itsm.api.authentication import TokenAuthentication
 from itsm.middleware import RETRY_AFTER_SECONDS
+from itsm.roles import is_staff_role
 from itsm.services.health import check_broker, check_cache, check_database
 from itsm.services.readonly import read_only_observe
+
+logger = logging.getLogger(__name__)
 
 
 def _run(check: Callable[[], None]) -> dict[str, object]:
@@ -26,17 +34,41 @@ def _run(check: Callable[[], None]) -> dict[str, object]:
     return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
+def _staff(request: HttpRequest) -> bool:
+    """An agent or an admin, by their session or their API token. A wrong token (or one that cannot be checked, the
+    database being down) is no error here: the caller gets the public answer, as a probe without a token does."""
+    try:
+        user: Any = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            found = TokenAuthentication().authenticate(request)
+            user = found[0] if found else None
+        return user is not None and is_staff_role(user)
+    except Exception:
+        return False
+
+
 @never_cache
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
     checks = {"database": _run(check_database), "cache": _run(check_cache), "broker": _run(check_broker)}
-    read_only = _read_only()
-    if checks["database"]["status"] != "ok":
-        response = JsonResponse({"status": "down", **read_only, "checks": checks}, status=503)
+    read_only = _read_only()  # on every call: it brings the read-only gauge up to date
+    for name, check in checks.items():
+        if check["status"] != "ok":
+            # What anonymous callers are not told, for the operators (with the database down, nobody is).
+            logger.warning("health: %s is down: %s", name, check["error"])
+    database_up = checks["database"]["status"] == "ok"
+    if not database_up:
+        word = "down"
+    else:
+        word = "degraded" if any(check["status"] != "ok" for check in checks.values()) else "ok"
+    # With the database down, no token can be checked: everyone gets the status word (the log has the error).
+    body: dict[str, object] = {"status": word}
+    if database_up and _staff(request):
+        body = {**body, **read_only, "checks": checks}
+    response = JsonResponse(body, status=200 if database_up else 503)
+    if not database_up:
         response["Retry-After"] = RETRY_AFTER_SECONDS
-        return response
-    degraded = any(check["status"] != "ok" for check in checks.values())
-    return JsonResponse({"status": "degraded" if degraded else "ok", **read_only, "checks": checks})
+    return response
 
 
 def _read_only() -> dict[str, object]:

@@ -15,10 +15,11 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from itsm.api.events import EventSerializer
+from itsm.api.events import EventSerializer, PublicUpdateSerializer
 from itsm.api.filters import StableOrderingFilter, UtcDateTimeFilter, urgency_rank
 from itsm.api.idempotency import IDEMPOTENCY_KEY, IDEMPOTENCY_RESPONSES, idempotent
 from itsm.api.permissions import IsAgentOrReadOnly
+from itsm.api.public_view import PublicViewFilterSet, PublicViewMixin
 from itsm.api.schema import TransitionConflict, paginated
 from itsm.api.strict import (
     BooleanFilter,
@@ -29,20 +30,22 @@ from itsm.api.strict import (
     StrictSerializer,
 )
 from itsm.models import Incident, Postmortem, Service, Ticket
-from itsm.models.incidents import POSTMORTEM_FIELDS, RECORDED_FIELDS, RESPONSE_FIELDS, STATE_TIMES
+from itsm.models.incidents import POSTMORTEM_FIELDS, PUBLIC_FIELDS, RECORDED_FIELDS, RESPONSE_FIELDS, STATE_TIMES
 from itsm.queries.incidents import (
-    STAFF_ONLY_FIELDS,
     incident_timeline_visible_to,
     incidents_with_counts,
     postmortem_timeline,
     relation_ids,
 )
+from itsm.queries.status import public_incidents
 from itsm.queries.users import assignable_users
 from itsm.roles import is_staff_role
 from itsm.services import incidents as incident_services
 
 
-class IncidentFilter(django_filters.FilterSet):
+class IncidentFilter(PublicViewFilterSet):
+    public_fields = PUBLIC_FIELDS
+    public = BooleanFilter(help_text="Shown on the status page and to requesters (agents and admins only).")
     status = django_filters.MultipleChoiceFilter(choices=Incident.Status.choices)
     severity = django_filters.MultipleChoiceFilter(choices=Incident.Severity.choices)
     source = django_filters.ChoiceFilter(choices=Incident.Source.choices)
@@ -85,6 +88,8 @@ class IncidentSerializer(StrictModelSerializer):
             "id",
             "title",
             "summary",
+            "public",
+            "public_title",
             "severity",
             "status",
             "source",
@@ -103,6 +108,12 @@ class IncidentSerializer(StrictModelSerializer):
         extra_kwargs = {
             "summary": {"max_length": 20000},
             "title": {"allow_blank": False},
+            "public": {
+                "help_text": "Shown on the status page and to requesters, under its public title (default: private)."
+            },
+            "public_title": {
+                "help_text": "The title anyone may read, required when public: the title is never shown to them."
+            },
             "detected_at": {
                 "required": False,
                 "help_text": "When the incident was detected (the response clock starts then): not in the future; "
@@ -110,20 +121,24 @@ class IncidentSerializer(StrictModelSerializer):
             },
         }
 
-    def to_representation(self, instance: Incident) -> dict[str, Any]:
-        data = super().to_representation(instance)
-        request = self.context.get("request")
-        if request is not None and not is_staff_role(request.user):
-            for name in STAFF_ONLY_FIELDS:
-                data.pop(name, None)
-        return data
-
     def validate_detected_at(self, value: Any) -> Any:
         if value is not None and value > timezone.now():
             raise serializers.ValidationError("An incident cannot be detected in the future.")
         if self.instance is not None and value != self.instance.detected_at:
             raise serializers.ValidationError("The detection time is fixed once the incident exists.")
         return value
+
+
+class PublicIncidentSerializer(serializers.ModelSerializer):
+    """An incident as requesters read it: its public view (itsm.models.incidents.PUBLIC_FIELDS), as on the status
+    page. Its public status updates are its timeline."""
+
+    services = RelationIds(child_relation=serializers.PrimaryKeyRelatedField(read_only=True), read_only=True)
+
+    class Meta:
+        model = Incident
+        fields = list(PUBLIC_FIELDS)
+        read_only_fields = fields
 
 
 class IncidentUpdateSerializer(IncidentSerializer):
@@ -216,23 +231,30 @@ class ActionItemCreated(serializers.Serializer):
     ),
     destroy=extend_schema(summary="Delete an incident (admins only)"),
 )
-class IncidentViewSet(viewsets.ModelViewSet):
+class IncidentViewSet(PublicViewMixin, viewsets.ModelViewSet):
+    """Requesters read public incidents only, as the status page shows them (itsm.api.public_view)."""
+
     queryset = Incident.objects.none()
     serializer_class = IncidentSerializer
+    public_serializer_class = PublicIncidentSerializer
     permission_classes = [IsAgentOrReadOnly]
     filter_backends = [FilterBackend, SearchFilter, StableOrderingFilter]
     filterset_class = IncidentFilter
-    search_fields = ["title", "summary"]
-    ordering_fields = ["detected_at", "updated_at", "id", "response_due_at", "severity"]
+    staff_search_fields = ("title", "summary", "public_title")
+    staff_ordering_fields = ("detected_at", "updated_at", "id", "response_due_at", "severity")
     ordering_expressions = {"severity": urgency_rank("severity")}
     ordering = ["-detected_at"]
 
-    def get_queryset(self) -> QuerySet[Incident]:
+    def staff_queryset(self) -> QuerySet[Incident]:
         return incidents_with_counts()
+
+    def public_queryset(self) -> QuerySet[Incident]:
+        return public_incidents()
 
     def _serialize(self, incidents: list[Incident], *, many: bool = False) -> Any:
         context = {**self.get_serializer_context(), "relation_ids": relation_ids(incidents)}
-        return IncidentSerializer(incidents if many else incidents[0], many=many, context=context).data
+        serializer = self.get_serializer_class()
+        return serializer(incidents if many else incidents[0], many=many, context=context).data
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
@@ -296,7 +318,8 @@ class IncidentViewSet(viewsets.ModelViewSet):
     @extend_schema(
         methods=["GET"],
         responses=paginated(EventSerializer),
-        summary="The incident's timeline (requesters: its public status updates only)",
+        summary="The incident's timeline (requesters: a public incident's public status updates only, without their "
+        "author)",
         filters=False,
     )
     @extend_schema(
@@ -319,7 +342,8 @@ class IncidentViewSet(viewsets.ModelViewSet):
             event = post(incident_id=incident.pk, actor=request.user, body=body.validated_data["body"])
             return Response(EventSerializer(event).data, status=status.HTTP_201_CREATED)
         page = self.paginate_queryset(incident_timeline_visible_to(request.user, incident))
-        return self.get_paginated_response(EventSerializer(page, many=True).data)
+        shown = PublicUpdateSerializer if self.public_view() else EventSerializer
+        return self.get_paginated_response(shown(page, many=True).data)
 
     @extend_schema(
         methods=["GET"],

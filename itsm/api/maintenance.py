@@ -17,17 +17,28 @@ from rest_framework.response import Response
 from itsm.api.events import EventSerializer
 from itsm.api.filters import StableOrderingFilter, UtcDateTimeFilter
 from itsm.api.permissions import IsAgent, IsAgentOrReadOnly
+from itsm.api.public_view import PublicViewFilterSet, PublicViewMixin
 from itsm.api.schema import TransitionConflict, paginated
-from itsm.api.strict import FilterBackend, IdFilter, SearchFilter, StrictModelSerializer, StrictSerializer
+from itsm.api.strict import (
+    BooleanFilter,
+    FilterBackend,
+    IdFilter,
+    SearchFilter,
+    StrictModelSerializer,
+    StrictSerializer,
+)
 from itsm.models import Incident, MaintenanceWindow, Service
-from itsm.models.maintenance import PROGRESS_FIELDS, RECORDED_FIELDS
+from itsm.models.maintenance import PROGRESS_FIELDS, PUBLIC_FIELDS, RECORDED_FIELDS
 from itsm.queries.maintenance import window_events
+from itsm.queries.status import public_windows
 from itsm.queries.users import assignable_users
 from itsm.services import maintenance as maintenance_services
 from itsm.services.maintenance_lifecycle import maintenance_transition
 
 
-class MaintenanceWindowFilter(django_filters.FilterSet):
+class MaintenanceWindowFilter(PublicViewFilterSet):
+    public_fields = PUBLIC_FIELDS
+    public = BooleanFilter(help_text="Shown on the status page and to requesters (agents and admins only).")
     status = django_filters.MultipleChoiceFilter(choices=MaintenanceWindow.Status.choices)
     service = IdFilter(field_name="services__id")
     series = IdFilter(field_name="series_id")
@@ -102,6 +113,8 @@ class MaintenanceWindowSerializer(StrictModelSerializer):
             "id",
             "title",
             "description",
+            "public",
+            "public_title",
             "services",
             "starts_at",
             "ends_at",
@@ -125,6 +138,13 @@ class MaintenanceWindowSerializer(StrictModelSerializer):
         extra_kwargs = {
             "description": {"max_length": 20000},
             "title": {"allow_blank": False},
+            "public": {
+                "help_text": "Shown on the status page and to requesters, under its public title (default: private). "
+                "It and the public title can be changed in any status."
+            },
+            "public_title": {
+                "help_text": "The title anyone may read, required when public: the title is never shown to them."
+            },
             # What maintenance_validate refuses, which a date-time in the schema cannot say.
             "starts_at": {
                 "help_text": "When the maintenance starts: not in the past when the window is scheduled or its start "
@@ -151,6 +171,20 @@ class MaintenanceWindowSerializer(StrictModelSerializer):
         return values
 
 
+class PublicMaintenanceWindowSerializer(serializers.ModelSerializer):
+    """A window as requesters read it: its public view (itsm.models.maintenance.PUBLIC_FIELDS), as on the status
+    page."""
+
+    services: serializers.PrimaryKeyRelatedField[Service] = serializers.PrimaryKeyRelatedField(
+        many=True, read_only=True
+    )
+
+    class Meta:
+        model = MaintenanceWindow
+        fields = list(PUBLIC_FIELDS)
+        read_only_fields = fields
+
+
 class MaintenanceTransitionSerializer(StrictSerializer):
     to = serializers.ChoiceField(choices=MaintenanceWindow.Status.choices)
 
@@ -163,18 +197,24 @@ class MaintenanceTransitionSerializer(StrictSerializer):
     partial_update=extend_schema(summary="Edit a window that has not started"),
     destroy=extend_schema(summary="Delete a maintenance window (admins only)"),
 )
-class MaintenanceWindowViewSet(viewsets.ModelViewSet):
+class MaintenanceWindowViewSet(PublicViewMixin, viewsets.ModelViewSet):
+    """Requesters read public windows only, as the status page shows them (itsm.api.public_view)."""
+
     queryset = MaintenanceWindow.objects.none()
     serializer_class = MaintenanceWindowSerializer
+    public_serializer_class = PublicMaintenanceWindowSerializer
     permission_classes = [IsAgentOrReadOnly]
     filter_backends = [FilterBackend, SearchFilter, StableOrderingFilter]
     filterset_class = MaintenanceWindowFilter
-    search_fields = ["title", "description"]
-    ordering_fields = ["starts_at", "ends_at", "id", "updated_at"]
+    staff_search_fields = ("title", "description", "public_title")
+    staff_ordering_fields = ("starts_at", "ends_at", "id", "updated_at")
     ordering = ["starts_at"]
 
-    def get_queryset(self) -> QuerySet[MaintenanceWindow]:
+    def staff_queryset(self) -> QuerySet[MaintenanceWindow]:
         return MaintenanceWindow.objects.prefetch_related("services", "notify_users", "incidents")
+
+    def public_queryset(self) -> QuerySet[MaintenanceWindow]:
+        return public_windows().prefetch_related("services")
 
     def _fresh(self, window_id: int) -> Response:
         return Response(self.get_serializer(self.get_queryset().get(pk=window_id)).data)

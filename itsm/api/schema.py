@@ -9,7 +9,7 @@ from typing import Any
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
-from itsm.queries.incidents import STAFF_ONLY_FIELDS
+from itsm.models import incidents, maintenance
 
 
 class Refusal(serializers.Serializer):
@@ -104,13 +104,23 @@ def document_error_responses(result: dict[str, Any], generator: Any, request: An
     return result
 
 
-def document_staff_only_fields(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
-    """An incident's STAFF_ONLY_FIELDS are left out for requesters: not `required` in its response schema."""
-    component = result.get("components", {}).get("schemas", {}).get("Incident")
-    if component and "required" in component:
-        component["required"] = [name for name in component["required"] if name not in STAFF_ONLY_FIELDS]
-        for name in STAFF_ONLY_FIELDS:
-            field = component["properties"].get(name)
-            if field is not None and "$ref" not in field and "allOf" not in field:
-                field["description"] = "Agents and admins only (left out for requesters)."
+# The response components that requesters read in their public view (itsm.api.public_view): of these, only the
+# model's PUBLIC_FIELDS are always there.
+PUBLIC_VIEWS = {"Incident": incidents.PUBLIC_FIELDS, "MaintenanceWindow": maintenance.PUBLIC_FIELDS}
+
+
+def document_public_views(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """Requesters read incidents and windows in their public view, which leaves out every field but PUBLIC_FIELDS:
+    the others are not `required` in the response schema, and say who reads them."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for name, shown in PUBLIC_VIEWS.items():
+        component = schemas.get(name)
+        if not component:
+            continue
+        component["required"] = [field for field in component.get("required", []) if field in shown]
+        for field_name, field in component["properties"].items():
+            if field_name not in shown and "$ref" not in field and "allOf" not in field:
+                field["description"] = " ".join(
+                    [field.get("description", ""), "Agents and admins only (left out for requesters)."]
+                ).strip()
     return result

@@ -4,13 +4,17 @@ from django.db import models
 from itsm.lifecycles import INCIDENT_CLOSED_STATUSES
 
 # What people edit on an incident (besides its status, moved by transitions), and its relations beside those.
-EDITABLE_FIELDS = ("title", "summary", "severity", "commander")
+EDITABLE_FIELDS = ("title", "summary", "severity", "commander", "public", "public_title")
 RELATIONS = ("services", "linked_tickets")
 # The time each state of the lifecycle was entered, and the response clock: stamped by the services.
 STATE_TIMES = ("acknowledged_at", "diagnosing_at", "mitigating_at", "resolved_at", "reviewed_at")
 RESPONSE_FIELDS = ("response_due_at", "response_target_missed", "escalation_level")
 # What people never write: read-only in the API and the admin.
 RECORDED_FIELDS = ("status", "source", *STATE_TIMES, *RESPONSE_FIELDS, "created_by", "updated_at")
+# The public view of an incident: what the status page, anonymous visitors and requesters (in the API too) are
+# shown of a public one, and nothing else. The title is `public_title`; its public status updates are Events of
+# kind status_update. Private incidents (the default) are not shown to them at all.
+PUBLIC_FIELDS = ("id", "public_title", "severity", "status", "services", "detected_at", "resolved_at", "updated_at")
 # The sections of a post-mortem.
 POSTMORTEM_FIELDS = ("summary", "impact", "root_cause", "trigger", "detection", "resolution", "lessons")
 
@@ -66,6 +70,10 @@ class Incident(models.Model):
     escalation_level = models.PositiveSmallIntegerField(default=0)
     next_escalation_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField()
+    # Shown on the status page and to requesters only once staff mark it public, under its public title: the title
+    # from Alertmanager names instances and addresses.
+    public = models.BooleanField(default=False)
+    public_title = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-detected_at", "-id"]
@@ -85,6 +93,11 @@ class Incident(models.Model):
                 name="uniq_open_incident_per_alert_group",
             ),
             models.CheckConstraint(condition=~models.Q(title=""), name="incident_title_not_empty"),
+            models.CheckConstraint(
+                condition=models.Q(public=False) | ~models.Q(public_title=""),
+                name="incident_public_has_title",
+                violation_error_message="A public incident needs a public title.",
+            ),
         ]
 
     def __str__(self) -> str:

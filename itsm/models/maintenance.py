@@ -9,7 +9,11 @@ def default_verify_for() -> timedelta:
     return timedelta(minutes=settings.ITSM_MAINTENANCE_VERIFY_MINUTES)
 
 
-# What people edit on a window that has not started (its services and audience are relations beside these).
+# Whether the window is published and under which title: editable in every status (a window can be published
+# while it runs).
+PUBLICATION_FIELDS = ("public", "public_title")
+# What people edit on a window that has not started (its services and audience are relations beside these); the
+# publication fields in any status.
 EDITABLE_FIELDS = (
     "title",
     "description",
@@ -22,8 +26,13 @@ EDITABLE_FIELDS = (
     "checks",
     "verify_for",
     "owner",
+    *PUBLICATION_FIELDS,
 )
 RELATIONS = ("services", "notify_users")
+# The public view of a window: what the status page, anonymous visitors and requesters (in the API too) are shown of
+# a public one, and nothing else (no description, checks, verification, backup or people). Private windows (the
+# default) are not shown to them at all.
+PUBLIC_FIELDS = ("id", "public_title", "status", "services", "starts_at", "ends_at")
 
 # What the scheduler and the lifecycle write, never people: read-only in the API and in the admin alike.
 PROGRESS_FIELDS = (
@@ -108,6 +117,9 @@ class MaintenanceWindow(models.Model):
     )
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
+    # Shown on the status page and to requesters only once staff mark it public, under its public title.
+    public = models.BooleanField(default=False)
+    public_title = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["starts_at", "id"]
@@ -116,6 +128,11 @@ class MaintenanceWindow(models.Model):
             models.CheckConstraint(condition=models.Q(ends_at__gt=models.F("starts_at")), name="maint_end_after_start"),
             models.CheckConstraint(condition=~models.Q(title=""), name="maint_title_not_empty"),
             models.UniqueConstraint(fields=["series", "starts_at"], name="uniq_maint_occurrence"),
+            models.CheckConstraint(
+                condition=models.Q(public=False) | ~models.Q(public_title=""),
+                name="maint_public_has_title",
+                violation_error_message="A public maintenance window needs a public title.",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -14,21 +14,11 @@ from itsm.lifecycles import TICKET_DONE_STATUSES
 from itsm.models import Event, Incident, Postmortem, Ticket
 from itsm.roles import is_staff_role
 
-# How the incident is being run, for the people running it: who commands it, its paging, which tickets (of other
-# requesters too) it covers, its post-mortem. A requester sees the incident as the status page tells it.
-STAFF_ONLY_FIELDS = (
-    "commander",
-    "linked_tickets",
-    "escalation_level",
-    "open_action_items",
-    "postmortem_status",
-    "created_by",
-)
-
 
 def incident_timeline_visible_to(user: Any, incident: Incident) -> QuerySet[Event]:
     """The timeline, oldest first. Internal notes, pages and escalations are for agents and admins: a requester
-    reads the public status updates only, as the status page shows them."""
+    reads the public status updates only (of a public incident: the API shows them no other), as the status page
+    shows them."""
     events = Event.objects.filter(incident=incident).select_related("actor").order_by("created_at", "id")
     if is_staff_role(user):
         return events

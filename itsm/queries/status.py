@@ -1,14 +1,16 @@
 """The public view of the platform: what anyone may see of services, incidents and maintenance windows, without
-signing in (the status page) and what requesters are shown of incidents and windows everywhere. Only titles,
-severities, states, times and each incident's latest public status update (posted by an agent with `public: true`):
-no summaries, internal notes, people or addresses."""
+signing in (the status page) and what requesters are shown of incidents and windows everywhere (the API's requester
+serializers show the same PUBLIC_FIELDS of the same rows). Only incidents and windows that staff marked public, under
+their public titles, with severities, states, times and each incident's latest public status update (posted by an
+agent with `public: true`): no internal titles, summaries, internal notes, alerts, people or addresses. A service's
+state is read from the public ones alone, so the page says nothing that staff have not published."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from itsm.lifecycles import INCIDENT_CLOSED_STATUSES, MAINTENANCE_UNDER_WAY_STATUSES
@@ -28,6 +30,16 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
+def public_incidents() -> QuerySet[Incident]:
+    """The incidents that anyone may see (their PUBLIC_FIELDS only)."""
+    return Incident.objects.filter(public=True)
+
+
+def public_windows() -> QuerySet[MaintenanceWindow]:
+    """The maintenance windows that anyone may see (their PUBLIC_FIELDS only)."""
+    return MaintenanceWindow.objects.filter(public=True)
+
+
 def status_summary(*, now: datetime | None = None) -> dict[str, Any]:
     """What a visitor may see, as plain data (the HTML page and the JSON both render this)."""
     now = now or timezone.now()
@@ -35,7 +47,8 @@ def status_summary(*, now: datetime | None = None) -> dict[str, Any]:
         "-created_at", "-id"
     )
     incidents = list(
-        Incident.objects.exclude(status__in=INCIDENT_CLOSED_STATUSES)
+        public_incidents()
+        .exclude(status__in=INCIDENT_CLOSED_STATUSES)
         .annotate(
             update_body=Subquery(latest_update.values("note")[:1]),
             update_at=Subquery(latest_update.values("created_at")[:1]),
@@ -44,7 +57,8 @@ def status_summary(*, now: datetime | None = None) -> dict[str, Any]:
         .order_by("-detected_at")[:50]
     )
     windows = list(
-        MaintenanceWindow.objects.filter(
+        public_windows()
+        .filter(
             status__in=[MaintenanceWindow.Status.SCHEDULED, *MAINTENANCE_UNDER_WAY_STATUSES],
             starts_at__lt=now + timedelta(days=UPCOMING_DAYS),
         )
@@ -71,7 +85,7 @@ def status_summary(*, now: datetime | None = None) -> dict[str, Any]:
         "services": services,
         "incidents": [
             {
-                "title": incident.title,
+                "title": incident.public_title,
                 "severity": incident.severity,
                 "status": incident.status,
                 "services": [s.name for s in incident.services.all()],
@@ -87,7 +101,7 @@ def status_summary(*, now: datetime | None = None) -> dict[str, Any]:
         ],
         "maintenance": [
             {
-                "title": window.title,
+                "title": window.public_title,
                 "status": window.status,
                 "services": [s.name for s in window.services.all()],
                 "starts_at": _iso(window.starts_at),

@@ -21,10 +21,11 @@ from django.utils import timezone
 from itsm.exceptions import InvalidInput, NotPermitted
 from itsm.lifecycles import MAINTENANCE_EDITABLE_STATUSES
 from itsm.models import Event, MaintenanceWindow, Service
-from itsm.models.maintenance import EDITABLE_FIELDS, RELATIONS, default_verify_for
+from itsm.models.maintenance import EDITABLE_FIELDS, PUBLICATION_FIELDS, RELATIONS, default_verify_for
 from itsm.roles import is_admin
 from itsm.services.events import event_record, event_record_change
 from itsm.services.monitoring import alertmanager_request
+from itsm.services.publication import publication_checked
 
 logger = logging.getLogger(__name__)
 
@@ -115,10 +116,14 @@ def maintenance_create(
     checks: list[dict[str, Any]] | None = None,
     verify_for: timedelta | None = None,
     owner: Any = None,
+    public: bool = False,
+    public_title: str = "",
 ) -> MaintenanceWindow:
     """Schedule a window (and, for a recurring one, its occurrences of the next weeks). Without `verify_for` the
-    checks run for ITSM_MAINTENANCE_VERIFY_MINUTES after the maintenance."""
+    checks run for ITSM_MAINTENANCE_VERIFY_MINUTES after the maintenance. It is private (not on the status page, not
+    shown to requesters) unless `public`, with its `public_title`."""
     now = timezone.now()
+    public_title = publication_checked(public=public, public_title=public_title, noun="maintenance window")
     checks = [] if checks is None else checks
     verify_for = default_verify_for() if verify_for is None else verify_for
     maintenance_validate(
@@ -147,6 +152,8 @@ def maintenance_create(
             created_by=actor if getattr(actor, "pk", None) else None,
             created_at=now,
             updated_at=now,
+            public=public,
+            public_title=public_title,
         )
         window.services.set(list(services))
         window.notify_users.set(list(notify_users))
@@ -159,14 +166,23 @@ def maintenance_create(
 
 
 def maintenance_update(*, window_id: int, actor: Any, changes: dict[str, Any]) -> MaintenanceWindow:
-    """Edit a window that has not started yet."""
+    """Edit a window that has not started yet; what is published of it (PUBLICATION_FIELDS), in any status."""
     refused = sorted(set(changes) - {*EDITABLE_FIELDS, *RELATIONS})
     if refused:
         raise InvalidInput({name: ["This field cannot be changed here."] for name in refused})
     with transaction.atomic():
         window = MaintenanceWindow.objects.select_for_update().get(pk=window_id)
-        if window.status not in MAINTENANCE_EDITABLE_STATUSES:
+        if window.status not in MAINTENANCE_EDITABLE_STATUSES and not set(changes) <= set(PUBLICATION_FIELDS):
             raise InvalidInput({"status": [f"A window that is {window.status} can no longer be edited."]})
+        if set(PUBLICATION_FIELDS) & set(changes):
+            changes = {
+                **changes,
+                "public_title": publication_checked(
+                    public=changes.get("public", window.public),
+                    public_title=changes.get("public_title", window.public_title),
+                    noun="maintenance window",
+                ),
+            }
         now = timezone.now()
         merged = {name: changes.get(name, getattr(window, name)) for name in ("starts_at", "ends_at", "recurrence")}
         maintenance_validate(
@@ -229,6 +245,8 @@ def maintenance_expand(*, window: MaintenanceWindow, now: datetime) -> int:
                 "checks": window.checks,
                 "verify_for": window.verify_for,
                 "owner": window.owner,
+                "public": window.public,
+                "public_title": window.public_title,
                 "created_by": window.created_by,
                 "created_at": now,
                 "updated_at": now,

@@ -211,11 +211,16 @@ class TestIntake:
         second = Incident.objects.exclude(pk=first.pk).get()
         assert Alert.objects.get().incident == second
 
-    def test_alerts_are_listed_with_filters(self, intake, as_requester, django_assert_max_num_queries):
+    def test_alerts_are_listed_with_filters(self, intake, as_agent, django_assert_max_num_queries):
         intake.post(URL, payload("firing", *[alert(fingerprint=f"f{n}") for n in range(10)]), format="json")
         intake.post(URL, payload("resolved", alert("resolved", fingerprint="f0")), format="json")
         with django_assert_max_num_queries(4):
-            listed = as_requester.get("/api/v1/alerts/", {"status": "firing"})
+            listed = as_agent.get("/api/v1/alerts/", {"status": "firing"})
         assert len(listed.json()["results"]) == 9
-        assert as_requester.get("/api/v1/alerts/", {"fingerprint": "f0"}).json()["results"][0]["status"] == "resolved"
-        assert as_requester.get("/api/v1/alerts/", {"status": "nope"}).status_code == 400
+        assert as_agent.get("/api/v1/alerts/", {"fingerprint": "f0"}).json()["results"][0]["status"] == "resolved"
+        assert as_agent.get("/api/v1/alerts/", {"status": "nope"}).status_code == 400
+
+    def test_requesters_read_no_alerts(self, intake, as_requester):
+        intake.post(URL, payload("firing", alert(fingerprint="f0")), format="json")
+        assert as_requester.get("/api/v1/alerts/").status_code == 403
+        assert as_requester.get(f"/api/v1/alerts/{Alert.objects.get().pk}/").status_code == 403

@@ -23,8 +23,8 @@ DEAD_REDIS = {
 
 @pytest.mark.django_db
 class TestHealth:
-    def test_health_is_ok_with_every_dependency_up(self, anonymous):
-        response = anonymous.get("/health/")
+    def test_health_is_ok_with_every_dependency_up(self, as_agent):
+        response = as_agent.get("/health/")
         assert response.status_code == 200
         body = response.json()
         assert body["status"] == "ok"
@@ -34,9 +34,10 @@ class TestHealth:
             "broker": "ok",
         }
 
-    def test_with_redis_stopped_health_is_degraded_and_tickets_still_work(self, anonymous, as_requester):
+    def test_with_redis_stopped_health_is_degraded_and_tickets_still_work(self, anonymous, as_requester, as_admin):
         with override_settings(CACHES=DEAD_REDIS, CELERY_BROKER_URL="redis://127.0.0.1:1/1"):
-            health = anonymous.get("/health/")
+            health = as_admin.get("/health/")
+            public = anonymous.get("/health/")
             created = as_requester.post(URL, {"title": "Works without Redis"}, format="json")
             listed = as_requester.get(URL)
             login = anonymous.post("/api/v1/auth/token/", {"username": "rita", "password": "wrong"}, format="json")
@@ -45,10 +46,22 @@ class TestHealth:
         assert health.json()["checks"]["cache"]["status"] == "down"
         assert health.json()["checks"]["broker"]["status"] == "down"
         assert health.json()["checks"]["database"]["status"] == "ok"
+        assert health.json()["checks"]["cache"]["error"]
+        assert health.json()["checks"]["broker"]["error"]
+        # Anonymous callers get the status word only: no connection details, no exception text.
+        assert (public.status_code, public.json()) == (200, {"status": "degraded"})
         assert created.status_code == 201
         assert listed.status_code == 200
         assert len(listed.json()["results"]) == 1
         assert login.status_code == 400
+
+    def test_anonymous_callers_and_requesters_get_the_status_word_only(self, anonymous, as_requester, operator):
+        assert anonymous.get("/health/").json() == {"status": "ok"}
+        assert as_requester.get("/health/").json() == {"status": "ok"}
+        wrong_token = anonymous.get("/health/", HTTP_AUTHORIZATION="Token " + "0" * 64)
+        assert (wrong_token.status_code, wrong_token.json()) == (200, {"status": "ok"})
+        # An admin signed in to the admin site reads the detail there.
+        assert set(operator.get("/health/").json()) == {"status", "read_only", "checks"}
 
     def test_health_needs_no_login_and_is_never_cached(self, anonymous):
         response = anonymous.get("/health/")

@@ -41,7 +41,16 @@ def test_an_edit_does_not_offer_the_detection_time_and_a_declaration_says_it_is_
     for method in ("put", "patch"):
         edit = _body_fields(schema, "/api/v1/incidents/{id}/", method)
         assert "detected_at" not in edit, method
-        assert set(edit) == {"title", "summary", "severity", "services", "commander", "linked_tickets"}, method
+        assert set(edit) == {
+            "title",
+            "summary",
+            "severity",
+            "services",
+            "commander",
+            "linked_tickets",
+            "public",
+            "public_title",
+        }, method
     declared = _body_fields(schema, URL, "post")["detected_at"]
     assert declared["format"] == "date-time"
     assert "not in the future" in declared["description"]
@@ -60,6 +69,8 @@ class TestAnEditTakesWhatItsSchemaOffers:
             "commander": agent.pk,
             "linked_tickets": [make_ticket(requester, title="Checkout hangs").pk],
             "detected_at": "2020-01-01T00:00:00Z",
+            "public": True,
+            "public_title": "Checkout is slow for some",
         }
 
     @pytest.mark.parametrize("method", ["put", "patch"])

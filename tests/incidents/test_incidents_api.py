@@ -220,17 +220,19 @@ class TestTimelineAndPostmortem:
         assert as_agent.post(detail(incident.pk, "timeline/"), {"body": ""}, format="json").status_code == 400
 
     def test_requesters_see_only_the_public_status_updates_on_the_timeline(self, as_agent, as_requester, agent):
-        incident = declare(agent)
+        incident = declare(agent, public=True, public_title="Mail is slow")
         as_agent.post(detail(incident.pk, "timeline/"), {"body": "The relay's disk is full"}, format="json")
         update = {"body": "Mail is slow; we are on it.", "public": True}
         assert as_agent.post(detail(incident.pk, "timeline/"), update, format="json").status_code == 201
         as_agent.post(detail(incident.pk, "transition/"), {"to": "acknowledged"}, format="json")
         events = as_requester.get(detail(incident.pk, "timeline/")).json()["results"]
-        assert [(event["kind"], event["note"]) for event in events] == [("status_update", update["body"])]
+        assert [(event["kind"], event["note"], event["actor"]) for event in events] == [
+            ("status_update", update["body"], None)
+        ]
         assert len(as_agent.get(detail(incident.pk, "timeline/")).json()["results"]) == 4
 
     def test_requesters_cannot_read_the_postmortem_or_its_action_items(self, as_agent, as_requester, agent):
-        incident = declare(agent)
+        incident = declare(agent, public=True, public_title="Mail is slow")
         as_agent.put(detail(incident.pk, "postmortem/"), {"root_cause": "A full disk"}, format="json")
         as_agent.post(detail(incident.pk, "postmortem/action-items/"), {"title": "Alert on disk"}, format="json")
         response = as_requester.get(detail(incident.pk, "postmortem/"))
@@ -240,7 +242,7 @@ class TestTimelineAndPostmortem:
 
     def test_requesters_see_the_incident_without_how_it_is_run(self, as_agent, as_requester, agent, requester):
         other = make_ticket(agent, title="Someone else's ticket")
-        incident = declare(agent, commander=agent, linked_tickets=[other])
+        incident = declare(agent, commander=agent, linked_tickets=[other], public=True, public_title="Mail is slow")
         as_agent.put(detail(incident.pk, "postmortem/"), {"root_cause": "A full disk"}, format="json")
         as_agent.post(detail(incident.pk, "postmortem/action-items/"), {"title": "Alert on disk"}, format="json")
         staff_only = {
@@ -256,8 +258,9 @@ class TestTimelineAndPostmortem:
         assert (staff_view["linked_tickets"], staff_view["commander"]) == ([other.pk], agent.pk)
         for response in (as_requester.get(detail(incident.pk)), as_requester.get(URL)):
             shown = response.json() if "results" not in response.json() else response.json()["results"][0]
-            assert (shown["title"], shown["status"]) == (incident.title, "detected")
+            assert (shown["public_title"], shown["status"]) == ("Mail is slow", "detected")
             assert not staff_only & set(shown), shown
+            assert "title" not in shown
 
     def test_the_postmortem_starts_as_an_empty_draft_with_the_timeline(self, as_agent, agent):
         incident = declare(agent)

@@ -42,9 +42,11 @@ def test_an_agent_schedules_a_window_with_the_issues_defaults(as_agent, agent, d
     assert MaintenanceWindow.objects.get(pk=window["id"]).notify_before == timedelta(hours=2)
 
 
-def test_a_requester_reads_windows_but_cannot_schedule_one(as_requester, make_window, database_service):
-    window = make_window()
-    assert as_requester.get(URL).data["results"][0]["id"] == window.pk
+def test_a_requester_reads_public_windows_but_cannot_schedule_one(as_requester, make_window, database_service):
+    window = make_window(public=True, public_title="Database upgrade")
+    private = make_window(starts_at=START + timedelta(days=1), ends_at=START + timedelta(days=1, hours=1))
+    assert [shown["id"] for shown in as_requester.get(URL).data["results"]] == [window.pk]
+    assert as_requester.get(f"{URL}{private.pk}/").status_code == 404
     assert as_requester.get(f"{URL}{window.pk}/").status_code == 200
     assert as_requester.post(URL, body(database_service), format="json").status_code == 403
     response = as_requester.post(f"{URL}{window.pk}/transition/", {"to": "cancelled"}, format="json")
@@ -169,11 +171,20 @@ def test_only_admins_delete_windows(as_agent, as_admin, make_window):
     assert as_admin.delete(f"{URL}{window.pk}/").status_code == 204
 
 
-def test_the_list_does_not_grow_its_queries_with_the_windows(as_requester, make_window, django_assert_max_num_queries):
+@pytest.mark.parametrize("persona", ["as_requester", "as_agent"])
+def test_the_list_does_not_grow_its_queries_with_the_windows(
+    request, persona, make_window, django_assert_max_num_queries
+):
     for day in range(5):
-        make_window(starts_at=START + timedelta(days=day), ends_at=START + timedelta(days=day, hours=1))
+        make_window(
+            starts_at=START + timedelta(days=day),
+            ends_at=START + timedelta(days=day, hours=1),
+            public=True,
+            public_title=f"Upgrade {day}",
+        )
+    client = request.getfixturevalue(persona)
     with django_assert_max_num_queries(8):
-        response = as_requester.get(URL)
+        response = client.get(URL)
     assert len(response.data["results"]) == 5
 
 

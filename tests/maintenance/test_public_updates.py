@@ -20,7 +20,14 @@ URL = "/api/v1/incidents/"
 @pytest.fixture
 def outage(agent: Any) -> Incident:
     api = Service.objects.create(name="API", slug="api")
-    return incident_create(actor=agent, title="API answers 502", severity="critical", services=[api])
+    return incident_create(
+        actor=agent,
+        title="INTERNAL 5xx on api-3",
+        severity="critical",
+        services=[api],
+        public=True,
+        public_title="API answers 502",
+    )
 
 
 def timeline(incident: Incident) -> str:
@@ -108,7 +115,9 @@ def test_a_resolved_incident_and_its_updates_leave_the_page(as_agent, outage, ag
 
 def test_the_page_does_not_grow_its_queries_with_incidents_and_updates(as_agent, agent, django_assert_max_num_queries):
     for n in range(8):
-        incident = incident_create(actor=agent, title=f"Problem {n}", severity="high")
+        incident = incident_create(
+            actor=agent, title=f"INTERNAL {n}", severity="high", public=True, public_title=f"Problem {n}"
+        )
         for step in range(3):
             post(as_agent, incident, f"Update {step} of problem {n}", public=True)
     with django_assert_max_num_queries(6):

@@ -1,4 +1,5 @@
-"""The public status page: no login, each service's state, active incidents and maintenance, nothing internal."""
+"""The public status page: no login, each service's state, the active incidents and maintenance that staff made public
+(under their public titles, with their public updates), nothing internal and nothing private."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from itsm.models import Service
-from itsm.services.incidents import incident_create
+from itsm.services.incidents import incident_create, incident_note, incident_status_update, incident_update
 from itsm.services.maintenance import maintenance_create
 from itsm.services.maintenance_lifecycle import maintenance_tick
 
@@ -21,19 +22,30 @@ def visitor() -> Client:
 
 @pytest.fixture
 def landscape(agent, database_service):
-    """The API is down (critical), mail is slow (medium), the database is in maintenance, a window is coming."""
+    """The API is down (critical), mail is slow (medium), the database is in maintenance, a window is coming: all of
+    them public. A private critical incident of search and a private window are not shown, nor change any state."""
     api = Service.objects.create(name="API", slug="api")
     mail = Service.objects.create(name="Mail", slug="mail")
-    Service.objects.create(name="Search", slug="search")
+    search = Service.objects.create(name="Search", slug="search")
     incident_create(
         actor=agent,
-        title="API answers 502",
+        title="INTERNAL HighErrorRate on api-7 10.1.2.3:8000",
         summary="INTERNAL: db pool exhausted, ask alice@example.com",
         severity="critical",
         services=[api],
         commander=agent,
+        public=True,
+        public_title="API answers 502",
     )
-    incident_create(actor=agent, title="Mail is slow", severity="medium", services=[mail])
+    incident_create(
+        actor=agent,
+        title="INTERNAL SMTP relay queue",
+        severity="medium",
+        services=[mail],
+        public=True,
+        public_title="Mail is slow",
+    )
+    incident_create(actor=agent, title="INTERNAL-PRIVATE search-2 down", severity="critical", services=[search])
     now = timezone.now()
     running = maintenance_create(
         actor=agent,
@@ -43,14 +55,25 @@ def landscape(agent, database_service):
         services=[database_service],
         backup_required=False,
         description="INTERNAL: run the playbook",
+        public=True,
+        public_title="PostgreSQL upgrade",
     )
     maintenance_tick(now=running.starts_at)
     maintenance_create(
         actor=agent,
-        title="Search reindex",
+        title="INTERNAL reindex of es-cluster-3",
         starts_at=now + timedelta(days=2),
         ends_at=now + timedelta(days=2, hours=1),
-        services=[Service.objects.get(slug="search")],
+        services=[search],
+        public=True,
+        public_title="Search reindex",
+    )
+    maintenance_create(
+        actor=agent,
+        title="INTERNAL-PRIVATE window",
+        starts_at=now + timedelta(days=1),
+        ends_at=now + timedelta(days=1, hours=1),
+        services=[mail],
     )
 
 
@@ -67,10 +90,55 @@ def test_the_json_says_each_services_state_without_a_login(visitor, landscape):
     ]
 
 
+def test_a_private_incident_is_absent_and_a_public_one_shows_only_its_public_text(visitor, agent):
+    api = Service.objects.create(name="API", slug="api")
+    shown = incident_create(
+        actor=agent,
+        title="HighErrorRate on api-7 10.1.2.3:8000",
+        summary="Alert: 5xx ratio 0.31 on instance 10.1.2.3:8000 (http://prometheus:9090/graph?g0.expr=x)",
+        severity="high",
+        services=[api],
+        commander=agent,
+    )
+    incident_note(incident_id=shown.pk, actor=agent, body="Restarted api-7; pool at 100/100")
+    update = incident_status_update(incident_id=shown.pk, actor=agent, body="Some requests fail; we are on it.")
+    hidden = incident_create(actor=agent, title="DatabaseDown db-primary 10.0.0.5:5432", severity="critical")
+    incident_status_update(incident_id=hidden.pk, actor=agent, body="Private incident's update")
+    private_body = visitor.get("/status.json").json()
+    assert private_body["incidents"] == []
+    assert [s["state"] for s in private_body["services"]] == ["operational"]
+
+    incident_update(
+        incident_id=shown.pk, actor=agent, changes={"public": True, "public_title": "Some API requests fail"}
+    )
+    data = visitor.get("/status.json").json()
+    assert data["incidents"] == [
+        {
+            "title": "Some API requests fail",
+            "severity": "high",
+            "status": "detected",
+            "services": ["API"],
+            "detected_at": shown.detected_at.isoformat(),
+            "updated_at": data["incidents"][0]["updated_at"],
+            "latest_update": {"body": "Some requests fail; we are on it.", "at": update.created_at.isoformat()},
+        }
+    ]
+    assert [s["state"] for s in data["services"]] == ["degraded"]
+    html = visitor.get("/status/").content.decode()
+    assert "Some API requests fail" in html
+    assert "Some requests fail; we are on it." in html
+    for body in (str(data), html):
+        for internal in ("HighErrorRate", "10.1.2.3", "api-7", "5xx ratio", "prometheus", "pool", agent.username):
+            assert internal not in body
+        for private in ("DatabaseDown", "db-primary", "10.0.0.5", "Private incident"):
+            assert private not in body
+
+
 def test_nothing_internal_leaks(visitor, landscape):
     for url in ("/status.json", "/status/"):
         body = visitor.get(url).content.decode()
         assert "INTERNAL" not in body
+        assert "search-2" not in body
         assert "@example.com" not in body
         assert "alice" not in body
 
@@ -101,8 +169,9 @@ def test_the_status_page_only_answers_reads(visitor, db):
     assert visitor.post("/status.json").status_code == 405
 
 
-def test_the_page_does_not_grow_its_queries_with_the_services(visitor, landscape, django_assert_max_num_queries):
+def test_the_page_does_not_grow_its_queries_with_the_services(visitor, landscape, agent, django_assert_max_num_queries):
     for n in range(10):
-        Service.objects.create(name=f"Extra {n}", slug=f"extra-{n}")
+        service = Service.objects.create(name=f"Extra {n}", slug=f"extra-{n}")
+        incident_create(actor=agent, title=f"INTERNAL {n}", services=[service], public=True, public_title=f"P{n}")
     with django_assert_max_num_queries(6):
         assert visitor.get("/status.json").status_code == 200

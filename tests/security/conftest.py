@@ -54,8 +54,11 @@ class World:
     rita: Private
     oscar: Private
     internal_markers: list[str]
-    # What every signed-in user may read: an incident's public status update.
+    # What every signed-in user may read: the public incident's and window's public titles and the incident's public
+    # status update.
     public_markers: list[str]
+    # Every text of the private incident and window: staff read them where they look, requesters nowhere.
+    private_markers: list[str]
     objects: dict[str, list[Any]] = field(default_factory=dict)
 
 
@@ -116,13 +119,28 @@ def world(requester: Any, other_requester: Any, agent: Any, admin: Any) -> World
     rita = _private("rita", requester, agent)
     oscar = _private("oscar", other_requester, agent)
     service: Service = ServiceFactory(name="Mail", slug="mail")  # type: ignore[assignment]
-    # Rita's ticket is linked to the incident that everyone signed in can read: only its id may show there.
+    # Rita's ticket is linked to the public incident, which every signed-in user reads in its public view (without
+    # its linked tickets). Every other text of it is internal, as is all of the private incident.
     incident = incident_create(
         actor=agent,
-        title="Mail is down",
+        title="INTERNAL-INCIDENT-TITLE mail-relay-2 10.0.0.25:25",
+        summary="INTERNAL-INCIDENT-SUMMARY: the alert's description",
         severity="low",
         services=[service],
+        commander=agent,
         linked_tickets=Ticket.objects.filter(pk=rita.ticket),
+        public=True,
+        public_title="PUBLIC-INCIDENT-TITLE: mail is slow",
+    )
+    private_incident = incident_create(
+        actor=agent,
+        title="INTERNAL-PRIVATE-INCIDENT-TITLE",
+        summary="INTERNAL-PRIVATE-INCIDENT-SUMMARY",
+        severity="critical",
+        services=[service],
+    )
+    incident_status_update(
+        incident_id=private_incident.pk, actor=agent, body="INTERNAL-PRIVATE-INCIDENT-UPDATE: never published"
     )
     # Requesters read the incident and its public status updates; the rest of its timeline, its post-mortem and
     # its action items are for agents and admins.
@@ -132,7 +150,21 @@ def world(requester: Any, other_requester: Any, agent: Any, admin: Any) -> World
     postmortem_add_action_item(incident_id=incident.pk, actor=agent, title="INTERNAL-ACTION-ITEM")
     now = timezone.now()
     window = maintenance_create(
-        actor=agent, title="Mail upgrade", starts_at=now + timedelta(days=2), ends_at=now + timedelta(days=2, hours=1)
+        actor=agent,
+        title="INTERNAL-WINDOW-TITLE",
+        description="INTERNAL-WINDOW-DESCRIPTION",
+        checks=[{"kind": "promql", "expr": 'up{job="INTERNAL-WINDOW-PROMQL"} == 1'}],
+        starts_at=now + timedelta(days=2),
+        ends_at=now + timedelta(days=2, hours=1),
+        services=[service],
+        public=True,
+        public_title="PUBLIC-WINDOW-TITLE: mail upgrade",
+    )
+    private_window = maintenance_create(
+        actor=agent,
+        title="INTERNAL-PRIVATE-WINDOW-TITLE",
+        starts_at=now + timedelta(days=3),
+        ends_at=now + timedelta(days=3, hours=1),
     )
     backup = Backup.objects.create(
         kind=Backup.Kind.DATABASE, tier=Backup.Tier.DAILY, trigger=Backup.Trigger.MANUAL, created_at=now
@@ -140,7 +172,9 @@ def world(requester: Any, other_requester: Any, agent: Any, admin: Any) -> World
     alert = Alert.objects.create(
         fingerprint="f00d",
         alertname="MailDown",
-        labels={"alertname": "MailDown"},
+        labels={"alertname": "MailDown", "instance": "INTERNAL-ALERT-INSTANCE:9100"},
+        annotations={"description": "INTERNAL-ALERT-DESCRIPTION"},
+        generator_url="http://prometheus:9090/graph?INTERNAL-ALERT-GENERATOR",
         received_at=now,
         last_received_at=now,
     )
@@ -157,8 +191,22 @@ def world(requester: Any, other_requester: Any, agent: Any, admin: Any) -> World
             "INTERNAL-INCIDENT-NOTE",
             "INTERNAL-POSTMORTEM-ROOT-CAUSE",
             "INTERNAL-ACTION-ITEM",
+            "INTERNAL-INCIDENT-TITLE",
+            "INTERNAL-INCIDENT-SUMMARY",
+            "INTERNAL-WINDOW-TITLE",
+            "INTERNAL-WINDOW-DESCRIPTION",
+            "INTERNAL-WINDOW-PROMQL",
+            "INTERNAL-ALERT-INSTANCE",
+            "INTERNAL-ALERT-DESCRIPTION",
+            "INTERNAL-ALERT-GENERATOR",
         ],
-        public_markers=["PUBLIC-STATUS-UPDATE"],
+        public_markers=["PUBLIC-STATUS-UPDATE", "PUBLIC-INCIDENT-TITLE", "PUBLIC-WINDOW-TITLE"],
+        private_markers=[
+            "INTERNAL-PRIVATE-INCIDENT-TITLE",
+            "INTERNAL-PRIVATE-INCIDENT-SUMMARY",
+            "INTERNAL-PRIVATE-INCIDENT-UPDATE",
+            "INTERNAL-PRIVATE-WINDOW-TITLE",
+        ],
         objects={
             "ticket": [rita.ticket, oscar.ticket],
             "rated-ticket": [rita.rated_ticket, oscar.rated_ticket],
@@ -167,6 +215,9 @@ def world(requester: Any, other_requester: Any, agent: Any, admin: Any) -> World
             "attachment": [rita.attachment, oscar.attachment, rita.internal_attachment, oscar.internal_attachment],
             "incident": [incident.pk],
             "maintenance-window": [window.pk],
+            # Staff read these as any other; requesters get 404, as for what does not exist.
+            "private-incident": [private_incident.pk],
+            "private-maintenance-window": [private_window.pk],
             "service": [service.pk],
             "team": [service.team_id],
             "backup": [backup.pk],

@@ -77,8 +77,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("incident-postmortem", "GET"): Op("staff", "incident"),
     ("incident-postmortem", "PUT"): Op("staff", "incident"),
     ("incident-action-items", "POST"): Op("staff", "incident"),
-    ("alert-list", "GET"): S,
-    ("alert-detail", "GET"): Op("signed_in", "alert"),
+    # Alerts name instances and addresses: requesters see incidents as the status page shows them, and no alerts.
+    ("alert-list", "GET"): STAFF,
+    ("alert-detail", "GET"): Op("staff", "alert"),
     **_crud("maintenance-window", "signed_in", "staff", "admin"),
     ("maintenance-window-transition", "POST"): Op("staff", "maintenance-window"),
     ("maintenance-window-events", "GET"): Op("staff", "maintenance-window"),

@@ -135,7 +135,7 @@ def _forbidden(world: World, persona: str) -> list[str]:
     if persona in ("agent", "admin"):
         return channels  # staff see every ticket and notification, but no one's channel
     other = world.oscar if persona == "rita" else world.rita
-    return [*other.ticket_markers, *other.own_markers, other.secret, *world.internal_markers]
+    return [*other.ticket_markers, *other.own_markers, other.secret, *world.internal_markers, *world.private_markers]
 
 
 def _required(world: World, persona: str) -> list[str]:
