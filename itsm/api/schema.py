@@ -111,13 +111,13 @@ PUBLIC_VIEWS = {"Incident": incidents.PUBLIC_FIELDS, "MaintenanceWindow": mainte
 
 def document_public_views(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """Requesters read incidents and windows in their public view, which leaves out every field but PUBLIC_FIELDS:
-    the others are not `required` in the response schema, and say who reads them."""
+    those are `required` in the response schema (everyone reads them), the others are not, and say who reads them."""
     schemas = result.get("components", {}).get("schemas", {})
     for name, shown in PUBLIC_VIEWS.items():
         component = schemas.get(name)
         if not component:
             continue
-        component["required"] = [field for field in component.get("required", []) if field in shown]
+        component["required"] = [field for field in shown if field in component["properties"]]
         for field_name, field in component["properties"].items():
             if field_name not in shown and "$ref" not in field and "allOf" not in field:
                 field["description"] = " ".join(

@@ -102,10 +102,12 @@ def outage_and_upcoming_window(agent: Any) -> dict[str, Any]:
     search = Service.objects.create(name="Search", slug="search")
     incident = incident_create(
         actor=agent,
-        title="API answers 502 to every request",
+        title="INTERNAL HighErrorRate api-7 10.1.2.3:8000",
         summary="INTERNAL summary: the pool is exhausted",
         severity="critical",
         services=[api],
+        public=True,
+        public_title="API answers 502 to every request",
     )
     incident_status_update(incident_id=incident.pk, actor=agent, body="We are investigating elevated errors.")
     incident_note(incident_id=incident.pk, actor=agent, body="INTERNAL: ask dba.oncall@example.com for the dump")
@@ -113,8 +115,10 @@ def outage_and_upcoming_window(agent: Any) -> dict[str, Any]:
     starts = (timezone.now() + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
     maintenance_create(
         actor=agent,
-        title="Search index rebuild",
+        title="INTERNAL reindex of es-3",
         description="INTERNAL: run the reindex playbook",
+        public=True,
+        public_title="Search index rebuild",
         starts_at=starts,
         ends_at=starts + timedelta(minutes=45),
         services=[search],

@@ -25,8 +25,8 @@ def test_health_and_api_answer_json_503_quickly_when_the_database_is_unreachable
         [str(BIN / "gunicorn"), "itsm_project.wsgi", "-c", "gunicorn.conf.py"], env, tmp_path / "gunicorn.log"
     ):
         body = wait_for(f"{base}/health/", timeout=30, expect=503)
-        assert body["status"] == "down"
-        assert body["checks"]["database"]["status"] == "down"
+        # The status word only: without the database no token can be checked, so nobody gets the detail.
+        assert body == {"status": "down"}
 
         started_at = time.monotonic()
         status, headers, body = http("GET", f"{base}/health/")
