@@ -29,6 +29,7 @@ from itsm.models import (
     Alert,
     Attachment,
     Backup,
+    Incident,
     MaintenanceWindow,
     Notification,
     NotificationChannel,
@@ -37,6 +38,7 @@ from itsm.models import (
 )
 from itsm.services.alerts import alerts_ingest
 from itsm.services.attachments import attachment_create
+from itsm.services.incidents import incident_create
 from itsm.services.maintenance import maintenance_create
 from itsm.services.notification_delivery import notification_deliver
 from itsm.services.notifications import notify
@@ -163,9 +165,19 @@ def _test_data(users: dict[str, Any]) -> None:
     with _ids_from(Notification, OBJECT_ID):
         (notification, *_) = notify(users=[rita], subject="Printer fixed", body="Your printer works again.")
     notification_deliver(notification_id=notification.pk)  # redelivery takes a delivered or failed one
+    # Public, so that rita (a requester, the first identity) reads them: a private one is a 404 to her.
+    with _ids_from(Incident, OBJECT_ID):
+        incident_create(actor=alice, title="Printers down", severity="low", public=True, public_title="Printing fails")
     with _ids_from(MaintenanceWindow, OBJECT_ID):
         for title in ("Printer firmware", "Spare 1", "Spare 2", "Spare 3"):
-            maintenance_create(actor=alice, title=title, starts_at=start, ends_at=start + timedelta(hours=1))
+            maintenance_create(
+                actor=alice,
+                title=title,
+                starts_at=start,
+                ends_at=start + timedelta(hours=1),
+                public=True,
+                public_title=title,
+            )
     with _ids_from(Service, OBJECT_ID):
         for name in ("Printers", "Spare 1", "Spare 2", "Spare 3"):
             Service.objects.create(name=name, slug=name.lower().replace(" ", "-"))
@@ -189,6 +201,7 @@ def _test_data(users: dict[str, Any]) -> None:
             attachment_create(ticket=edited, uploaded_by=rita, filename=name, content_type="text/plain", data=data)
     made: list[type[Model]] = [
         Alert,
+        Incident,
         NotificationChannel,
         Notification,
         MaintenanceWindow,
