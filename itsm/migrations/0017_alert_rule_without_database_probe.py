@@ -12,7 +12,7 @@ def delete_database_probe_rules(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('itsm', '0015_ticket_ratings'),
+        ('itsm', '0016_public_view'),
     ]
 
     operations = [
