@@ -17,7 +17,8 @@ set -eu
 QUEUES="critical,notifications,backups,default"
 
 deploy_checks() {
-    # Refuses to start on a production mistake (itsm.E001-E004: no secret key, SQLite, no Redis...).
+    # Refuses to start on a production mistake (itsm.E001-E009: no secret key, SQLite, no Redis, a change-me
+    # placeholder, no e-mail, no Alertmanager token or URL...).
     python manage.py check --deploy --fail-level ERROR
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.core import checks
@@ -82,6 +83,101 @@ def check_production(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
                 "ITSM_HTTPS is off: cookies are not marked secure and HSTS is not sent.",
                 hint="Serve the platform over TLS and set ITSM_HTTPS=true.",
                 id="itsm.W001",
+            )
+        )
+    return errors
+
+
+# What `.env.example` and the manifests ship as secrets; a value containing one was never replaced.
+PLACEHOLDER_MARKERS = ("change-me", "changeme", "example")
+# E-mail backends that accept every message and deliver none (EMAIL_URL's console://, locmem://, dummy://, file://).
+UNDELIVERED_EMAIL = {
+    "django.core.mail.backends.console.EmailBackend": "printed to the log",
+    "django.core.mail.backends.locmem.EmailBackend": "kept in memory",
+    "django.core.mail.backends.dummy.EmailBackend": "discarded",
+    "django.core.mail.backends.filebased.EmailBackend": "written to files",
+}
+
+
+def _url_password(url: str) -> str:
+    try:
+        return unquote(urlsplit(url).password or "")
+    except ValueError:
+        return ""
+
+
+def _secrets() -> dict[str, str]:
+    """Each secret the processes see, by the variable that sets it (for a URL, its password)."""
+    storage = settings.STORAGES["default"].get("OPTIONS", {})
+    redis_password = _url_password(settings.REDIS_URL)
+    values = {
+        "DJANGO_SECRET_KEY": "" if settings.SECRET_KEY_GENERATED else settings.SECRET_KEY,
+        "DATABASE_URL": _url_password(settings.DATABASE_URL),
+        "REDIS_URL": redis_password,
+        "EMAIL_URL": str(settings.EMAIL_HOST_PASSWORD),
+        "ITSM_ALERTMANAGER_TOKEN": settings.ITSM_ALERTMANAGER_TOKEN,
+        "ITSM_MAIL_INBOX_URL": _url_password(settings.ITSM_MAIL_INBOX_URL),
+        "ITSM_MAIL_OAUTH2_CLIENT_SECRET": settings.ITSM_MAIL_OAUTH2_CLIENT_SECRET,
+        "BACKUP_S3_ACCESS_KEY_ID": settings.BACKUP_S3_ACCESS_KEY_ID,
+        "BACKUP_S3_SECRET_ACCESS_KEY": settings.BACKUP_S3_SECRET_ACCESS_KEY,
+        "ITSM_ATTACHMENT_S3_ACCESS_KEY_ID": storage.get("access_key") or "",
+        "ITSM_ATTACHMENT_S3_SECRET_ACCESS_KEY": storage.get("secret_key") or "",
+        **settings.ITSM_DEPLOYMENT_SECRETS,
+    }
+    # Derived from REDIS_URL unless set: the same password is reported once, under the variable that holds it.
+    for name, url in (
+        ("CELERY_BROKER_URL", settings.CELERY_BROKER_URL),
+        ("BACKUP_REDIS_URL", settings.BACKUP_REDIS_URL),
+    ):
+        if _url_password(url) != redis_password:
+            values[name] = _url_password(url)
+    return values
+
+
+@checks.register("itsm", deploy=True)
+def check_production_wiring(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """What a copied `.env.example` or a half-filled manifest leaves behind: placeholders, and the settings without
+    which alerts, silences, PromQL checks and e-mail quietly do nothing."""
+    errors: list[checks.CheckMessage] = [
+        checks.Error(
+            f"{name} is still a placeholder ({'its password ' if name.endswith('_URL') else ''}contains "
+            f"{next(marker for marker in PLACEHOLDER_MARKERS if marker in value.lower())!r}).",
+            hint=f"Set {name} to a real secret, e.g. the output of `openssl rand -hex 24`.",
+            id="itsm.E005",
+        )
+        for name, value in sorted(_secrets().items())
+        if value and any(marker in value.lower() for marker in PLACEHOLDER_MARKERS)
+    ]
+    if settings.EMAIL_BACKEND in UNDELIVERED_EMAIL:
+        errors.append(
+            checks.Error(
+                f"EMAIL_URL sends no mail: every notification is {UNDELIVERED_EMAIL[settings.EMAIL_BACKEND]}.",
+                hint="Set EMAIL_URL=smtp://user:password@mail.example.com:587/?tls=true (or submission://, smtps://).",
+                id="itsm.E006",
+            )
+        )
+    if not settings.ITSM_ALERTMANAGER_TOKEN:
+        errors.append(
+            checks.Error(
+                "ITSM_ALERTMANAGER_TOKEN is not set: the alert intake answers 401 to every Alertmanager delivery.",
+                hint="Set ITSM_ALERTMANAGER_TOKEN (or its _FILE) to the token alertmanager.yml sends.",
+                id="itsm.E007",
+            )
+        )
+    if not settings.ALERTMANAGER_URL:
+        errors.append(
+            checks.Error(
+                "ALERTMANAGER_URL is not set: maintenance windows silence no alerts.",
+                hint="Set ALERTMANAGER_URL=http://alertmanager:9093.",
+                id="itsm.E008",
+            )
+        )
+    if not settings.PROMETHEUS_URL:
+        errors.append(
+            checks.Error(
+                "PROMETHEUS_URL is not set: every PromQL check of a maintenance window fails.",
+                hint="Set PROMETHEUS_URL=http://prometheus:9090.",
+                id="itsm.E009",
             )
         )
     return errors

@@ -305,6 +305,17 @@ ITSM_RETENTION_DAYS = {
 ITSM_JOB_GRACE_SECONDS = env_int("ITSM_JOB_GRACE_SECONDS", 300)
 # Alertmanager's webhook authenticates with this bearer token; unset, the intake refuses every delivery.
 ITSM_ALERTMANAGER_TOKEN = env_secret("ITSM_ALERTMANAGER_TOKEN")
+# Secrets of the services around the platform, which compose's .env hands to the app too: `check --deploy`
+# refuses their placeholders (itsm.E005).
+ITSM_DEPLOYMENT_SECRETS = {
+    name: env_str(name)
+    for name in (
+        "POSTGRES_PASSWORD",
+        "GRAFANA_ADMIN_PASSWORD",
+        "ALERTMANAGER_SMTP_PASSWORD",
+        "ALERTMANAGER_PAGER_TOKEN",
+    )
+}
 # How many times an unacknowledged incident walks its whole escalation chain before paging stops.
 ITSM_ESCALATION_ROUNDS = env_int("ITSM_ESCALATION_ROUNDS", 3)
 # Maintenance windows silence the affected services' alerts here (Alertmanager's v2 API); unset, no silences.

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from ops_variables import VariablesMissing, check_production_variables
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = Path(sys.executable).parent
@@ -50,6 +51,10 @@ REQUIRED_COMPOSE_VARIABLES = (
     "DJANGO_ALLOWED_HOSTS",
     "POSTGRES_PASSWORD",
     "GRAFANA_ADMIN_PASSWORD",
+    "EMAIL_URL",
+    "ITSM_DEFAULT_FROM_EMAIL",
+    "ITSM_PUBLIC_URL",
+    "ITSM_ALERTMANAGER_TOKEN",
 )
 # Host names in nginx/ that must resolve when nginx parses its upstreams.
 NGINX_UPSTREAM_HOSTS = ("backend",)
@@ -220,6 +225,13 @@ def check_kustomization(root: Path) -> str:
     if outside:
         raise CheckFailed(f"rendered outside itsm-system: {outside}")
     return f"{len(listed)} resources listed; kubectl kustomize renders {len(documents)} objects, valid"
+
+
+def check_production_wiring(root: Path) -> str:
+    try:
+        return check_production_variables(root)
+    except VariablesMissing as error:
+        raise CheckFailed(str(error)) from error
 
 
 # --- Nginx -----------------------------------------------------------------------------------------------------------
@@ -523,6 +535,7 @@ CHECKS = (
     Check("yamllint", check_yamllint),
     Check("kubernetes-validate k8s/", check_kubernetes_manifests),
     Check("kustomization", check_kustomization),
+    Check("production variables", check_production_wiring),
     Check("nginx -t", check_nginx),
     Check("gixy nginx/", check_gixy),
     Check("promtool", check_promtool),
@@ -589,6 +602,42 @@ BREAKAGES = (
         "apiVersion: autoscaling/v9",
     ),
     Breakage("kustomization", "a manifest left out of resources", "k8s/kustomization.yaml", "  - api-pdb.yaml\n", ""),
+    Breakage(
+        "production variables",
+        "compose without PROMETHEUS_URL",
+        "docker-compose.yml",
+        "    PROMETHEUS_URL: http://prometheus:9090\n",
+        "",
+    ),
+    Breakage(
+        "production variables",
+        "a ConfigMap without ALERTMANAGER_URL",
+        "k8s/configmap.yaml",
+        "  ALERTMANAGER_URL:",
+        "  ALERTMANAGER_ADDRESS:",
+    ),
+    Breakage(
+        "production variables",
+        "the worker without the Alertmanager token",
+        "k8s/worker-deployment.yaml",
+        "            - name: ITSM_ALERTMANAGER_TOKEN\n",
+        "            - name: ITSM_ALERTMANAGER_TOKEN_UNUSED\n",
+    ),
+    Breakage(
+        "production variables",
+        "EMAIL_URL read from a key the Secret does not have",
+        "k8s/secret.yaml",
+        '  EMAIL_URL: ""',
+        '  EMAIL: ""',
+    ),
+    Breakage(
+        "production variables",
+        "a secret written into the manifest as a literal value",
+        "k8s/api-deployment.yaml",
+        "            - name: DATABASE_URL\n              valueFrom:\n                secretKeyRef:\n"
+        "                  name: itsm-secrets\n                  key: DATABASE_URL\n",
+        "            - name: DATABASE_URL\n              value: postgres://postgres:pw@postgres:5432/itsm_db\n",
+    ),
     Breakage(
         "nginx -t",
         "`http2 on;` (nginx 1.25+)",

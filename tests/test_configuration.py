@@ -43,6 +43,11 @@ PRODUCTION_ENV = {
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "ITSM_HTTPS": "true",
     "DJANGO_ALLOWED_HOSTS": "itsm.example.com",
+    # Without these check --deploy refuses to start (itsm.E006-E009; tests/test_production_checks.py).
+    "EMAIL_URL": "smtp://itsm:" + secrets.token_hex(12) + "@mail.example.com:587/?tls=true",
+    "ITSM_ALERTMANAGER_TOKEN": secrets.token_hex(24),
+    "ALERTMANAGER_URL": "http://alertmanager:9093",
+    "PROMETHEUS_URL": "http://prometheus:9090",
 }
 
 

@@ -168,7 +168,8 @@ def test_env_file_is_optional_and_the_secrets_are_required():
     for name in ("backend", "celery", "celery-beat"):
         assert SERVICES[name]["env_file"] == [{"path": ".env", "required": False}]
     text = (ROOT / "docker-compose.yml").read_text()
-    for variable in ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD"):
+    required = ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD")
+    for variable in (*required, "EMAIL_URL", "ITSM_PUBLIC_URL", "ITSM_ALERTMANAGER_TOKEN"):
         assert "${" + variable + ":?" in text, variable
 
 
