@@ -24,6 +24,7 @@ from django.utils import timezone
 from itsm.exceptions import Conflict
 from itsm.lifecycles import MAINTENANCE_EDITABLE_STATUSES, MAINTENANCE_TRANSITIONS, check_transition
 from itsm.models import Backup, Event, Incident, MaintenanceWindow
+from itsm.roles import sees_public_view_only
 from itsm.services.backups import backup_create, backup_run
 from itsm.services.events import event_record
 from itsm.services.health import check_api_over_http
@@ -190,14 +191,22 @@ def maintenance_announce(*, window_id: int, now: datetime) -> bool:
         if not claimed:
             return False
         window = MaintenanceWindow.objects.get(pk=window_id)
-        notify(
-            users=audience_of(window),
-            subject=f"Maintenance scheduled for {when_text(window)}: {window.title}",
-            body=(
-                f"Maintenance scheduled for {when_text(window)}.\n\nServices affected: {services_text(window)}\n\n"
-                f"{window.description}"
-            ).strip(),
-        )
+        audience = audience_of(window)
+        staff = [user for user in audience if not sees_public_view_only(user)]
+        public = [user for user in audience if sees_public_view_only(user)]
+        when = f"Maintenance scheduled for {when_text(window)}"
+        affected = f"Services affected: {services_text(window)}"
+        if staff:
+            notify(
+                users=staff,
+                subject=f"{when}: {window.title}",
+                body=f"{when}.\n\n{affected}\n\n{window.description}".strip(),
+            )
+        if public:
+            # Requesters named on the window read it as the status page would: its public title once published,
+            # never the internal title or description.
+            subject = f"{when}: {window.public_title}" if window.public else when
+            notify(users=public, subject=subject, body=f"{when}.\n\n{affected}")
     return True
 
 

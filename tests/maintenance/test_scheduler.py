@@ -41,10 +41,34 @@ def test_the_announcement_goes_out_once_to_the_named_people_and_the_service_team
     tick_at(START - timedelta(minutes=10))
     sent = announcements()
     assert sorted(n.target for n in sent) == ["paula@example.com", "rita@example.com"]
-    assert sent[0].subject.startswith("Maintenance scheduled for 2030-03-03 02:00-02:30 UTC")
-    assert "Services affected: Database" in sent[0].body
+    for notification in sent:
+        assert notification.subject.startswith("Maintenance scheduled for 2030-03-03 02:00-02:30 UTC")
+        assert "Services affected: Database" in notification.body
     window.refresh_from_db()
     assert window.announced_at == START - timedelta(minutes=59)
+
+
+@pytest.mark.parametrize(("public", "subject_ends"), [(False, "UTC"), (True, "UTC: Database upgrade")])
+def test_a_requester_named_on_a_window_reads_only_its_public_text(make_window, requester, public, subject_ends):
+    make_window(
+        notify_users=[requester],
+        description="Upgrade db-primary-1 (10.0.4.12) to 16.4; failover to db-replica-2.",
+        public=public,
+        public_title="Database upgrade" if public else "",
+    )
+    tick_at(START - timedelta(minutes=59))
+
+    staff, requesters = (
+        [n for n in announcements() if n.target == address] for address in ("paula@example.com", "rita@example.com")
+    )
+    assert "PostgreSQL minor upgrade" in staff[0].subject
+    assert "10.0.4.12" in staff[0].body
+    assert len(requesters) == 1
+    assert requesters[0].subject.endswith(subject_ends)
+    for text in (requesters[0].subject, requesters[0].body):
+        assert "PostgreSQL minor upgrade" not in text
+        assert "10.0.4.12" not in text
+    assert "Services affected: Database" in requesters[0].body
 
 
 def test_a_duplicated_scheduler_run_in_the_same_minute_changes_nothing(make_window):
