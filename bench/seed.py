@@ -307,7 +307,7 @@ class Seeder:
                     f"{commander or N}\t{rng.choice(self.agent_ids) if source == 'manual' else N}\t{ts(detected)}\t"
                     + "\t".join(cols)
                     + f"\t{ts(due)}\t{missed}\t{f'seed:{iid}' if source == 'alertmanager' else N}\t0\t{N}\t"
-                    f"{ts(updated)}\n"
+                    f"{ts(updated)}\tf\t\n"  # private, as every incident starts
                 )
                 services = rng.sample(self.service_ids, rng.choice((1, 1, 2)))
                 links += [f"{iid}\t{sid}\n" for sid in services]
@@ -337,7 +337,8 @@ class Seeder:
                 "itsm_incident",
                 "id, title, summary, severity, status, source, commander_id, created_by_id, detected_at, "
                 "acknowledged_at, diagnosing_at, mitigating_at, resolved_at, reviewed_at, response_due_at, "
-                "response_target_missed, group_key, escalation_level, next_escalation_at, updated_at",
+                "response_target_missed, group_key, escalation_level, next_escalation_at, updated_at, public, "
+                "public_title",
                 incidents,
             )
             self.copy("itsm_incident_services", "incident_id, service_id", links)
