@@ -33,7 +33,8 @@ run: venv ## Start the API (127.0.0.1:8000, PORT overrides), a Celery worker and
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py setup_demo
-	PROMETHEUS_MULTIPROC_DIR=$${PROMETHEUS_MULTIPROC_DIR:-$(CURDIR)/var/prometheus} exec $(PY) scripts/run_platform.py
+	PROMETHEUS_MULTIPROC_DIR=$${PROMETHEUS_MULTIPROC_DIR:-$(CURDIR)/var/prometheus} \
+		ITSM_LOG_FORMAT=$${ITSM_LOG_FORMAT:-plain} exec $(PY) scripts/run_platform.py
 
 .PHONY: test
 test: venv ## Run the test suite against PostgreSQL and Redis (DATABASE_URL and REDIS_URL override)

@@ -16,6 +16,18 @@ max_requests_jitter = 200
 forwarded_allow_ips = os.environ.get("ITSM_FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = "-"
 errorlog = "-"
+# ITSM_LOG_FORMAT=json (the default outside `make run`): gunicorn's lines and its access log are JSON lines on
+# stdout like the application's, the access line with the request id (docs/operations.md#logs).
+if os.environ.get("ITSM_LOG_FORMAT", "json").strip().lower() == "json":
+    access_log_format = "%(m)s %(U)s %(s)s %(M)sms"
+    logconfig_dict = {
+        "formatters": {"json": {"()": "itsm.log_context.GunicornJsonFormatter"}},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+        "loggers": {
+            name: {"level": "INFO", "handlers": ["console"], "propagate": False}
+            for name in ("gunicorn.error", "gunicorn.access")
+        },
+    }
 
 
 def on_starting(server):

@@ -1,27 +1,17 @@
 """Count ERROR log records into itsm_log_errors_total{process}, for the manual's "error logs < 5 per hour".
 
-LOGGING installs the handler on the root logger of every process. Celery replaces the root logger's handlers when
-a worker or Beat sets up its logging, so `itsm.celery_metrics` adds the handler back after Celery is done.
+LOGGING installs the handler on the root logger of every process; a worker and Beat keep LOGGING
+(`itsm.log_context`), and should Celery set up its own handlers anyway, `itsm.celery_metrics` adds it back.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
-from functools import cache
 
 from itsm import metrics
+from itsm.log_context import process_kind
 
-
-@cache
-def process_kind(argv: tuple[str, ...] | None = None) -> str:
-    """`worker` or `beat` for those Celery commands, `api` for everything else (gunicorn, runserver, commands)."""
-    words = set(sys.argv if argv is None else argv)
-    if "beat" in words:
-        return "beat"
-    if "worker" in words:
-        return "worker"
-    return "api"
+__all__ = ["ErrorCountingHandler", "install", "process_kind"]
 
 
 class ErrorCountingHandler(logging.Handler):

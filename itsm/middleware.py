@@ -1,5 +1,5 @@
-"""The platform's own middleware: read-only mode (writes get a JSON 503 while it is on) and the database-down guard
-(a database outage anywhere is a JSON 503 with Retry-After, never an HTML 500).
+"""The platform's own middleware: the request id of every log line, read-only mode (writes get a JSON 503 while it
+is on) and the database-down guard (a database outage anywhere is a JSON 503 with Retry-After, never an HTML 500).
 
 This module sits below itsm.api: the API imports its constants and responses from here, never the other way."""
 
@@ -8,9 +8,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.core.signals import request_finished
 from django.db import InterfaceError, OperationalError
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from itsm import log_context
 from itsm.services.readonly import read_only_state
 
 logger = logging.getLogger(__name__)
@@ -32,6 +35,27 @@ def database_unavailable_response() -> JsonResponse:
     response = JsonResponse({"detail": DATABASE_DOWN, "code": "database_unavailable"}, status=503)
     response["Retry-After"] = RETRY_AFTER_SECONDS
     return response
+
+
+class RequestIdMiddleware:
+    """Takes Nginx's X-Request-ID (or makes one up when it is missing or unfit to log), answers with it, and puts it
+    on every log line of the request and into every Celery task the request enqueues (itsm.log_context)."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = log_context.accepted_request_id(request.headers.get(log_context.HEADER))
+        # Kept until the response is closed: Django logs a 4xx or 5xx ("Not Found: ...") after the middleware.
+        log_context.request_id.set(request_id)
+        response = self.get_response(request)
+        response[log_context.HEADER] = request_id
+        return response
+
+
+@receiver(request_finished)
+def _forget_request_id(**_: Any) -> None:
+    log_context.request_id.set(None)
 
 
 class ReadOnlyModeMiddleware:

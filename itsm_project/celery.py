@@ -8,6 +8,9 @@ from celery import Celery
 from celery.schedules import crontab
 from kombu import Exchange, Queue
 
+# Before the worker sets up logging: its receivers keep Django's LOGGING and carry the request id (docs/operations.md).
+from itsm import log_context  # noqa: F401
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "itsm_project.settings")
 
 app = Celery("itsm_project")

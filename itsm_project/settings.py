@@ -67,6 +67,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "itsm.middleware.RequestIdMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -504,12 +505,27 @@ if PROMETHEUS_MULTIPROC_DIR:
     Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
 
 # --- Logging ------------------------------------------------------------------------------------------------
+# `json`: one JSON object per line on stdout (production, compose); `plain`: text for a terminal (`make run`).
+ITSM_LOG_FORMAT = env_str("ITSM_LOG_FORMAT", "json").strip().lower()
+if ITSM_LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured(f"ITSM_LOG_FORMAT={ITSM_LOG_FORMAT!r}: use json or plain.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "console": {"()": "itsm.log_context.JsonFormatter"}
+        if ITSM_LOG_FORMAT == "json"
+        else {"format": "%(asctime)s %(levelname)s %(name)s [%(process_kind)s %(request_id)s] %(message)s"}
+    },
+    # Request id, task and process kind on every record (docs/operations.md#logs).
+    "filters": {"context": {"()": "itsm.log_context.ContextFilter"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "console",
+            "filters": ["context"],
+        },
         # itsm_log_errors_total{process}: the ErrorLogsRising alert (docs/monitoring.md).
         "error_counter": {"class": "itsm.log_metrics.ErrorCountingHandler", "level": "ERROR"},
     },

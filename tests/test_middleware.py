@@ -1,4 +1,4 @@
-"""itsm/middleware.py: read-only mode and the database-down guard, below the API in the layering."""
+"""itsm/middleware.py: the request id, read-only mode and the database-down guard, below the API in the layering."""
 
 from __future__ import annotations
 
@@ -24,6 +24,10 @@ def test_the_middleware_module_imports_nothing_from_the_api():
 
 def test_settings_name_the_middleware_where_it_lives_and_no_middleware_is_left_in_the_api():
     ours = [name for name in settings.MIDDLEWARE if name.startswith("itsm.")]
-    assert ours == ["itsm.middleware.ReadOnlyModeMiddleware", "itsm.middleware.DatabaseUnavailableMiddleware"]
+    assert ours == [
+        "itsm.middleware.RequestIdMiddleware",
+        "itsm.middleware.ReadOnlyModeMiddleware",
+        "itsm.middleware.DatabaseUnavailableMiddleware",
+    ]
     assert not (ROOT / "itsm" / "api" / "readonly.py").exists()
     assert "Middleware" not in (ROOT / "itsm" / "api" / "errors.py").read_text()

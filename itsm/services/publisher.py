@@ -10,6 +10,7 @@ belong here: the outbox row stays pending and the relay queues it.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import threading
@@ -60,7 +61,8 @@ def publish_soon(send: Callable[[], object], what: str) -> None:
             with _lock:
                 _backlog -= 1
 
-    future = _get_executor().submit(run)
+    # In the caller's context: the request id goes into the message's header (itsm.log_context).
+    future = _get_executor().submit(contextvars.copy_context().run, run)
     if busy:
         return
     try:

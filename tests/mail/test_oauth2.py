@@ -148,7 +148,7 @@ def test_fetch_mail_with_a_wrong_client_secret_exits_1_with_a_sentence_not_a_tra
     )
 
     assert done.returncode == 1
-    assert "Traceback" not in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr  # log lines go to stdout
     assert (
         f"ITSM_MAIL_INBOX_URL: could not be read: MailboxUnavailable: the OAuth2 token endpoint "
         f"{oauth2_mailbox.provider.token_url} refused client '{oauth2_mailbox.client.client_id}': invalid_client"
