@@ -35,8 +35,12 @@ def test_a_worker_on_the_critical_queue_runs_the_sla_scan_sent_through_redis(tmp
     with started(command, env, tmp_path / "worker.log"):
         result = app.send_task("itsm.tasks.sla.scan_sla")
         assert result.id
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not JobRun.objects.filter(job="scan_sla").exists():
+        # The run is written `running` when the task starts and `succeeded` when it ends: wait for the end.
+        deadline = time.monotonic() + 60
+        while (
+            time.monotonic() < deadline
+            and not JobRun.objects.filter(job="scan_sla").exclude(status=JobRun.Status.RUNNING).exists()
+        ):
             time.sleep(0.3)
         run = JobRun.objects.filter(job="scan_sla").first()
         assert run is not None, (tmp_path / "worker.log").read_text()[-2000:]
