@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import ops_k8s
 import yaml
 from ops_variables import VariablesMissing, check_production_variables
 
@@ -232,6 +233,18 @@ def check_production_wiring(root: Path) -> str:
         return check_production_variables(root)
     except VariablesMissing as error:
         raise CheckFailed(str(error)) from error
+
+
+def k8s_check(function: Callable[[Path], str]) -> Callable[[Path], str]:
+    """A check of scripts/ops_k8s.py, its K8sProblem reported as a failed check."""
+
+    def checked(root: Path) -> str:
+        try:
+            return function(root)
+        except ops_k8s.K8sProblem as error:
+            raise CheckFailed(str(error)) from error
+
+    return checked
 
 
 # --- Nginx -----------------------------------------------------------------------------------------------------------
@@ -536,6 +549,7 @@ CHECKS = (
     Check("kubernetes-validate k8s/", check_kubernetes_manifests),
     Check("kustomization", check_kustomization),
     Check("production variables", check_production_wiring),
+    Check("backups on a shared claim", k8s_check(ops_k8s.check_backup_claim)),
     Check("nginx -t", check_nginx),
     Check("gixy nginx/", check_gixy),
     Check("promtool", check_promtool),
@@ -637,6 +651,27 @@ BREAKAGES = (
         "            - name: DATABASE_URL\n              valueFrom:\n                secretKeyRef:\n"
         "                  name: itsm-secrets\n                  key: DATABASE_URL\n",
         "            - name: DATABASE_URL\n              value: postgres://postgres:pw@postgres:5432/itsm_db\n",
+    ),
+    Breakage(
+        "backups on a shared claim",
+        "the workers' backup directory on an emptyDir",
+        "k8s/worker-deployment.yaml",
+        "        - name: backups\n          persistentVolumeClaim:\n            claimName: itsm-backups\n",
+        "        - name: backups\n          emptyDir: {}\n",
+    ),
+    Breakage(
+        "backups on a shared claim",
+        "the API pods (where the restore runs) without the claim",
+        "k8s/api-deployment.yaml",
+        "            - name: backups\n              mountPath: /var/lib/itsm/backups\n",
+        "",
+    ),
+    Breakage(
+        "backups on a shared claim",
+        "a ReadWriteOnce claim shared by pods on several nodes",
+        "k8s/backups-pvc.yaml",
+        "accessModes: [ReadWriteMany]",
+        "accessModes: [ReadWriteOnce]",
     ),
     Breakage(
         "nginx -t",

@@ -1,0 +1,117 @@
+"""Kubernetes checks of `make ops-check` (scripts/validate_ops.py) that read what the manifests mean, not only
+their schema: where the backups live, what the ingress routes, what the NetworkPolicy lets Prometheus scrape.
+
+Each function takes the root of a checkout (or of the self-test's broken copy), returns a one-line summary, and
+raises K8sProblem naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# The worker Deployment takes the scheduled backups (the `backups` queue).
+WORKER = ("itsm-celery", "celery")
+# docs/runbooks/backup-restore.md says where `manage.py restore` runs: `kubectl exec ... deployment/NAME`.
+RUNBOOK = "docs/runbooks/backup-restore.md"
+RESTORE_COMMAND = re.compile(r"kubectl exec(?: -it)? deployment/([\w-]+) -n itsm-system -- python manage\.py")
+
+
+class K8sProblem(Exception):
+    """The message names each manifest and what is wrong with it."""
+
+
+def documents(root: Path) -> list[dict[str, Any]]:
+    found = []
+    for path in sorted((root / "k8s").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if isinstance(doc, dict) and doc.get("kind") != "Kustomization":
+                found.append({**doc, "_file": f"k8s/{path.name}"})
+    return found
+
+
+def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any] | None:
+    return next((d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name), None)
+
+
+def config_value(docs: list[dict[str, Any]], name: str) -> str | None:
+    for doc in docs:
+        if doc["kind"] == "ConfigMap" and name in (doc.get("data") or {}):
+            return str(doc["data"][name])
+    return None
+
+
+def backup_dir(docs: list[dict[str, Any]]) -> str:
+    """BACKUP_DIR as itsm_project/settings.py derives it from the ConfigMap (default ITSM_VAR_DIR/backups)."""
+    explicit = config_value(docs, "BACKUP_DIR")
+    if explicit:
+        return explicit.rstrip("/")
+    return (config_value(docs, "ITSM_VAR_DIR") or "/var/lib/itsm").rstrip("/") + "/backups"
+
+
+def volume_behind(deployment: dict[str, Any], container_name: str, path: str) -> dict[str, Any] | None:
+    """The volume a container sees at `path`: the mount with the longest mountPath containing it."""
+    spec = deployment["spec"]["template"]["spec"]
+    container = next((c for c in spec["containers"] if c["name"] == container_name), None)
+    if container is None:
+        return None
+    mounts = [
+        m
+        for m in container.get("volumeMounts") or []
+        if path == m["mountPath"].rstrip("/") or path.startswith(m["mountPath"].rstrip("/") + "/")
+    ]
+    if not mounts:
+        return None
+    mount = max(mounts, key=lambda m: len(m["mountPath"]))
+    return next((v for v in spec.get("volumes") or [] if v["name"] == mount["name"]), None)
+
+
+def restore_workload(root: Path) -> str:
+    names = set(RESTORE_COMMAND.findall((root / RUNBOOK).read_text()))
+    if len(names) != 1:
+        raise K8sProblem(f"{RUNBOOK}: expected one `kubectl exec deployment/NAME` for manage.py, found {names}")
+    return names.pop()
+
+
+def check_backup_claim(root: Path) -> str:
+    """BACKUP_DIR is a PersistentVolumeClaim in the workers and in the pods where the runbook's restore runs, the
+    same claim, ReadWriteMany when those pods can be on different nodes."""
+    docs = documents(root)
+    directory = backup_dir(docs)
+    restore = restore_workload(root)
+    problems: list[str] = []
+    claims: dict[str, str] = {}
+    for name, container in (WORKER, (restore, None)):
+        deployment = find(docs, "Deployment", name)
+        if deployment is None:
+            problems.append(f"no Deployment {name}")
+            continue
+        spec = deployment["spec"]["template"]["spec"]
+        container = container or spec["containers"][0]["name"]
+        volume = volume_behind(deployment, container, directory)
+        claim = ((volume or {}).get("persistentVolumeClaim") or {}).get("claimName")
+        if claim is None:
+            kind = next((key for key in volume or {} if key != "name"), "no volume")
+            problems.append(f"{deployment['_file']}: {name}/{container} has {directory} on {kind}, not a claim")
+            continue
+        claims[name] = claim
+    if len(set(claims.values())) > 1:
+        problems.append(f"the worker and the restore command see different claims: {claims}")
+    for claim in set(claims.values()):
+        pvc = find(docs, "PersistentVolumeClaim", claim)
+        if pvc is None:
+            problems.append(f"no PersistentVolumeClaim {claim} in k8s/")
+        elif "ReadWriteMany" not in pvc["spec"].get("accessModes", []):
+            problems.append(
+                f"{pvc['_file']}: {claim} is {pvc['spec'].get('accessModes')}; the workers and the {restore} pods "
+                "run on several nodes, so it must be ReadWriteMany"
+            )
+    if problems:
+        raise K8sProblem("backups not on a shared claim:\n" + "\n".join(problems))
+    return (
+        f"{directory} on claim {claims[WORKER[0]]} (ReadWriteMany) in {WORKER[0]} and in {restore}, "
+        f"where {RUNBOOK} runs the restore"
+    )

@@ -1,0 +1,49 @@
+"""The Kubernetes manifests do their job on the first day: backups on a claim the restore can see, the ingress
+routing the status page, exporters Prometheus may scrape. The same checks run in `make ops-check`
+(scripts/ops_k8s.py); these tests pin what they read."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_ops_k8s() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("ops_k8s", ROOT / "scripts" / "ops_k8s.py")
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("ops_k8s", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+ops_k8s = load_ops_k8s()
+
+
+def test_backups_are_on_one_claim_shared_by_the_workers_and_the_restore_command():
+    docs = ops_k8s.documents(ROOT)
+    assert ops_k8s.backup_dir(docs) == "/var/lib/itsm/backups"
+    assert ops_k8s.restore_workload(ROOT) == "itsm-api"
+    assert "itsm-backups" in ops_k8s.check_backup_claim(ROOT)
+
+
+def test_a_worker_backup_directory_on_an_empty_dir_is_refused(tmp_path):
+    copy = tmp_path / "root"
+    (copy / "docs" / "runbooks").mkdir(parents=True)
+    (copy / "k8s").mkdir()
+    for path in (ROOT / "k8s").glob("*.yaml"):
+        (copy / "k8s" / path.name).write_text(path.read_text())
+    (copy / ops_k8s.RUNBOOK).write_text((ROOT / ops_k8s.RUNBOOK).read_text())
+    worker = copy / "k8s" / "worker-deployment.yaml"
+    worker.write_text(
+        worker.read_text().replace("persistentVolumeClaim:\n            claimName: itsm-backups", "emptyDir: {}")
+    )
+    with pytest.raises(ops_k8s.K8sProblem, match="emptyDir, not a claim"):
+        ops_k8s.check_backup_claim(copy)
