@@ -115,3 +115,55 @@ def check_backup_claim(root: Path) -> str:
         f"{directory} on claim {claims[WORKER[0]]} (ReadWriteMany) in {WORKER[0]} and in {restore}, "
         f"where {RUNBOOK} runs the restore"
     )
+
+
+# The compose Alertmanager's configuration, and the Kubernetes copy that differs only in the intake's address.
+COMPOSE_ALERTMANAGER = "monitoring/alertmanager/alertmanager.yml"
+K8S_ALERTMANAGER = "k8s/alertmanager/alertmanager.yml"
+INTAKE_PATH = "/api/v1/alerts/alertmanager/"
+IN_CLUSTER_URL = re.compile(
+    r"http://(?P<service>[a-z0-9-]+)\.(?P<namespace>[a-z0-9-]+)\.svc(?:\.cluster\.local)?:(?P<port>\d+)(?P<path>/\S*)"
+)
+
+
+def _intake_urls(config: dict[str, Any]) -> list[str]:
+    return [
+        hook["url"]
+        for receiver in config.get("receivers") or []
+        for hook in receiver.get("webhook_configs") or []
+        if hook.get("url", "").endswith(INTAKE_PATH)
+    ]
+
+
+def check_alertmanager_intake(root: Path) -> str:
+    """k8s/alertmanager/alertmanager.yml is the compose configuration with the intake at the API Service's
+    in-cluster address (name, namespace and port of k8s/api-service.yaml)."""
+    compose = yaml.safe_load((root / COMPOSE_ALERTMANAGER).read_text())
+    cluster = yaml.safe_load((root / K8S_ALERTMANAGER).read_text())
+    problems: list[str] = []
+    urls = sorted(set(_intake_urls(cluster)))
+    compose_urls = sorted(set(_intake_urls(compose)))
+    if len(urls) != 1 or len(compose_urls) != 1:
+        raise K8sProblem(
+            f"one intake URL expected: {K8S_ALERTMANAGER} has {urls}, {COMPOSE_ALERTMANAGER} {compose_urls}"
+        )
+    url = urls[0]
+    match = IN_CLUSTER_URL.fullmatch(url)
+    if match is None:
+        problems.append(f"{K8S_ALERTMANAGER}: intake {url} is not http://SERVICE.NAMESPACE.svc:PORT{INTAKE_PATH}")
+    else:
+        service = find(documents(root), "Service", match["service"])
+        ports = {int(p["port"]) for p in (service or {}).get("spec", {}).get("ports", [])}
+        if service is None or service["metadata"].get("namespace") != match["namespace"]:
+            problems.append(f"{K8S_ALERTMANAGER}: intake {url}: no Service {match['service']} in {match['namespace']}")
+        elif int(match["port"]) not in ports:
+            problems.append(f"{K8S_ALERTMANAGER}: intake {url}: Service {match['service']} has ports {sorted(ports)}")
+        elif "api" not in str(service["spec"].get("selector")):
+            problems.append(f"{K8S_ALERTMANAGER}: intake {url}: Service {match['service']} does not select the API")
+    # Routes, receivers and inhibitions stay those of compose (the routing cases of validate_ops.py test both).
+    same = yaml.safe_load((root / K8S_ALERTMANAGER).read_text().replace(url, compose_urls[0]))
+    if same != compose:
+        problems.append(f"{K8S_ALERTMANAGER} differs from {COMPOSE_ALERTMANAGER} in more than the intake address")
+    if problems:
+        raise K8sProblem("Alertmanager cannot reach the intake in Kubernetes:\n" + "\n".join(problems))
+    return f"intake {url} (compose: {compose_urls[0]}); otherwise identical to {COMPOSE_ALERTMANAGER}"

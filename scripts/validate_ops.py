@@ -164,6 +164,7 @@ def yaml_files(root: Path) -> list[Path]:
     files = [root / ".hadolint.yaml", root / ".yamllint.yaml", root / "docker-compose.yml"]
     files += sorted((root / "k8s").glob("*.yaml"))
     files += sorted(p for p in (root / "monitoring").rglob("*") if p.suffix in {".yml", ".yaml"})
+    files += sorted((root / "k8s" / "alertmanager").glob("*.yml"))
     return files
 
 
@@ -425,6 +426,27 @@ def check_amtool(root: Path) -> str:
     )
 
 
+def check_alertmanager_k8s(root: Path) -> str:
+    """The Kubernetes copy of alertmanager.yml: valid, routed like compose's, the intake at the API Service."""
+    amtool = tool("amtool")
+    config = root / ops_k8s.K8S_ALERTMANAGER
+    run([amtool, "check-config", str(config)], root)
+    for labels, receiver in ROUTING_CASES:
+        run(
+            [
+                amtool,
+                "config",
+                "routes",
+                "test",
+                f"--config.file={config}",
+                f"--verify.receivers={receiver}",
+                *labels.split(),
+            ],
+            root,
+        )
+    return k8s_check(ops_k8s.check_alertmanager_intake)(root)
+
+
 # Labels of an alert → the receivers Alertmanager must pick, in order (monitoring/alertmanager/alertmanager.yml).
 # Every receiver of the file must appear here. Critical alerts reach on-call past the platform too.
 PAGE = "itsm-page,oncall-email,oncall-webhook"
@@ -554,6 +576,7 @@ CHECKS = (
     Check("gixy nginx/", check_gixy),
     Check("promtool", check_promtool),
     Check("amtool", check_amtool),
+    Check("alertmanager on Kubernetes", check_alertmanager_k8s),
     Check("grafana dashboards", check_grafana),
 )
 
@@ -780,6 +803,27 @@ BREAKAGES = (
         "k8s/alertmanager-secret.yaml",
         "  alertmanager_smtp_password:",
         "  smtp_password:",
+    ),
+    Breakage(
+        "alertmanager on Kubernetes",
+        "the compose intake address (backend:8000) in the cluster",
+        "k8s/alertmanager/alertmanager.yml",
+        "http://itsm-api.itsm-system.svc:8000/",
+        "http://backend:8000/",
+    ),
+    Breakage(
+        "alertmanager on Kubernetes",
+        "an intake port the API Service does not have",
+        "k8s/alertmanager/alertmanager.yml",
+        "http://itsm-api.itsm-system.svc:8000/",
+        "http://itsm-api.itsm-system.svc:80/",
+    ),
+    Breakage(
+        "alertmanager on Kubernetes",
+        "a Kubernetes copy whose routing drifted from compose's",
+        "k8s/alertmanager/alertmanager.yml",
+        "  repeat_interval: 4h",
+        "  repeat_interval: 12h",
     ),
     Breakage(
         "grafana dashboards",

@@ -47,3 +47,9 @@ def test_a_worker_backup_directory_on_an_empty_dir_is_refused(tmp_path):
     )
     with pytest.raises(ops_k8s.K8sProblem, match="emptyDir, not a claim"):
         ops_k8s.check_backup_claim(copy)
+
+
+def test_the_cluster_alertmanager_posts_to_the_api_service_and_compose_to_backend():
+    summary = ops_k8s.check_alertmanager_intake(ROOT)
+    assert "http://itsm-api.itsm-system.svc:8000/api/v1/alerts/alertmanager/" in summary
+    assert "compose: http://backend:8000/api/v1/alerts/alertmanager/" in summary
