@@ -167,3 +167,50 @@ def check_alertmanager_intake(root: Path) -> str:
     if problems:
         raise K8sProblem("Alertmanager cannot reach the intake in Kubernetes:\n" + "\n".join(problems))
     return f"intake {url} (compose: {compose_urls[0]}); otherwise identical to {COMPOSE_ALERTMANAGER}"
+
+
+# Public pages the ingress must route to the API: the status page and its JSON (itsm_project/urls.py).
+INGRESS_ROUTES = ("/status/", "/status.json")
+API_SERVICE = ("itsm-api", {"http", 8000})
+
+
+def _path_matches(rule: dict[str, Any], request: str) -> bool:
+    """Kubernetes' matching: Exact is the whole path; Prefix (and ImplementationSpecific, as ingress-nginx treats
+    it) matches element by element, so /status matches /status/ but not /status.json."""
+    path = rule["path"]
+    if rule.get("pathType") == "Exact":
+        return bool(request == path)
+    wanted = [part for part in path.split("/") if part]
+    return [part for part in request.split("/") if part][: len(wanted)] == wanted
+
+
+def _route(docs: list[dict[str, Any]], request: str) -> dict[str, Any] | None:
+    """The backend the longest matching path of any Ingress sends `request` to (Exact before Prefix)."""
+    candidates = [
+        path
+        for doc in docs
+        if doc["kind"] == "Ingress"
+        for rule in doc["spec"].get("rules") or []
+        for path in (rule.get("http") or {}).get("paths") or []
+        if _path_matches(path, request)
+    ]
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda p: (p.get("pathType") == "Exact", len(p["path"])))
+    return dict(best["backend"].get("service") or {})
+
+
+def check_ingress_routes(root: Path) -> str:
+    docs = documents(root)
+    problems = []
+    for request in INGRESS_ROUTES:
+        service = _route(docs, request)
+        if service is None:
+            problems.append(f"k8s/ingress.yaml: no path routes {request}")
+            continue
+        port = service.get("port") or {}
+        if service.get("name") != API_SERVICE[0] or not {port.get("name"), port.get("number")} & API_SERVICE[1]:
+            problems.append(f"k8s/ingress.yaml: {request} goes to {service}, not the API Service {API_SERVICE[0]}")
+    if problems:
+        raise K8sProblem("the ingress does not route the status page:\n" + "\n".join(problems))
+    return f"{', '.join(INGRESS_ROUTES)} routed to Service {API_SERVICE[0]}"

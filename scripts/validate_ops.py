@@ -572,6 +572,7 @@ CHECKS = (
     Check("kustomization", check_kustomization),
     Check("production variables", check_production_wiring),
     Check("backups on a shared claim", k8s_check(ops_k8s.check_backup_claim)),
+    Check("ingress routes", k8s_check(ops_k8s.check_ingress_routes)),
     Check("nginx -t", check_nginx),
     Check("gixy nginx/", check_gixy),
     Check("promtool", check_promtool),
@@ -695,6 +696,22 @@ BREAKAGES = (
         "k8s/backups-pvc.yaml",
         "accessModes: [ReadWriteMany]",
         "accessModes: [ReadWriteOnce]",
+    ),
+    Breakage(
+        "ingress routes",
+        "an ingress without the status page",
+        "k8s/ingress.yaml",
+        "          - path: /status\n            pathType: Prefix\n",
+        "          - path: /state\n            pathType: Prefix\n",
+    ),
+    Breakage(
+        "ingress routes",
+        "/status.json sent to another Service",
+        "k8s/ingress.yaml",
+        "          - path: /status.json\n            pathType: Exact\n            backend:\n              service:\n"
+        "                name: itsm-api\n",
+        "          - path: /status.json\n            pathType: Exact\n            backend:\n              service:\n"
+        "                name: itsm-status\n",
     ),
     Breakage(
         "nginx -t",

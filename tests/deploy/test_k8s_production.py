@@ -53,3 +53,12 @@ def test_the_cluster_alertmanager_posts_to_the_api_service_and_compose_to_backen
     summary = ops_k8s.check_alertmanager_intake(ROOT)
     assert "http://itsm-api.itsm-system.svc:8000/api/v1/alerts/alertmanager/" in summary
     assert "compose: http://backend:8000/api/v1/alerts/alertmanager/" in summary
+
+
+@pytest.mark.parametrize(
+    ("request_path", "routed"),
+    [("/status/", True), ("/status.json", True), ("/statusx", False), ("/metrics", False)],
+)
+def test_the_ingress_routes_the_status_page_to_the_api(request_path, routed):
+    service = ops_k8s._route(ops_k8s.documents(ROOT), request_path)
+    assert (service is not None and service["name"] == "itsm-api") is routed
