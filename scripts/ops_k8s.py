@@ -214,3 +214,130 @@ def check_ingress_routes(root: Path) -> str:
     if problems:
         raise K8sProblem("the ingress does not route the status page:\n" + "\n".join(problems))
     return f"{', '.join(INGRESS_ROUTES)} routed to Service {API_SERVICE[0]}"
+
+
+# What Prometheus (a pod of the `monitoring` namespace) scrapes, by workload, and on which container port; and
+# which exporter must reach which database. The NetworkPolicies of k8s/ must let each connection through.
+MONITORING_NAMESPACE = {"kubernetes.io/metadata.name": "monitoring"}
+SCRAPED = (
+    ("Deployment", "itsm-api", 8000),
+    ("Deployment", "itsm-celery", 9808),
+    ("Deployment", "itsm-celery-beat", 9809),
+    ("Deployment", "postgres-exporter", 9187),
+    ("Deployment", "redis-exporter", 9121),
+    ("DaemonSet", "node-exporter", 9100),
+)
+EXPORTED = (
+    ("postgres-exporter", "StatefulSet", "postgres", 5432),
+    ("redis-exporter", "StatefulSet", "redis-broker", 6379),
+    ("redis-exporter", "Deployment", "redis", 6379),
+)
+
+
+def _selects(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector (matchLabels and matchExpressions); an empty selector selects everything."""
+    selector = selector or {}
+    if any(labels.get(key) != value for key, value in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression["key"], expression["operator"], expression.get("values") or []
+        present = key in labels
+        if (
+            (operator == "In" and labels.get(key) not in values)
+            or (operator == "NotIn" and present and labels[key] in values)
+            or (operator == "Exists" and not present)
+            or (operator == "DoesNotExist" and present)
+        ):
+            return False
+    return True
+
+
+def _peer_matches(peer: dict[str, Any], namespace: dict[str, str] | None, pod: dict[str, str]) -> bool:
+    """`namespace` None means the policy's own namespace; a pod selector alone only admits pods of that one."""
+    if "ipBlock" in peer:
+        return False
+    if "namespaceSelector" in peer:
+        if namespace is None and not _selects(
+            peer["namespaceSelector"], {"kubernetes.io/metadata.name": "itsm-system"}
+        ):
+            return False
+        if namespace is not None and not _selects(peer["namespaceSelector"], namespace):
+            return False
+    elif namespace is not None:
+        return False
+    return "podSelector" not in peer or _selects(peer["podSelector"], pod)
+
+
+def _port_matches(rule_ports: list[dict[str, Any]] | None, port: int, named: dict[str, int]) -> bool:
+    if not rule_ports:
+        return True
+    for entry in rule_ports:
+        value = entry.get("port")
+        if value is None or value == port or named.get(str(value)) == port:
+            return True
+    return False
+
+
+def allowed(
+    docs: list[dict[str, Any]],
+    target: dict[str, str],
+    port: int,
+    named: dict[str, int],
+    namespace: dict[str, str] | None,
+    pod: dict[str, str],
+) -> bool:
+    """Whether the NetworkPolicies admit a connection to a pod labelled `target` on `port`."""
+    policies = [
+        doc
+        for doc in docs
+        if doc["kind"] == "NetworkPolicy"
+        and "Ingress" in (doc["spec"].get("policyTypes") or ["Ingress"])
+        and _selects(doc["spec"].get("podSelector"), target)
+    ]
+    if not policies:
+        return True
+    return any(
+        _port_matches(rule.get("ports"), port, named)
+        and (not rule.get("from") or any(_peer_matches(peer, namespace, pod) for peer in rule["from"]))
+        for policy in policies
+        for rule in policy["spec"].get("ingress") or []
+    )
+
+
+def _pod(doc: dict[str, Any]) -> tuple[dict[str, str], dict[str, int]]:
+    template = doc["spec"]["template"]
+    named = {
+        port["name"]: int(port["containerPort"])
+        for container in template["spec"]["containers"]
+        for port in container.get("ports") or []
+        if "name" in port
+    }
+    return dict(template["metadata"].get("labels") or {}), named
+
+
+def check_scraping_allowed(root: Path) -> str:
+    docs = documents(root)
+    problems = []
+    for kind, name, port in SCRAPED:
+        doc = find(docs, kind, name)
+        if doc is None:
+            problems.append(f"no {kind} {name} for Prometheus to scrape")
+            continue
+        labels, named = _pod(doc)
+        if port not in named.values():
+            problems.append(f"{doc['_file']}: {name} declares no container port {port}")
+        elif not allowed(docs, labels, port, named, MONITORING_NAMESPACE, {}):
+            problems.append(f"networkpolicy: Prometheus (namespace monitoring) may not reach {name} on {port}")
+    for exporter, kind, name, port in EXPORTED:
+        source, target = find(docs, "Deployment", exporter), find(docs, kind, name)
+        if source is None or target is None:
+            continue
+        labels, named = _pod(target)
+        if not allowed(docs, labels, port, named, None, _pod(source)[0]):
+            problems.append(f"networkpolicy: {exporter} may not reach {name} on {port}")
+    if problems:
+        raise K8sProblem("scraping blocked:\n" + "\n".join(problems))
+    return (
+        f"Prometheus from `monitoring` may scrape {len(SCRAPED)} workloads "
+        f"({', '.join(f'{name}:{port}' for _, name, port in SCRAPED)}); the exporters reach their databases"
+    )

@@ -573,6 +573,7 @@ CHECKS = (
     Check("production variables", check_production_wiring),
     Check("backups on a shared claim", k8s_check(ops_k8s.check_backup_claim)),
     Check("ingress routes", k8s_check(ops_k8s.check_ingress_routes)),
+    Check("scraping allowed", k8s_check(ops_k8s.check_scraping_allowed)),
     Check("nginx -t", check_nginx),
     Check("gixy nginx/", check_gixy),
     Check("promtool", check_promtool),
@@ -712,6 +713,27 @@ BREAKAGES = (
         "                name: itsm-api\n",
         "          - path: /status.json\n            pathType: Exact\n            backend:\n              service:\n"
         "                name: itsm-status\n",
+    ),
+    Breakage(
+        "scraping allowed",
+        "a NetworkPolicy that leaves out node_exporter's port",
+        "k8s/networkpolicy.yaml",
+        "        - protocol: TCP\n          port: 9100\n",
+        "",
+    ),
+    Breakage(
+        "scraping allowed",
+        "the API's /metrics admitted from a namespace Prometheus is not in",
+        "k8s/networkpolicy.yaml",
+        "              kubernetes.io/metadata.name: monitoring\n",
+        "              kubernetes.io/metadata.name: prometheus\n",
+    ),
+    Breakage(
+        "scraping allowed",
+        "postgres_exporter shut out of PostgreSQL",
+        "k8s/networkpolicy.yaml",
+        "migrate, postgres-exporter]",
+        "migrate]",
     ),
     Breakage(
         "nginx -t",

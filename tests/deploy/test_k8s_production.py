@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,3 +63,27 @@ def test_the_cluster_alertmanager_posts_to_the_api_service_and_compose_to_backen
 def test_the_ingress_routes_the_status_page_to_the_api(request_path, routed):
     service = ops_k8s._route(ops_k8s.documents(ROOT), request_path)
     assert (service is not None and service["name"] == "itsm-api") is routed
+
+
+def test_the_kubernetes_exporters_are_the_compose_ones_and_prometheus_may_scrape_them():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    docs = ops_k8s.documents(ROOT)
+    for kind, name in (
+        ("Deployment", "postgres-exporter"),
+        ("Deployment", "redis-exporter"),
+        ("DaemonSet", "node-exporter"),
+    ):
+        workload = ops_k8s.find(docs, kind, name)
+        assert workload is not None, name
+        assert workload["spec"]["template"]["spec"]["containers"][0]["image"] == compose[name]["image"]
+        assert ops_k8s.find(docs, "Service", name) is not None, name
+    assert "6 workloads" in ops_k8s.check_scraping_allowed(ROOT)
+
+
+def test_a_pod_selector_alone_does_not_admit_prometheus_from_another_namespace():
+    policy = {
+        "kind": "NetworkPolicy",
+        "spec": {"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]},
+    }
+    assert not ops_k8s.allowed([policy], {"app": "x"}, 9100, {}, ops_k8s.MONITORING_NAMESPACE, {})
+    assert ops_k8s.allowed([policy], {"app": "x"}, 9100, {}, None, {"app": "y"})
