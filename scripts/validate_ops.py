@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import ops_k8s
 import yaml
 from ops_variables import VariablesMissing, check_production_variables
 
@@ -163,6 +164,7 @@ def yaml_files(root: Path) -> list[Path]:
     files = [root / ".hadolint.yaml", root / ".yamllint.yaml", root / "docker-compose.yml"]
     files += sorted((root / "k8s").glob("*.yaml"))
     files += sorted(p for p in (root / "monitoring").rglob("*") if p.suffix in {".yml", ".yaml"})
+    files += sorted((root / "k8s" / "alertmanager").glob("*.yml"))
     return files
 
 
@@ -232,6 +234,18 @@ def check_production_wiring(root: Path) -> str:
         return check_production_variables(root)
     except VariablesMissing as error:
         raise CheckFailed(str(error)) from error
+
+
+def k8s_check(function: Callable[[Path], str]) -> Callable[[Path], str]:
+    """A check of scripts/ops_k8s.py, its K8sProblem reported as a failed check."""
+
+    def checked(root: Path) -> str:
+        try:
+            return function(root)
+        except ops_k8s.K8sProblem as error:
+            raise CheckFailed(str(error)) from error
+
+    return checked
 
 
 # --- Nginx -----------------------------------------------------------------------------------------------------------
@@ -412,6 +426,27 @@ def check_amtool(root: Path) -> str:
     )
 
 
+def check_alertmanager_k8s(root: Path) -> str:
+    """The Kubernetes copy of alertmanager.yml: valid, routed like compose's, the intake at the API Service."""
+    amtool = tool("amtool")
+    config = root / ops_k8s.K8S_ALERTMANAGER
+    run([amtool, "check-config", str(config)], root)
+    for labels, receiver in ROUTING_CASES:
+        run(
+            [
+                amtool,
+                "config",
+                "routes",
+                "test",
+                f"--config.file={config}",
+                f"--verify.receivers={receiver}",
+                *labels.split(),
+            ],
+            root,
+        )
+    return k8s_check(ops_k8s.check_alertmanager_intake)(root)
+
+
 # Labels of an alert → the receivers Alertmanager must pick, in order (monitoring/alertmanager/alertmanager.yml).
 # Every receiver of the file must appear here. Critical alerts reach on-call past the platform too.
 PAGE = "itsm-page,oncall-email,oncall-webhook"
@@ -536,10 +571,14 @@ CHECKS = (
     Check("kubernetes-validate k8s/", check_kubernetes_manifests),
     Check("kustomization", check_kustomization),
     Check("production variables", check_production_wiring),
+    Check("backups on a shared claim", k8s_check(ops_k8s.check_backup_claim)),
+    Check("ingress routes", k8s_check(ops_k8s.check_ingress_routes)),
+    Check("scraping allowed", k8s_check(ops_k8s.check_scraping_allowed)),
     Check("nginx -t", check_nginx),
     Check("gixy nginx/", check_gixy),
     Check("promtool", check_promtool),
     Check("amtool", check_amtool),
+    Check("alertmanager on Kubernetes", check_alertmanager_k8s),
     Check("grafana dashboards", check_grafana),
 )
 
@@ -637,6 +676,64 @@ BREAKAGES = (
         "            - name: DATABASE_URL\n              valueFrom:\n                secretKeyRef:\n"
         "                  name: itsm-secrets\n                  key: DATABASE_URL\n",
         "            - name: DATABASE_URL\n              value: postgres://postgres:pw@postgres:5432/itsm_db\n",
+    ),
+    Breakage(
+        "backups on a shared claim",
+        "the workers' backup directory on an emptyDir",
+        "k8s/worker-deployment.yaml",
+        "        - name: backups\n          persistentVolumeClaim:\n            claimName: itsm-backups\n",
+        "        - name: backups\n          emptyDir: {}\n",
+    ),
+    Breakage(
+        "backups on a shared claim",
+        "the API pods (where the restore runs) without the claim",
+        "k8s/api-deployment.yaml",
+        "            - name: backups\n              mountPath: /var/lib/itsm/backups\n",
+        "",
+    ),
+    Breakage(
+        "backups on a shared claim",
+        "a ReadWriteOnce claim shared by pods on several nodes",
+        "k8s/backups-pvc.yaml",
+        "accessModes: [ReadWriteMany]",
+        "accessModes: [ReadWriteOnce]",
+    ),
+    Breakage(
+        "ingress routes",
+        "an ingress without the status page",
+        "k8s/ingress.yaml",
+        "          - path: /status\n            pathType: Prefix\n",
+        "          - path: /state\n            pathType: Prefix\n",
+    ),
+    Breakage(
+        "ingress routes",
+        "/status.json sent to another Service",
+        "k8s/ingress.yaml",
+        "          - path: /status.json\n            pathType: Exact\n            backend:\n              service:\n"
+        "                name: itsm-api\n",
+        "          - path: /status.json\n            pathType: Exact\n            backend:\n              service:\n"
+        "                name: itsm-status\n",
+    ),
+    Breakage(
+        "scraping allowed",
+        "a NetworkPolicy that leaves out node_exporter's port",
+        "k8s/networkpolicy.yaml",
+        "        - protocol: TCP\n          port: 9100\n",
+        "",
+    ),
+    Breakage(
+        "scraping allowed",
+        "the API's /metrics admitted from a namespace Prometheus is not in",
+        "k8s/networkpolicy.yaml",
+        "              kubernetes.io/metadata.name: monitoring\n",
+        "              kubernetes.io/metadata.name: prometheus\n",
+    ),
+    Breakage(
+        "scraping allowed",
+        "postgres_exporter shut out of PostgreSQL",
+        "k8s/networkpolicy.yaml",
+        "migrate, postgres-exporter]",
+        "migrate]",
     ),
     Breakage(
         "nginx -t",
@@ -745,6 +842,27 @@ BREAKAGES = (
         "k8s/alertmanager-secret.yaml",
         "  alertmanager_smtp_password:",
         "  smtp_password:",
+    ),
+    Breakage(
+        "alertmanager on Kubernetes",
+        "the compose intake address (backend:8000) in the cluster",
+        "k8s/alertmanager/alertmanager.yml",
+        "http://itsm-api.itsm-system.svc:8000/",
+        "http://backend:8000/",
+    ),
+    Breakage(
+        "alertmanager on Kubernetes",
+        "an intake port the API Service does not have",
+        "k8s/alertmanager/alertmanager.yml",
+        "http://itsm-api.itsm-system.svc:8000/",
+        "http://itsm-api.itsm-system.svc:80/",
+    ),
+    Breakage(
+        "alertmanager on Kubernetes",
+        "a Kubernetes copy whose routing drifted from compose's",
+        "k8s/alertmanager/alertmanager.yml",
+        "  repeat_interval: 4h",
+        "  repeat_interval: 12h",
     ),
     Breakage(
         "grafana dashboards",
