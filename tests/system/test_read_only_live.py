@@ -20,7 +20,8 @@ REASON = "moving the database to new disks"
 
 
 def read_only_mode(env: dict[str, str], *args: str) -> str:
-    return subprocess.run(
+    """What the command printed, without the JSON log lines it writes to the same stdout."""
+    out = subprocess.run(
         [PYTHON, "manage.py", "read_only_mode", *args],
         cwd=ROOT,
         env=env,
@@ -29,6 +30,7 @@ def read_only_mode(env: dict[str, str], *args: str) -> str:
         timeout=60,
         check=True,
     ).stdout
+    return "".join(line for line in out.splitlines(keepends=True) if not line.startswith('{"time": '))
 
 
 def gauge_values(base: str, scrapes: int = 8) -> set[str]:
