@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.options import Options as ChromeOptions
 from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -67,7 +67,10 @@ class Browser:
 
     # --- pages ------------------------------------------------------------------------------------------------
     def wait(self, condition: Callable[[Any], Any], timeout: float = 15) -> Any:
-        return WebDriverWait(self.driver, timeout).until(condition)
+        """Poll `condition` until it holds. While a page is replaced, Chromium may answer a look at the old one with
+        any WebDriverException (not only a stale element: "Node with given id does not belong to the document"):
+        such a moment is polled again, not a failure."""
+        return WebDriverWait(self.driver, timeout, ignored_exceptions=(WebDriverException,)).until(condition)
 
     def open(self, path: str) -> None:
         self.driver.get(self.base_url + path)
@@ -79,9 +82,9 @@ class Browser:
 
     def click(self, css: str) -> None:
         """Click and wait for the page the click loads (every form posts and is redirected back)."""
-        old = self.driver.find_element(By.TAG_NAME, "html")
+        old = self.driver.find_element(By.TAG_NAME, "html").id
         self.driver.find_element(By.CSS_SELECTOR, css).click()
-        self.wait(staleness_of(old))
+        self.wait(lambda d: d.find_element(By.TAG_NAME, "html").id != old)
         self.loaded()
 
     def type(self, css: str, text: str) -> None:
