@@ -31,6 +31,30 @@ REFUSALS = (DomainError, TransitionNotAllowed)
 DeskView = Callable[[admin.ModelAdmin, HttpRequest, Any], HttpResponse]
 
 
+class DeskPages(admin.ModelAdmin):
+    """A model admin whose change page is a desk: `desk_urls_of(self)` adds the page's buttons' URLs and
+    `desk_context_of(self, request, obj)` the desk's context of an existing object (tickets, incidents, windows)."""
+
+    desk_urls_of: Callable[..., list[URLPattern]]
+    desk_context_of: Callable[..., dict[str, Any]]
+
+    def get_urls(self) -> list[URLPattern]:
+        return [*self.desk_urls_of(), *super().get_urls()]
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        if change and obj is not None:
+            context["desk"] = self.desk_context_of(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
 def refusal_text(exc: Exception) -> str:
     """A refusal in the words of the service; per-field messages of InvalidInput joined into one sentence."""
     if isinstance(exc, InvalidInput):

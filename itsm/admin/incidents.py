@@ -8,10 +8,10 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
-from django.urls import URLPattern
+from django.http import HttpRequest
 
 from itsm.admin.base import StaffRolePermissions, staff_users
+from itsm.admin.desk import DeskPages
 from itsm.admin.events import move_selected
 from itsm.admin.incidents_desk import incident_desk_context, incident_desk_urls
 from itsm.exceptions import InvalidInput
@@ -64,7 +64,10 @@ def _move_all(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Quer
 
 
 @admin.register(Incident)
-class IncidentAdmin(StaffRolePermissions, admin.ModelAdmin):
+class IncidentAdmin(StaffRolePermissions, DeskPages):
+    desk_urls_of = incident_desk_urls
+    desk_context_of = incident_desk_context
+
     form = IncidentForm
     list_display = [
         "id",
@@ -108,22 +111,6 @@ class IncidentAdmin(StaffRolePermissions, admin.ModelAdmin):
     ]
     actions = ["acknowledge", "resolve"]
     show_full_result_count = False
-
-    def get_urls(self) -> list[URLPattern]:
-        return [*incident_desk_urls(self), *super().get_urls()]
-
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: Any = None,
-    ) -> HttpResponse:
-        if change and obj is not None:
-            context["desk"] = incident_desk_context(self, request, obj)
-        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "commander":

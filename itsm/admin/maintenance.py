@@ -8,11 +8,11 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
-from django.urls import URLPattern
+from django.http import HttpRequest
 from django.utils import timezone
 
 from itsm.admin.base import StaffRolePermissions
+from itsm.admin.desk import DeskPages
 from itsm.admin.events import move_selected, timeline_table
 from itsm.admin.maintenance_desk import maintenance_desk_context, maintenance_desk_urls
 from itsm.exceptions import InvalidInput
@@ -68,7 +68,10 @@ def _move_all(
 
 
 @admin.register(MaintenanceWindow)
-class MaintenanceWindowAdmin(StaffRolePermissions, admin.ModelAdmin):
+class MaintenanceWindowAdmin(StaffRolePermissions, DeskPages):
+    desk_urls_of = maintenance_desk_urls
+    desk_context_of = maintenance_desk_context
+
     form = MaintenanceWindowForm
     list_display = ["id", "title", "public", "status", "starts_at", "ends_at", "recurrence", "series", "owner"]
     list_filter = ["status", "public", "services", "backup_required", "silence_alerts"]
@@ -79,24 +82,8 @@ class MaintenanceWindowAdmin(StaffRolePermissions, admin.ModelAdmin):
     readonly_fields = [*RECORDED_FIELDS, "incidents", "history"]
     actions = ["cancel", "retry"]
 
-    def get_urls(self) -> list[URLPattern]:
-        return [*maintenance_desk_urls(self), *super().get_urls()]
-
     def get_queryset(self, request: HttpRequest) -> QuerySet[MaintenanceWindow]:
         return super().get_queryset(request).select_related("backup")
-
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: Any = None,
-    ) -> HttpResponse:
-        if change and obj is not None:
-            context["desk"] = maintenance_desk_context(self, request, obj)
-        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description="history")
     def history(self, window: MaintenanceWindow) -> str:

@@ -10,10 +10,10 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.urls import URLPattern
 
 from itsm.admin.attachments import AttachmentInline, attachment_formset_save
 from itsm.admin.base import StaffRolePermissions, staff_users
+from itsm.admin.desk import DeskPages
 from itsm.admin.satisfaction import rating_summary
 from itsm.admin.tickets_desk import ticket_desk_context, ticket_desk_urls
 from itsm.admin.tickets_queues import QueueFilter, assign, change_priority, move, queue_tabs
@@ -24,7 +24,10 @@ from itsm.services.tickets import ticket_create, ticket_update
 
 
 @admin.register(Ticket)
-class TicketAdmin(StaffRolePermissions, admin.ModelAdmin):
+class TicketAdmin(StaffRolePermissions, DeskPages):
+    desk_urls_of = ticket_desk_urls
+    desk_context_of = ticket_desk_context
+
     list_display = [
         "id",
         "title",
@@ -63,9 +66,6 @@ class TicketAdmin(StaffRolePermissions, admin.ModelAdmin):
     def satisfaction(self, ticket: Ticket) -> str:
         return rating_summary(ticket)
 
-    def get_urls(self) -> list[URLPattern]:
-        return [*ticket_desk_urls(self), *super().get_urls()]
-
     def get_inlines(self, request: HttpRequest, obj: Any = None) -> list[Any]:
         return list(self.inlines) if obj is not None and is_admin(request.user) else []
 
@@ -74,19 +74,6 @@ class TicketAdmin(StaffRolePermissions, admin.ModelAdmin):
         if request.method == "GET":
             context["queues"] = queue_tabs(request)
         return super().changelist_view(request, context)
-
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: Any = None,
-    ) -> HttpResponse:
-        if change and obj is not None:
-            context["desk"] = ticket_desk_context(self, request, obj)
-        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Ticket]:
         # The change page shows the policy the ticket runs on: joined here rather than read on its own. (The
