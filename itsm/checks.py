@@ -106,6 +106,11 @@ def _url_password(url: str) -> str:
         return ""
 
 
+def _password_of_url(name: str) -> bool:
+    """Whether `_secrets` holds only the password of this URL (the URLs of the deployment are secret whole)."""
+    return name.endswith("_URL") and name not in settings.ITSM_DEPLOYMENT_SECRETS
+
+
 def _secrets() -> dict[str, str]:
     """Each secret the processes see, by the variable that sets it (for a URL, its password)."""
     storage = settings.STORAGES["default"].get("OPTIONS", {})
@@ -134,13 +139,36 @@ def _secrets() -> dict[str, str]:
     return values
 
 
+# Settings production cannot run without: (name, what goes wrong unset, hint, check id).
+REQUIRED_IN_PRODUCTION = [
+    (
+        "ITSM_ALERTMANAGER_TOKEN",
+        "the alert intake answers 401 to every Alertmanager delivery.",
+        "Set ITSM_ALERTMANAGER_TOKEN (or its _FILE) to the token alertmanager.yml sends.",
+        "itsm.E007",
+    ),
+    (
+        "ALERTMANAGER_URL",
+        "maintenance windows silence no alerts.",
+        "Set ALERTMANAGER_URL=http://alertmanager:9093.",
+        "itsm.E008",
+    ),
+    (
+        "PROMETHEUS_URL",
+        "every PromQL check of a maintenance window fails.",
+        "Set PROMETHEUS_URL=http://prometheus:9090.",
+        "itsm.E009",
+    ),
+]
+
+
 @checks.register("itsm", deploy=True)
 def check_production_wiring(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """What a copied `.env.example` or a half-filled manifest leaves behind: placeholders, and the settings without
     which alerts, silences, PromQL checks and e-mail quietly do nothing."""
     errors: list[checks.CheckMessage] = [
         checks.Error(
-            f"{name} is still a placeholder ({'its password ' if name.endswith('_URL') else ''}contains "
+            f"{name} is still a placeholder ({'its password ' if _password_of_url(name) else ''}contains "
             f"{next(marker for marker in PLACEHOLDER_MARKERS if marker in value.lower())!r}).",
             hint=f"Set {name} to a real secret, e.g. the output of `openssl rand -hex 24`.",
             id="itsm.E005",
@@ -156,30 +184,11 @@ def check_production_wiring(app_configs: Any = None, **kwargs: Any) -> list[chec
                 id="itsm.E006",
             )
         )
-    if not settings.ITSM_ALERTMANAGER_TOKEN:
-        errors.append(
-            checks.Error(
-                "ITSM_ALERTMANAGER_TOKEN is not set: the alert intake answers 401 to every Alertmanager delivery.",
-                hint="Set ITSM_ALERTMANAGER_TOKEN (or its _FILE) to the token alertmanager.yml sends.",
-                id="itsm.E007",
-            )
-        )
-    if not settings.ALERTMANAGER_URL:
-        errors.append(
-            checks.Error(
-                "ALERTMANAGER_URL is not set: maintenance windows silence no alerts.",
-                hint="Set ALERTMANAGER_URL=http://alertmanager:9093.",
-                id="itsm.E008",
-            )
-        )
-    if not settings.PROMETHEUS_URL:
-        errors.append(
-            checks.Error(
-                "PROMETHEUS_URL is not set: every PromQL check of a maintenance window fails.",
-                hint="Set PROMETHEUS_URL=http://prometheus:9090.",
-                id="itsm.E009",
-            )
-        )
+    errors += [
+        checks.Error(f"{name} is not set: {consequence}", hint=hint, id=check_id)
+        for name, consequence, hint, check_id in REQUIRED_IN_PRODUCTION
+        if not getattr(settings, name)
+    ]
     return errors
 
 

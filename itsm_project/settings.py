@@ -315,6 +315,8 @@ ITSM_DEPLOYMENT_SECRETS = {
         "GRAFANA_ADMIN_PASSWORD",
         "ALERTMANAGER_SMTP_PASSWORD",
         "ALERTMANAGER_PAGER_TOKEN",
+        "ALERTMANAGER_PAGER_URL",
+        "ALERTMANAGER_DEADMAN_URL",
     )
 }
 # How many times an unacknowledged incident walks its whole escalation chain before paging stops.

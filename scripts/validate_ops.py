@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import ops_alertmanager
 import ops_k8s
 import yaml
 from ops_variables import VariablesMissing, check_production_variables
@@ -154,7 +155,11 @@ def check_hadolint(root: Path) -> str:
 
 
 def check_shellcheck(root: Path) -> str:
-    scripts = [str(root / "docker" / "entrypoint.sh"), str(root / "docker" / "redis-cli")]
+    scripts = [
+        str(root / "docker" / "entrypoint.sh"),
+        str(root / "docker" / "redis-cli"),
+        str(root / ops_alertmanager.RENDER),
+    ]
     run([tool("shellcheck"), "--shell=sh", *scripts], root)
     return f"{len(scripts)} scripts"
 
@@ -398,91 +403,19 @@ def check_alert_conventions(root: Path, rules: list[Path], tests: list[Path]) ->
 
 
 def check_amtool(root: Path) -> str:
-    amtool = tool("amtool")
-    config = root / "monitoring" / "alertmanager" / "alertmanager.yml"
-    run([amtool, "check-config", str(config)], root)
-    receivers = {receiver["name"] for receiver in yaml.safe_load(config.read_text())["receivers"]}
-    tested = {name for _, expected in ROUTING_CASES for name in expected.split(",")}
-    if receivers - tested:
-        raise CheckFailed(f"receivers without a routing case (ROUTING_CASES): {sorted(receivers - tested)}")
-    secrets = check_alertmanager_secrets(root, config)
-    # `amtool config routes test` exits 1 when the route does not end at the expected receiver.
-    for labels, receiver in ROUTING_CASES:
-        run(
-            [
-                amtool,
-                "config",
-                "routes",
-                "test",
-                f"--config.file={config}",
-                f"--verify.receivers={receiver}",
-                *labels.split(),
-            ],
-            root,
-        )
-    return (
-        f"{len(ROUTING_CASES)} routing cases cover {len(receivers)} receivers (critical pages through the intake "
-        f"and out of band, warning and info do not, Watchdog to the dead-man's switch); {secrets}"
-    )
+    try:
+        return ops_alertmanager.check_compose(root, tool("amtool"))
+    except ops_alertmanager.AlertmanagerProblem as error:
+        raise CheckFailed(str(error)) from error
 
 
 def check_alertmanager_k8s(root: Path) -> str:
     """The Kubernetes copy of alertmanager.yml: valid, routed like compose's, the intake at the API Service."""
-    amtool = tool("amtool")
-    config = root / ops_k8s.K8S_ALERTMANAGER
-    run([amtool, "check-config", str(config)], root)
-    for labels, receiver in ROUTING_CASES:
-        run(
-            [
-                amtool,
-                "config",
-                "routes",
-                "test",
-                f"--config.file={config}",
-                f"--verify.receivers={receiver}",
-                *labels.split(),
-            ],
-            root,
-        )
+    try:
+        ops_alertmanager.check_kubernetes(root, tool("amtool"))
+    except ops_alertmanager.AlertmanagerProblem as error:
+        raise CheckFailed(str(error)) from error
     return k8s_check(ops_k8s.check_alertmanager_intake)(root)
-
-
-# Labels of an alert → the receivers Alertmanager must pick, in order (monitoring/alertmanager/alertmanager.yml).
-# Every receiver of the file must appear here. Critical alerts reach on-call past the platform too.
-PAGE = "itsm-page,oncall-email,oncall-webhook"
-ROUTING_CASES = (
-    ("alertname=ApiDown severity=critical service=api", PAGE),
-    ("alertname=DatabaseDown severity=critical service=database", PAGE),
-    ("alertname=CeleryWorkerDown severity=critical service=workers", PAGE),
-    ("alertname=BeatDown severity=critical service=scheduler", PAGE),
-    ("alertname=HighErrorRate severity=warning service=api itsm_severity=medium", "itsm-intake"),
-    ("alertname=RedisDown severity=warning service=redis itsm_severity=medium", "itsm-intake"),
-    ("alertname=Unknown severity=info service=api", "itsm-intake"),
-    ("alertname=Unlabelled", "itsm-intake"),
-    ("alertname=Watchdog severity=info service=monitoring", "deadmans-switch"),
-)
-SECRETS_DIR = "/run/secrets/"
-
-
-def check_alertmanager_secrets(root: Path, config: Path) -> str:
-    """Every secret file alertmanager.yml reads is mounted: a compose secret of the alertmanager service and a key
-    of the Kubernetes Secret itsm-alertmanager (mounted at /run/secrets)."""
-    paths = re.findall(r"^\s*\w+_file:\s*(\S+)", config.read_text(), re.MULTILINE)
-    outside = [path for path in paths if not path.startswith(SECRETS_DIR)]
-    if outside:
-        raise CheckFailed(f"alertmanager.yml reads secret files outside {SECRETS_DIR}: {outside}")
-    names = {path.removeprefix(SECRETS_DIR) for path in paths}
-    compose = yaml.safe_load((root / "docker-compose.yml").read_text())
-    mounted = set(compose["services"]["alertmanager"].get("secrets") or [])
-    defined = set(compose.get("secrets") or {})
-    secret = yaml.safe_load((root / "k8s" / "alertmanager-secret.yaml").read_text())
-    keys = set(secret.get("stringData") or {}) | set(secret.get("data") or {})
-    problems = [f"compose: {name} is not a secret of the alertmanager service" for name in sorted(names - mounted)]
-    problems += [f"compose: secret {name} is not defined" for name in sorted(names - defined)]
-    problems += [f"k8s/alertmanager-secret.yaml: no key {name}" for name in sorted(names - keys)]
-    if problems:
-        raise CheckFailed("alertmanager secret files not wired:\n" + "\n".join(problems))
-    return f"{len(names)} secret files wired in compose and k8s"
 
 
 # --- Grafana ---------------------------------------------------------------------------------------------------------
@@ -566,7 +499,7 @@ CHECKS = (
     Check("docker compose config", check_compose_config),
     Check("compose schema", check_compose_schema),
     Check("hadolint Dockerfile", check_hadolint),
-    Check("shellcheck docker/", check_shellcheck),
+    Check("shellcheck", check_shellcheck),
     Check("yamllint", check_yamllint),
     Check("kubernetes-validate k8s/", check_kubernetes_manifests),
     Check("kustomization", check_kustomization),
@@ -617,7 +550,14 @@ BREAKAGES = (
         "RUN apt-get install curl\nUSER 10001:10001",
     ),
     Breakage(
-        "shellcheck docker/",
+        "shellcheck",
+        "an unquoted configuration path",
+        "monitoring/alertmanager/render-config.sh",
+        '\' "$config"\n',
+        "' $config\n",
+    ),
+    Breakage(
+        "shellcheck",
         "an unquoted $@",
         "docker/entrypoint.sh",
         'gunicorn.conf.py "$@"',
@@ -835,6 +775,27 @@ BREAKAGES = (
         "docker-compose.yml",
         "      - alertmanager_pager_token\n",
         "",
+    ),
+    Breakage(
+        "amtool",
+        "the pager's webhook URL written in the file",
+        "monitoring/alertmanager/alertmanager.yml",
+        "      - url: '@@SECRET:alertmanager_pager_url@@'",
+        "      - url: https://pager.example.com/alertmanager",
+    ),
+    Breakage(
+        "amtool",
+        "a URL secret compose does not mount",
+        "docker-compose.yml",
+        "      - alertmanager_deadman_url\n",
+        "",
+    ),
+    Breakage(
+        "alertmanager on Kubernetes",
+        "a URL secret the Kubernetes Secret lacks",
+        "k8s/alertmanager-secret.yaml",
+        "  alertmanager_deadman_url:",
+        "  deadman_url:",
     ),
     Breakage(
         "amtool",

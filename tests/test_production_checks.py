@@ -75,6 +75,14 @@ def test_a_placeholder_of_a_service_the_app_only_sees_in_its_environment_is_name
     ]
 
 
+def test_a_placeholder_url_of_the_out_of_band_pager_is_named_whole(production):
+    # The pager's URL is the credential itself, not a URL with a password in it.
+    production.ITSM_DEPLOYMENT_SECRETS = {"ALERTMANAGER_PAGER_URL": "https://pager.change-me.invalid/alertmanager"}
+    assert _errors(production) == [
+        ("itsm.E005", "ALERTMANAGER_PAGER_URL is still a placeholder (contains 'change-me').")
+    ]
+
+
 def test_a_redis_password_shared_by_the_broker_is_reported_once_under_redis_url(production):
     production.REDIS_URL = "redis://:change-me@redis:6379/0"
     production.CELERY_BROKER_URL = production.BACKUP_REDIS_URL = "redis://:change-me@redis:6379/1"

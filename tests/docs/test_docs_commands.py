@@ -103,6 +103,9 @@ RUN = [
     Run("docs/operations.md", "add_user jdoe --role agent"),
     Run("docs/operations.md", "sla_recompute_open_tickets"),
     Run("docs/operations.md", '-H "Authorization: Token $ADMIN_TOKEN" $API/jobs/vacuum_database/run/', (202,)),
+    # Out-of-band paging on Kubernetes: the Alertmanager configuration rendered from the Secret's files.
+    Run("docs/monitoring.md", "render-config.sh k8s/alertmanager/alertmanager.yml /tmp/am-secrets"),
+    Run("docs/monitoring.md", "$ grep -n 'url: .https' /tmp/am.yml"),
     # Last: it revokes the requester's token, which the API guide's later blocks use.
     Run("docs/api.md", "$API/auth/logout/", (204,), note="run last: it revokes REQUESTER_TOKEN"),
 ]

@@ -2,7 +2,8 @@
 
 Alertmanager runs the real monitoring/alertmanager/alertmanager.yml, rendered for loopback: the smarthost is an
 SMTP capture server (tests/mail/smtp_capture.py), the pager webhook and the dead-man's switch a recording HTTP
-server of this test, the secret files (/run/secrets/...) files in the test's directory, and the waits 1 s. A
+server of this test (their URLs written in by render-config.sh from secret files, as at the container's start),
+the secret files (/run/secrets/...) files in the test's directory, and the waits 1 s. A
 critical alert posted to Alertmanager's API must reach on-call by e-mail and by the pager webhook whether the
 platform's intake is down (a closed port) or up (the live server, where it also opens exactly one incident).
 """
@@ -14,6 +15,7 @@ import email
 import email.policy
 import json
 import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -103,28 +105,34 @@ def webhook_server() -> Iterator[tuple[str, Recorder]]:
 
 
 def rendered_config(work: Path, intake_url: str, hooks: str, smtp_port: int) -> Path:
-    """The real alertmanager.yml with loopback addresses, the secret files in `work`, and 1 s waits."""
+    """The real alertmanager.yml as render-config.sh renders it at start from the secret files in `work` (the pager
+    and the dead-man's switch at this test's recorder), then loopback addresses for the rest and 1 s waits."""
     source = (ROOT / "monitoring" / "alertmanager" / "alertmanager.yml").read_text()
     secrets = work / "secrets"
     secrets.mkdir()
-    for name, value in SECRETS.items():
-        (secrets / name).write_text(value)
-    config = yaml.safe_load(source.replace(SECRETS_DIR, f"{secrets}/"))
+    urls = {"alertmanager_pager_url": f"{hooks}/pager", "alertmanager_deadman_url": f"{hooks}/ping"}
+    for name, value in {**SECRETS, **urls}.items():
+        (secrets / name).write_text(value + "\n")
+    unrendered = work / "alertmanager.unrendered.yml"
+    unrendered.write_text(source.replace(SECRETS_DIR, f"{secrets}/"))
+    render = subprocess.run(
+        ["sh", str(ROOT / "monitoring" / "alertmanager" / "render-config.sh"), str(unrendered), str(secrets)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    config = yaml.safe_load(render.stdout)
     config["global"].update(smtp_smarthost=f"127.0.0.1:{smtp_port}", smtp_require_tls=False)
     config["route"].update(group_wait="1s", group_interval="1s")
     for route in config["route"]["routes"]:
         route.update(group_wait="1s", group_interval="1s")
-    urls = {
-        "itsm-page": intake_url,
-        "itsm-intake": intake_url,
-        "oncall-webhook": f"{hooks}/pager",
-        "deadmans-switch": f"{hooks}/ping",
-    }
     receivers = {receiver["name"]: receiver for receiver in config["receivers"]}
-    assert set(receivers) == {*urls, "oncall-email"}, "a receiver this test does not know: render and assert it"
-    for name, url in urls.items():
+    assert set(receivers) == {"itsm-page", "itsm-intake", "oncall-webhook", "deadmans-switch", "oncall-email"}, (
+        "a receiver this test does not know: render and assert it"
+    )
+    for name in ("itsm-page", "itsm-intake"):
         for webhook in receivers[name]["webhook_configs"]:
-            webhook["url"] = url
+            webhook["url"] = intake_url
     path = work / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config))
     assert f"{SECRETS_DIR}alertmanager_smtp_password" in source, "the SMTP password is no longer a secret file"
