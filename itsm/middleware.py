@@ -13,7 +13,7 @@ from django.db import InterfaceError, OperationalError
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from itsm import log_context
+from itsm import log_context, replica
 from itsm.services.readonly import read_only_state
 
 logger = logging.getLogger(__name__)
@@ -98,3 +98,21 @@ class DatabaseUnavailableMiddleware:
             logger.warning("database unavailable: %s", exception)
             return database_unavailable_response()
         return None
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
+class ReplicaWritesMiddleware:
+    """Read-your-writes: after a signed-in client's successful write, its lag-tolerant reads stay on the primary
+    until the replica has replayed it (itsm/replica.py). Without a replica it does nothing."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.method not in SAFE_METHODS and response.status_code < 400 and replica.configured():
+            # DRF authenticates inside the view and sets the user on the request it wraps.
+            replica.remember_write(getattr(request, "user", None))
+        return response

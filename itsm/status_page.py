@@ -14,14 +14,17 @@ from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from itsm.queries.status import STATE_LABELS, status_summary
+from itsm.replica import reads_from_replica
 
 
 @require_safe
+@reads_from_replica
 def status_json(request: HttpRequest) -> JsonResponse:
     return JsonResponse(status_summary())
 
 
 @require_safe
+@reads_from_replica
 def status_html(request: HttpRequest) -> HttpResponse:
     summary = status_summary()
     overall = "operational"

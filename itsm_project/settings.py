@@ -79,6 +79,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "itsm.middleware.DatabaseUnavailableMiddleware",
+    "itsm.middleware.ReplicaWritesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -125,6 +126,26 @@ elif _database["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 DATABASES = {"default": _database}
+# A streaming replica (hot standby) for the reads that tolerate a little lag (itsm/replica.py); unset, none.
+ITSM_REPLICA_DATABASE_URL = env_secret("ITSM_REPLICA_DATABASE_URL")
+if ITSM_REPLICA_DATABASE_URL:
+    DATABASES["replica"] = {
+        **dj_database_url.parse(
+            ITSM_REPLICA_DATABASE_URL, conn_max_age=_database["CONN_MAX_AGE"], conn_health_checks=True
+        ),
+        "ENGINE": _database["ENGINE"],
+        # A replica that does not answer must cost a read little: the primary serves it then.
+        "OPTIONS": {**_database.get("OPTIONS", {}), "connect_timeout": env_int("ITSM_REPLICA_CONNECT_TIMEOUT", 2)},
+        # The test suite's database has no replica: the alias reads the test database itself.
+        "TEST": {"MIRROR": "default"},
+    }
+DATABASE_ROUTERS = ["itsm.replica.ReplicaRouter"]
+# A replica more than this many seconds behind is not read from (the manual's alert fires well before).
+ITSM_REPLICA_MAX_LAG_SECONDS = env_float("ITSM_REPLICA_MAX_LAG_SECONDS", 5.0)
+# How often each process probes the replica's state (a query on the replica).
+ITSM_REPLICA_CHECK_SECONDS = env_float("ITSM_REPLICA_CHECK_SECONDS", 2.0)
+# How long after a write a client's reads wait for the replica to replay it before the primary serves them anyway.
+ITSM_REPLICA_READ_YOUR_WRITES_SECONDS = env_int("ITSM_REPLICA_READ_YOUR_WRITES_SECONDS", 60)
 DATABASE_IS_POSTGRES = "postgresql" in _database["ENGINE"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -28,6 +28,7 @@ def test_settings_name_the_middleware_where_it_lives_and_no_middleware_is_left_i
         "itsm.middleware.RequestIdMiddleware",
         "itsm.middleware.ReadOnlyModeMiddleware",
         "itsm.middleware.DatabaseUnavailableMiddleware",
+        "itsm.middleware.ReplicaWritesMiddleware",
     ]
     assert not (ROOT / "itsm" / "api" / "readonly.py").exists()
     assert "Middleware" not in (ROOT / "itsm" / "api" / "errors.py").read_text()

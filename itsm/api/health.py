@@ -1,7 +1,8 @@
 """GET /health/: the database is required (503 without it); the cache and the broker only degrade. Anyone gets the
 status word (`ok`, `degraded`, `down`); agents and admins (their API token, or signed in to the admin) also get each
 dependency's check with its latency or error, and whether read-only mode refuses writes (itsm.services.readonly),
-which does not change the status: that is about the dependencies. Connection details and exception text are not
+which does not change the status: that is about the dependencies. A read replica (itsm/replica.py) down or lagging
+degrades the status: the primary serves its reads. Connection details and exception text are not
 for anonymous callers. GET /metrics: django-prometheus' export, with the read-only gauge brought up to date first."""
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django_prometheus.exports import ExportToDjangoView
 
+from itsm import replica
 from itsm.api.authentication import TokenAuthentication
 from itsm.middleware import RETRY_AFTER_SECONDS
 from itsm.roles import is_staff_role
@@ -51,6 +54,8 @@ def _staff(request: HttpRequest) -> bool:
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
     checks = {"database": _run(check_database), "cache": _run(check_cache), "broker": _run(check_broker)}
+    if (replica_check := _replica()) is not None:
+        checks["replica"] = replica_check
     read_only = _read_only()  # on every call: it brings the read-only gauge up to date
     for name, check in checks.items():
         if check["status"] != "ok":
@@ -78,6 +83,18 @@ def _read_only() -> dict[str, object]:
     return {"read_only": True, "read_only_reason": state.get("reason", ""), "read_only_since": state.get("since")}
 
 
+def _replica() -> dict[str, object] | None:
+    """The read replica, when there is one: down or lagging degrades (the primary serves its reads), never downs."""
+    state = replica.status(fresh=True)
+    if state is None:
+        return None
+    check: dict[str, object] = {"status": state.state, "lag_seconds": state.lag_seconds}
+    if not state.usable:
+        check["error"] = state.error or f"{state.lag_seconds} s behind (limit {settings.ITSM_REPLICA_MAX_LAG_SECONDS})"
+    return check
+
+
 def metrics(request: HttpRequest) -> HttpResponse:
     read_only_observe()
+    replica.status()
     return ExportToDjangoView(request)

@@ -39,6 +39,7 @@ from itsm.queries.incidents import (
 )
 from itsm.queries.status import public_incidents
 from itsm.queries.users import assignable_users
+from itsm.replica import reads_from_replica
 from itsm.roles import is_staff_role
 from itsm.services import incidents as incident_services
 
@@ -256,6 +257,7 @@ class IncidentViewSet(PublicViewMixin, viewsets.ModelViewSet):
         serializer = self.get_serializer_class()
         return serializer(incidents if many else incidents[0], many=many, context=context).data
 
+    @reads_from_replica
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         assert page is not None  # every list is paginated (REST_FRAMEWORK's DEFAULT_PAGINATION_CLASS)

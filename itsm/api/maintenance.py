@@ -32,6 +32,7 @@ from itsm.models.maintenance import PROGRESS_FIELDS, PUBLIC_FIELDS, RECORDED_FIE
 from itsm.queries.maintenance import window_events
 from itsm.queries.status import public_windows
 from itsm.queries.users import assignable_users
+from itsm.replica import reads_from_replica
 from itsm.services import maintenance as maintenance_services
 from itsm.services.maintenance_lifecycle import maintenance_transition
 
@@ -218,6 +219,10 @@ class MaintenanceWindowViewSet(PublicViewMixin, viewsets.ModelViewSet):
 
     def _fresh(self, window_id: int) -> Response:
         return Response(self.get_serializer(self.get_queryset().get(pk=window_id)).data)
+
+    @reads_from_replica
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         body = MaintenanceWindowSerializer(data=request.data, context=self.get_serializer_context())

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from itsm.api.permissions import IsAgent
 from itsm.queries.reports import incident_report, ticket_report
+from itsm.replica import reads_from_replica
 
 
 class PeriodSerializer(serializers.Serializer):
@@ -79,6 +80,7 @@ class IncidentReportView(APIView):
         tags=["reports"],
         summary="Incident report: MTTA, MTTR and compliance",
     )
+    @reads_from_replica
     def get(self, request: Request) -> Response:
         start, end = _period(request)
         return Response(incident_report(start=start, end=end))
@@ -129,6 +131,7 @@ class TicketReportView(APIView):
         tags=["reports"],
         summary="Ticket report: SLA compliance, median times and satisfaction",
     )
+    @reads_from_replica
     def get(self, request: Request) -> Response:
         start, end = _period(request)
         return Response(ticket_report(start=start, end=end))

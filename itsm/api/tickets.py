@@ -36,6 +36,7 @@ from itsm.models import Comment, Service, Ticket
 from itsm.models.tickets import RECORDED_FIELDS, STAMPED_FIELDS
 from itsm.queries.tickets import comments_visible_to, events_visible_to, tickets_visible_to
 from itsm.queries.users import assignable_users
+from itsm.replica import reads_from_replica
 from itsm.roles import is_staff_role
 from itsm.services import tickets as ticket_services
 
@@ -179,6 +180,10 @@ class TicketViewSet(TicketAttachmentActions, TicketRatingActions, viewsets.Model
 
     def get_queryset(self) -> QuerySet[Ticket]:
         return tickets_visible_to(self.request.user)
+
+    @reads_from_replica
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         ticket = self.get_object()

@@ -26,6 +26,7 @@ from itsm.portal.sla import sla_summary
 from itsm.queries.conversations import conversation_files, ticket_conversation
 from itsm.queries.satisfaction import ticket_rating
 from itsm.queries.tickets import tickets_matching, tickets_requested_by
+from itsm.replica import reads_from_replica
 from itsm.services.tickets import comment_create, ticket_create, ticket_transition
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ def status_context(ticket: Ticket) -> dict[str, Any]:
 
 @login_required
 @require_safe
+@reads_from_replica
 def ticket_list(request: HttpRequest) -> HttpResponse:
     """My tickets: newest first, filtered (open, closed, all) and searched, a page at a time."""
     form = TicketFilterForm(request.GET)

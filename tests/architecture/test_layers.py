@@ -27,6 +27,17 @@ ABOVE = {
     ),
     "itsm.queries": ("itsm.services", "itsm.api", "itsm.admin", "itsm.tasks", "itsm.management", "itsm.portal"),
     "itsm.services": ("itsm.api", "itsm.admin", "itsm.tasks", "itsm.management", "itsm.portal"),
+    # Read routing sits beside the database connections: it knows no layer of the platform.
+    "itsm.replica": (
+        "itsm.models",
+        "itsm.queries",
+        "itsm.services",
+        "itsm.api",
+        "itsm.admin",
+        "itsm.tasks",
+        "itsm.management",
+        "itsm.portal",
+    ),
     "itsm.backup": ("itsm.services", "itsm.api", "itsm.admin", "itsm.tasks", "itsm.management", "itsm.portal"),
     "itsm.notifiers": ("itsm.services", "itsm.api", "itsm.admin", "itsm.tasks", "itsm.management", "itsm.portal"),
     # Mail machinery knows no records at all: the services hand it what it needs.
