@@ -482,7 +482,12 @@ def compose_targets(root: Path) -> dict[str, set[tuple[tuple[str, str], ...]]]:
     return jobs
 
 
-def _workloads(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, str], dict[str, int]]]:
+# A pod template: (kind and name, pod labels, named container ports); an endpoint: (its spec, default job, pods, port).
+Workload = tuple[str, dict[str, str], dict[str, int]]
+Endpoint = tuple[dict[str, Any], str, list[Workload], int]
+
+
+def _workloads(docs: list[dict[str, Any]]) -> list[Workload]:
     """(name, pod labels, named container ports) of every pod template, and of the Alertmanager CR's pods as the
     operator labels them (its labels win over podMetadata's)."""
     found = [(_name(doc), *ops_k8s._pod(doc)) for doc in _of(docs, "Deployment", "StatefulSet", "DaemonSet")]
@@ -499,24 +504,30 @@ def _workloads(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, str], di
     return found
 
 
-def _endpoints(
-    docs: list[dict[str, Any]], monitor: dict[str, Any], problems: list[str]
-) -> list[tuple[dict[str, Any], str, list[tuple[str, dict[str, str], dict[str, int]]], int]]:
+def _port_number(workload: Workload, port: str | int) -> int | None:
+    """A container port of the workload's pods, by name or number."""
+    if isinstance(port, str):
+        return workload[2].get(port)
+    return port if port in workload[2].values() else None
+
+
+def _endpoints(docs: list[dict[str, Any]], monitor: dict[str, Any], problems: list[str]) -> list[Endpoint]:
     """Each endpoint of a monitor with its default job, the pods it scrapes and their port number."""
     spec, where = monitor["spec"], _name(monitor)
     workloads = _workloads(docs)
-    found = []
+    found: list[Endpoint] = []
     if monitor["kind"] == "PodMonitor":
         pods = [w for w in workloads if ops_k8s._selects(spec.get("selector"), w[1])]
         if not pods:
             problems.append(f"{where}: its selector matches no pods of k8s/")
         job = f"{monitor['metadata']['namespace']}/{monitor['metadata']['name']}"
         for endpoint in spec.get("podMetricsEndpoints") or []:
-            ports = {w[2].get(endpoint.get("port", "")) for w in pods}
-            if not pods or None in ports or len(ports) != 1:
+            ports = {w[2].get(str(endpoint.get("port", ""))) for w in pods}
+            number = ports.pop() if len(ports) == 1 else None
+            if not pods or number is None:
                 problems.append(f"{where}: port {endpoint.get('port')!r} is not a named container port of its pods")
                 continue
-            found.append((endpoint, job, pods, ports.pop()))
+            found.append((endpoint, job, pods, number))
         return found
     services = [
         doc
@@ -538,12 +549,13 @@ def _endpoints(
             problems.append(f"{where}: port {endpoint.get('port')!r} is not a port of {_name(service)} ({names})")
             continue
         target = port.get("targetPort", port["port"])
-        numbers = {w[2].get(target) if isinstance(target, str) else target for w in pods}
-        if not pods or None in numbers or len(numbers) != 1:
+        numbers = {_port_number(w, target) for w in pods}
+        number = numbers.pop() if len(numbers) == 1 else None
+        if not pods or number is None:
             problems.append(f"{where}: {_name(service)} port {port['name']} reaches no container port of its pods")
             continue
         job = (service["metadata"].get("labels") or {}).get(spec.get("jobLabel", ""), service["metadata"]["name"])
-        found.append((endpoint, job, pods, numbers.pop()))
+        found.append((endpoint, job, pods, number))
     return found
 
 
@@ -587,7 +599,8 @@ def check_monitors(root: Path) -> str:
         )
     return (
         f"jobs {', '.join(sorted(operator))} as in monitoring/prometheus.yml (same paths, ports, params and labels; "
-        f"not {', '.join(NOT_MONITORED)}); Prometheus from `monitoring` admitted to all {scraped} pod templates"
+        f"not {', '.join(NOT_MONITORED)}); the NetworkPolicies admit Prometheus from `monitoring` to the port of each "
+        f"({scraped} endpoint and pod template pairs)"
     )
 
 
