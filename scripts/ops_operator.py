@@ -54,6 +54,8 @@ NOT_MONITORED = {
     "prometheus": "the cluster's Prometheus scrapes itself (kube-prometheus-stack does)",
     "nginx": "no Nginx on Kubernetes: the ingress controller takes its place (TooManyActiveRequests stays quiet)",
 }
+# The setting of the ConfigMap each platform process listens on for its metrics, by job.
+PORT_SETTINGS = {"itsm-api": "PORT", "itsm-worker": "ITSM_CELERY_METRICS_PORT", "itsm-beat": "ITSM_BEAT_METRICS_PORT"}
 # Fields of the custom resources as the operator's CRDs (monitoring.coreos.com/v1) define them; a misspelt field is
 # dropped by the API server without a word, so an unknown one fails here.
 KNOWN_FIELDS = {
@@ -405,6 +407,11 @@ def check_component(root: Path) -> str:
             if not group.get("name") or not group.get("rules"):
                 problems.append(f"{where}: a group without a name or rules")
     problems += _validate_builtin(root)
+    outside = [
+        _name(doc) for doc in docs if doc["kind"] != "Namespace" and doc["metadata"].get("namespace") != NAMESPACE
+    ]
+    if outside:
+        problems.append(f"rendered outside {NAMESPACE}: {outside}")
     for kind in ("ServiceMonitor", "PodMonitor", "Alertmanager", "PrometheusRule"):
         if not _of(docs, kind):
             problems.append(f"no {kind} in the component")
@@ -590,6 +597,25 @@ def check_monitors(root: Path) -> str:
                 f"job {job}: monitoring/prometheus.yml scrapes {sorted(compose[job])}, "
                 f"the monitors {sorted(operator.get(job, set()))}"
             )
+    settings: dict[str, Any] = next(
+        (d["data"] for d in _of(docs, "ConfigMap") if d["metadata"]["name"] == "itsm-config"), {}
+    )
+    for job, setting in PORT_SETTINGS.items():
+        ports = {int(dict(view)["port"]) for view in operator.get(job, set())}
+        if str(settings.get(setting)) not in {str(port) for port in ports}:
+            problems.append(
+                f"job {job}: the processes listen on {setting}={settings.get(setting)!r} (ConfigMap itsm-config), "
+                f"the monitor scrapes {sorted(ports)}"
+            )
+    services = {doc["metadata"]["name"]: doc for doc in _of(docs, "Service")}
+    for job, views in sorted(operator.items()):
+        for target in sorted(dict(view).get("__param_target", "") for view in views):
+            if not target:
+                continue
+            match = re.fullmatch(r"redis://([a-z0-9-]+):(\d+)", target)
+            service = services.get(match[1]) if match else None
+            if match is None or service is None or int(match[2]) not in {p["port"] for p in service["spec"]["ports"]}:
+                problems.append(f"job {job}: target {target} is not a Service and port of k8s/")
     rules_text = "".join(path.read_text() for path in rule_files(root))
     for job in sorted(set(re.findall(r'\bjob="([^"]+)"', rules_text)) - set(operator)):
         problems.append(f'monitoring/rules/ match job="{job}", which no monitor scrapes')

@@ -925,6 +925,27 @@ BREAKAGES = (
         "",
     ),
     Breakage(
+        "operator monitors",
+        "Beat's heartbeat moved to another port (ITSM_BEAT_METRICS_PORT) than the one its PodMonitor scrapes",
+        "k8s/configmap.yaml",
+        'ITSM_BEAT_METRICS_PORT: "9809"',
+        'ITSM_BEAT_METRICS_PORT: "9810"',
+    ),
+    Breakage(
+        "operator monitors",
+        "the cache scraped at a Redis address no Service has",
+        f"{OPERATOR}/monitors.yaml",
+        "        target: [redis://redis:6379]",
+        "        target: [redis://redis-cache:6379]",
+    ),
+    Breakage(
+        "operator component",
+        "a component object that lands outside itsm-system",
+        f"{OPERATOR}/networkpolicy.yaml",
+        "  name: itsm-api-from-alertmanager\n  namespace: itsm-system\n",
+        "  name: itsm-api-from-alertmanager\n",
+    ),
+    Breakage(
         "operator PrometheusRule",
         "a rule changed in monitoring/rules/ only (HighErrorRate at 10 %)",
         "monitoring/rules/itsm.yml",
