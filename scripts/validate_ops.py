@@ -933,10 +933,10 @@ BREAKAGES = (
     ),
     Breakage(
         "operator monitors",
-        "the cache scraped at a Redis address no Service has",
-        f"{OPERATOR}/monitors.yaml",
-        "        target: [redis://redis:6379]",
-        "        target: [redis://redis-cache:6379]",
+        "the cache scraped at a Redis address its Service does not serve",
+        "k8s/redis.yaml",
+        "    - name: redis\n      port: 6379\n",
+        "    - name: redis\n      port: 6380\n",
     ),
     Breakage(
         "operator component",
