@@ -1019,8 +1019,8 @@ BREAKAGES = (
         "operator Alertmanager",
         "docs without the command that creates the configuration Secret",
         "docs/operations.md",
-        "--from-file=alertmanager.yaml=/tmp/am.yml",
-        "--from-file=/tmp/am.yml",
+        "kubectl create secret generic itsm-alertmanager-config -n itsm-system",
+        "kubectl create secret generic itsm-alertmanager-config",
     ),
 )
 
