@@ -73,6 +73,10 @@ ops-check: $(OPS_STAMP) ## Validate Dockerfile, compose, nginx/, k8s/, monitorin
 	$(OPS_VENV)/bin/python scripts/validate_ops.py
 	$(OPS_VENV)/bin/python scripts/validate_ops.py --self-test
 
+.PHONY: operator-manifests
+operator-manifests: $(OPS_STAMP) ## Regenerate the Prometheus Operator component's rules and dashboards from monitoring/
+	$(OPS_VENV)/bin/python scripts/ops_operator.py generate
+
 .PHONY: bench
 bench: venv ## API benchmark: seed 1,000,000 tickets (database itsm_bench), gunicorn + wrk, table of medians
 	$(PY) -m bench.run $(BENCH_ARGS)

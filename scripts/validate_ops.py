@@ -27,6 +27,7 @@ from pathlib import Path
 
 import ops_alertmanager
 import ops_k8s
+import ops_operator
 import yaml
 from ops_variables import VariablesMissing, check_production_variables
 
@@ -46,6 +47,7 @@ DEPLOY_FILES = (
     "k8s",
     "monitoring",
     "docs/runbooks",
+    "docs/operations.md",
 )
 # Variables docker-compose.yml must refuse to start without.
 REQUIRED_COMPOSE_VARIABLES = (
@@ -168,6 +170,7 @@ def check_shellcheck(root: Path) -> str:
 def yaml_files(root: Path) -> list[Path]:
     files = [root / ".hadolint.yaml", root / ".yamllint.yaml", root / "docker-compose.yml"]
     files += sorted((root / "k8s").glob("*.yaml"))
+    files += sorted((root / "k8s" / "components").rglob("*.yaml"))
     files += sorted(p for p in (root / "monitoring").rglob("*") if p.suffix in {".yml", ".yaml"})
     files += sorted((root / "k8s" / "alertmanager").glob("*.yml"))
     return files
@@ -248,6 +251,18 @@ def k8s_check(function: Callable[[Path], str]) -> Callable[[Path], str]:
         try:
             return function(root)
         except ops_k8s.K8sProblem as error:
+            raise CheckFailed(str(error)) from error
+
+    return checked
+
+
+def operator_check(function: Callable[[Path], str]) -> Callable[[Path], str]:
+    """A check of scripts/ops_operator.py (the Prometheus Operator component), its problem a failed check."""
+
+    def checked(root: Path) -> str:
+        try:
+            return function(root)
+        except (ops_operator.OperatorProblem, ops_k8s.K8sProblem) as error:
             raise CheckFailed(str(error)) from error
 
     return checked
@@ -513,6 +528,11 @@ CHECKS = (
     Check("amtool", check_amtool),
     Check("alertmanager on Kubernetes", check_alertmanager_k8s),
     Check("grafana dashboards", check_grafana),
+    Check("operator component", operator_check(ops_operator.check_component)),
+    Check("operator monitors", operator_check(ops_operator.check_monitors)),
+    Check("operator PrometheusRule", operator_check(ops_operator.check_prometheus_rule)),
+    Check("operator dashboards", operator_check(ops_operator.check_dashboards)),
+    Check("operator Alertmanager", operator_check(ops_operator.check_alertmanager)),
 )
 
 
@@ -526,6 +546,7 @@ class Breakage:
     new: str
 
 
+OPERATOR = ops_operator.COMPONENT
 BREAKAGES = (
     Breakage(
         "docker compose config",
@@ -845,6 +866,161 @@ BREAKAGES = (
         "monitoring/grafana/dashboards/itsm-celery.json",
         '{\n  "uid": "itsm-celery",',
         '{\n  "__inputs": [],\n  "uid": "itsm-celery",',
+    ),
+    Breakage(
+        "operator component",
+        "a misspelt PodMonitor field (the API server drops it without a word)",
+        f"{OPERATOR}/monitors.yaml",
+        "  podMetricsEndpoints:\n",
+        "  podMetricEndpoints:\n",
+    ),
+    Breakage(
+        "operator component",
+        "a PrometheusRule without the label the Prometheus' ruleSelector wants",
+        f"{OPERATOR}/kustomization.yaml",
+        "      - kind: PrometheusRule\n        path: metadata/labels\n        create: true\n",
+        "",
+    ),
+    Breakage(
+        "operator component",
+        "a NetworkPolicy of the component that Kubernetes' schema refuses",
+        f"{OPERATOR}/networkpolicy.yaml",
+        "  policyTypes: [Ingress]",
+        "  policyTypes: Ingress",
+    ),
+    Breakage(
+        "operator monitors",
+        "the API's ServiceMonitor on a port its Service does not name",
+        f"{OPERATOR}/monitors.yaml",
+        "    - port: http\n",
+        "    - port: metrics\n",
+    ),
+    Breakage(
+        "operator monitors",
+        'the workers scraped as another job (CeleryWorkerDown matches job="itsm-worker")',
+        f"{OPERATOR}/monitors.yaml",
+        "replacement: itsm-worker",
+        "replacement: celery",
+    ),
+    Breakage(
+        "operator monitors",
+        "the cache scraped without role=cache (CacheHitRateLow would never fire)",
+        f"{OPERATOR}/monitors.yaml",
+        "          replacement: cache\n",
+        "          replacement: redis-cache\n",
+    ),
+    Breakage(
+        "operator monitors",
+        "a PodMonitor whose selector matches no pods",
+        f"{OPERATOR}/monitors.yaml",
+        "      app.kubernetes.io/component: beat\n",
+        "      app.kubernetes.io/component: scheduler\n",
+    ),
+    Breakage(
+        "operator monitors",
+        "the Alertmanager's metrics port shut to Prometheus' namespace",
+        f"{OPERATOR}/networkpolicy.yaml",
+        "        - namespaceSelector:\n            matchLabels:\n"
+        "              kubernetes.io/metadata.name: monitoring\n",
+        "",
+    ),
+    Breakage(
+        "operator monitors",
+        "Beat's heartbeat moved to another port (ITSM_BEAT_METRICS_PORT) than the one its PodMonitor scrapes",
+        "k8s/configmap.yaml",
+        'ITSM_BEAT_METRICS_PORT: "9809"',
+        'ITSM_BEAT_METRICS_PORT: "9810"',
+    ),
+    Breakage(
+        "operator monitors",
+        "the cache scraped at a Redis address its Service does not serve",
+        "k8s/redis.yaml",
+        "    - name: redis\n      port: 6379\n",
+        "    - name: redis\n      port: 6380\n",
+    ),
+    Breakage(
+        "operator component",
+        "a component object that lands outside itsm-system",
+        f"{OPERATOR}/networkpolicy.yaml",
+        "  name: itsm-api-from-alertmanager\n  namespace: itsm-system\n",
+        "  name: itsm-api-from-alertmanager\n",
+    ),
+    Breakage(
+        "operator PrometheusRule",
+        "a rule changed in monitoring/rules/ only (HighErrorRate at 10 %)",
+        "monitoring/rules/itsm.yml",
+        "            > 0.05\n",
+        "            > 0.1\n",
+    ),
+    Breakage(
+        "operator PrometheusRule",
+        "a rule changed in the PrometheusRule only (BeatDown's for:)",
+        f"{OPERATOR}/prometheusrule.yaml",
+        "      for: 3m\n",
+        "      for: 10m\n",
+    ),
+    Breakage(
+        "operator PrometheusRule",
+        "warnings relabelled for the operator's Alertmanager unlike prometheus.yml",
+        f"{OPERATOR}/prometheus-alerting.yaml",
+        "    replacement: medium",
+        "    replacement: low",
+    ),
+    Breakage(
+        "operator dashboards",
+        "a dashboard changed in monitoring/grafana/dashboards/ only",
+        "monitoring/grafana/dashboards/itsm-redis.json",
+        '"title": "Redis up"',
+        '"title": "Redis is up"',
+    ),
+    Breakage(
+        "operator dashboards",
+        "dashboards without the label Grafana's sidecar looks for",
+        f"{OPERATOR}/dashboards.yaml",
+        "    grafana_dashboard: '1'\n",
+        "    grafana_dashboard: 'true'\n",
+    ),
+    Breakage(
+        "operator Alertmanager",
+        "a configuration Secret the documented command does not create",
+        f"{OPERATOR}/alertmanager.yaml",
+        "configSecret: itsm-alertmanager-config",
+        "configSecret: alertmanager-itsm",
+    ),
+    Breakage(
+        "operator Alertmanager",
+        "the secret files mounted where alertmanager.yml does not read them",
+        f"{OPERATOR}/alertmanager.yaml",
+        "      mountPath: /run/secrets",
+        "      mountPath: /etc/alertmanager/secrets",
+    ),
+    Breakage(
+        "operator Alertmanager",
+        "a Service that does not select the Alertmanager's pods",
+        f"{OPERATOR}/alertmanager.yaml",
+        "    alertmanager: itsm\n",
+        "    alertmanager: main\n",
+    ),
+    Breakage(
+        "operator Alertmanager",
+        "the intake shut to the Alertmanager",
+        f"{OPERATOR}/networkpolicy.yaml",
+        "          port: 8000",
+        "          port: 8080",
+    ),
+    Breakage(
+        "operator Alertmanager",
+        "silences sent to another Alertmanager than the one routing the platform's alerts",
+        f"{OPERATOR}/kustomization.yaml",
+        "        value: http://itsm-alertmanager.itsm-system.svc:9093",
+        "        value: http://alertmanager-operated.monitoring.svc:9093",
+    ),
+    Breakage(
+        "operator Alertmanager",
+        "docs without the command that creates the configuration Secret",
+        "docs/operations.md",
+        "kubectl create secret generic itsm-alertmanager-config -n itsm-system",
+        "kubectl create secret generic itsm-alertmanager-config",
     ),
 )
 

@@ -142,6 +142,8 @@ EXCLUDED = {
     ("docs/operations.md", "--scale celery=3"): _COMPOSE,
     ("docs/operations.md", "kubectl wait --for=condition=complete"): _K8S,
     ("docs/operations.md", "kubectl delete job itsm-migrate"): _K8S,
+    ("docs/operations.md", "kubectl create secret generic itsm-alertmanager-config"): _K8S
+    + " with the Prometheus Operator; scripts/ops_operator.py checks that the Alertmanager reads this Secret",
     ("docs/operations.md", "redis_backup.rdb:/backup.rdb:ro"): _COMPOSE + "; destructive (replaces the broker)",
     ("docs/configuration.md", "DJANGO_SECRET_KEY_FILE=/run/secrets"): "environment variables to set, not commands",
     ("docs/configuration.md", "check --deploy --fail-level WARNING"): "needs the production environment",
