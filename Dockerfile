@@ -18,8 +18,9 @@ COPY requirements.txt /tmp/requirements.txt
 RUN pip install --no-cache-dir -r /tmp/requirements.txt
 
 # --- runtime: no compilers; the PostgreSQL 15 client (pg_dump of the server's major version, for backups),
-# redis-cli for the operators, and redis-server, which loads a Redis backup into a scratch server on loopback to
-# verify and restore it (itsm/backup/redis.py; Debian's redis-server is a link to redis-tools' redis-check-rdb).
+# redis-cli for the operators, redis-server, which loads a Redis backup into a scratch server on loopback to
+# verify and restore it (itsm/backup/redis.py; Debian's redis-server is a link to redis-tools' redis-check-rdb),
+# and PgBouncer for the `pgbouncer` role (docker/pgbouncer.py).
 FROM python:3.11-slim-bookworm AS runtime
 
 ENV PATH=/opt/venv/bin:$PATH \
@@ -35,7 +36,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     XDG_RUNTIME_DIR=/tmp
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends postgresql-client-15 redis-server redis-tools \
+    && apt-get install -y --no-install-recommends postgresql-client-15 redis-server redis-tools pgbouncer \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 itsm \
     && useradd --system --uid 10001 --gid itsm --home-dir /app --no-create-home --shell /usr/sbin/nologin itsm

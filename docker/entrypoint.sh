@@ -11,6 +11,7 @@
 #   worker               deploy checks, wait for migrations, then a Celery worker on every queue; extra
 #                        arguments go to celery (--concurrency 2)
 #   beat                 deploy checks, wait for migrations, then Celery Beat: exactly one per installation
+#   pgbouncer            PgBouncer in transaction pooling in front of ITSM_DIRECT_DATABASE_URL (docker/pgbouncer.py)
 set -eu
 
 # The same queues as itsm_project/celery.py and scripts/run_platform.py (tests/deploy checks they agree).
@@ -67,6 +68,9 @@ case "$role" in
         # Beat keeps its schedule file there (celerybeat-schedule).
         mkdir -p "${ITSM_VAR_DIR:-/var/lib/itsm}"
         exec celery -A itsm_project beat --loglevel "${ITSM_LOG_LEVEL:-INFO}" "$@"
+        ;;
+    pgbouncer)
+        exec python docker/pgbouncer.py "$@"
         ;;
     *)
         exec "$role" "$@"

@@ -110,7 +110,8 @@ _database = dj_database_url.parse(
     conn_max_age=env_int("ITSM_DB_CONN_MAX_AGE", 60),
     conn_health_checks=True,
 )
-if _database["ENGINE"] == "django.db.backends.postgresql":
+DATABASE_IS_POSTGRES = _database["ENGINE"] == "django.db.backends.postgresql"
+if DATABASE_IS_POSTGRES:
     _database["ENGINE"] = "django_prometheus.db.backends.postgresql"
     _database["OPTIONS"] = {
         "connect_timeout": env_int("ITSM_DB_CONNECT_TIMEOUT", 5),
@@ -125,6 +126,23 @@ elif _database["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+# Behind PgBouncer in transaction pooling: no server-side cursors (a cursor outlives its transaction) and no
+# startup `options` (PgBouncer refuses them; its connect_query sets the statement timeout). Session-level work
+# (advisory locks, VACUUM, pg_dump) connects past it to ITSM_DIRECT_DATABASE_URL (itsm/databases.py).
+ITSM_DB_TRANSACTION_POOLING = env_bool("ITSM_DB_TRANSACTION_POOLING", False)
+if ITSM_DB_TRANSACTION_POOLING and DATABASE_IS_POSTGRES:
+    _database["DISABLE_SERVER_SIDE_CURSORS"] = True
+    _database["OPTIONS"].pop("options", None)
+ITSM_DIRECT_DATABASE_URL = env_secret("ITSM_DIRECT_DATABASE_URL")
+ITSM_DIRECT_DATABASE = (
+    {
+        name: value
+        for name, value in dj_database_url.parse(ITSM_DIRECT_DATABASE_URL).items()
+        if name in {"HOST", "PORT", "USER", "PASSWORD"} and value
+    }
+    if ITSM_DIRECT_DATABASE_URL
+    else {}
+)
 DATABASES = {"default": _database}
 # A streaming replica (hot standby) for the reads that tolerate a little lag (itsm/replica.py); unset, none.
 ITSM_REPLICA_DATABASE_URL = env_secret("ITSM_REPLICA_DATABASE_URL")
@@ -146,7 +164,6 @@ ITSM_REPLICA_MAX_LAG_SECONDS = env_float("ITSM_REPLICA_MAX_LAG_SECONDS", 5.0)
 ITSM_REPLICA_CHECK_SECONDS = env_float("ITSM_REPLICA_CHECK_SECONDS", 2.0)
 # How long after a write a client's reads wait for the replica to replay it before the primary serves them anyway.
 ITSM_REPLICA_READ_YOUR_WRITES_SECONDS = env_int("ITSM_REPLICA_READ_YOUR_WRITES_SECONDS", 60)
-DATABASE_IS_POSTGRES = "postgresql" in _database["ENGINE"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ----------------------------------------------------------------------------------------------

@@ -165,8 +165,22 @@ BREAKAGES = (
         "scraping allowed",
         "postgres_exporter shut out of PostgreSQL",
         "k8s/networkpolicy.yaml",
+        "migrate, pgbouncer, postgres-exporter]",
+        "migrate, pgbouncer]",
+    ),
+    Breakage(
+        "database paths",
+        "PgBouncer shut out of PostgreSQL",
+        "k8s/networkpolicy.yaml",
+        "migrate, pgbouncer, postgres-exporter]",
         "migrate, postgres-exporter]",
-        "migrate]",
+    ),
+    Breakage(
+        "database paths",
+        "the workers shut out of PgBouncer",
+        "k8s/networkpolicy.yaml",
+        "values: [api, worker, beat, migrate]\n      ports:\n        - protocol: TCP\n          port: 6432",
+        "values: [api, beat, migrate]\n      ports:\n        - protocol: TCP\n          port: 6432",
     ),
     Breakage(
         "nginx -t",

@@ -341,3 +341,30 @@ def check_scraping_allowed(root: Path) -> str:
         f"Prometheus from `monitoring` may scrape {len(SCRAPED)} workloads "
         f"({', '.join(f'{name}:{port}' for _, name, port in SCRAPED)}); the exporters reach their databases"
     )
+
+
+# Who must reach whom for the database: the platform's pods reach PgBouncer (DATABASE_URL) and PostgreSQL itself
+# (ITSM_DIRECT_DATABASE_URL: advisory locks, VACUUM, pg_dump); PgBouncer reaches PostgreSQL.
+DATABASE_PATHS = (
+    *((("Deployment", name), ("Deployment", "itsm-pgbouncer"), 6432) for name in ("itsm-api", "itsm-celery")),
+    (("Deployment", "itsm-celery-beat"), ("Deployment", "itsm-pgbouncer"), 6432),
+    (("Deployment", "itsm-pgbouncer"), ("StatefulSet", "postgres"), 5432),
+    *((("Deployment", name), ("StatefulSet", "postgres"), 5432) for name in ("itsm-api", "itsm-celery")),
+)
+
+
+def check_database_paths(root: Path) -> str:
+    """The NetworkPolicies let each pod reach the database the way its settings say."""
+    docs = documents(root)
+    problems = []
+    for (source_kind, source_name), (target_kind, target_name), port in DATABASE_PATHS:
+        source, target = find(docs, source_kind, source_name), find(docs, target_kind, target_name)
+        if source is None or target is None:
+            problems.append(f"no {source_kind} {source_name} or no {target_kind} {target_name}")
+            continue
+        labels, named = _pod(target)
+        if not allowed(docs, labels, port, named, None, _pod(source)[0]):
+            problems.append(f"networkpolicy: {source_name} may not reach {target_name} on {port}")
+    if problems:
+        raise K8sProblem("database unreachable:\n" + "\n".join(problems))
+    return f"{len(DATABASE_PATHS)} paths: the app's pods to itsm-pgbouncer:6432 and past it, PgBouncer to postgres:5432"

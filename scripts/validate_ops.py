@@ -527,6 +527,7 @@ CHECKS = (
     Check("backups on a shared claim", k8s_check(ops_k8s.check_backup_claim)),
     Check("ingress routes", k8s_check(ops_k8s.check_ingress_routes)),
     Check("scraping allowed", k8s_check(ops_k8s.check_scraping_allowed)),
+    Check("database paths", k8s_check(ops_k8s.check_database_paths)),
     Check("nginx -t", check_nginx),
     Check("gixy nginx/", check_gixy),
     Check("promtool", check_promtool),

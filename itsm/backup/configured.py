@@ -20,6 +20,7 @@ from itsm.backup.postgres import PostgresDumper, connection_params
 from itsm.backup.redis import RedisDumper
 from itsm.backup.s3 import S3Storage
 from itsm.backup.sqlite import SqliteDumper
+from itsm.databases import direct_settings
 from itsm.models import Backup
 
 DATABASE, REDIS, MEDIA = Backup.Kind.DATABASE, Backup.Kind.REDIS, Backup.Kind.MEDIA
@@ -44,7 +45,8 @@ def s3_storage() -> S3Storage | None:
 
 
 def database_settings() -> dict[str, Any]:
-    return dict(connections["default"].settings_dict)
+    """The database to dump, restore and lock: past the pooler when there is one (itsm/databases.py)."""
+    return direct_settings()
 
 
 def database_is_postgres() -> bool:

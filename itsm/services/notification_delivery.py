@@ -16,7 +16,7 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
-from itsm import metrics
+from itsm import databases, metrics
 from itsm.models import DeliveryAttempt, Notification
 from itsm.notifiers import email, slack, webhook
 from itsm.notifiers.base import DeliveryError, Message, PermanentError, Sent, TransientError
@@ -43,15 +43,21 @@ def _attempt_lock(notification_id: int) -> Iterator[bool | None]:
         yield None
         return
     key = [ATTEMPT_LOCK_NAMESPACE, notification_id % (1 << 31)]
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
-        held = bool(cursor.fetchone()[0])
+    held = bool(_session_fetchone("SELECT pg_try_advisory_lock(%s, %s)", key)[0])
     try:
         yield held
     finally:
         if held:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+            _session_fetchone("SELECT pg_advisory_unlock(%s, %s)", key)
+
+
+def _session_fetchone(statement: str, params: list[Any]) -> Any:
+    """On the connection's session; behind a transaction pooler, on this thread's direct session past it."""
+    if databases.is_direct():
+        return databases.session_fetchone(statement, params)
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchone()
 
 
 def _claim(notification_id: int, *, lock_held: bool | None) -> bool:

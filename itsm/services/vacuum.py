@@ -8,6 +8,8 @@ from typing import Any
 
 from django.db import connection
 
+from itsm import databases
+
 logger = logging.getLogger(__name__)
 
 
@@ -23,7 +25,9 @@ def database_vacuum() -> dict[str, Any]:
     if connection.in_atomic_block:
         raise VacuumInTransaction("VACUUM must run outside a transaction (autocommit), not inside atomic().")
     started = time.perf_counter()
-    with connection.cursor() as cursor:
+    # Behind a transaction pooler, SET and VACUUM could land on different server sessions: go past it.
+    session = databases.direct_cursor() if databases.is_direct() else connection.cursor()
+    with session as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SELECT pg_database_size(current_database())")
             before = cursor.fetchone()[0]

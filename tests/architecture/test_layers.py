@@ -27,7 +27,17 @@ ABOVE = {
     ),
     "itsm.queries": ("itsm.services", "itsm.api", "itsm.admin", "itsm.tasks", "itsm.management", "itsm.portal"),
     "itsm.services": ("itsm.api", "itsm.admin", "itsm.tasks", "itsm.management", "itsm.portal"),
-    # Read routing sits beside the database connections: it knows no layer of the platform.
+    # Read routing and direct sessions sit beside the database connections: they know no layer of the platform.
+    "itsm.databases": (
+        "itsm.models",
+        "itsm.queries",
+        "itsm.services",
+        "itsm.api",
+        "itsm.admin",
+        "itsm.tasks",
+        "itsm.management",
+        "itsm.portal",
+    ),
     "itsm.replica": (
         "itsm.models",
         "itsm.queries",

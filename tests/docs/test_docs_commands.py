@@ -135,6 +135,7 @@ EXCLUDED = {
     ("docs/operations.md", "pg_terminate_backend(pid)"): "needs docker compose; the statement itself runs in "
     "test_the_terminate_statement_spares_backups_and_vacuum",
     ("docs/operations.md", "cp .env.example .env"): _COMPOSE,
+    ("docs/operations.md", "SELECT application_name, state, count(*) FROM pg_stat_activity"): _COMPOSE,
     ("docs/operations.md", "pg_basebackup -h PRIMARY_HOST"): "a second PostgreSQL host; tests/replica runs the same "
     "pg_basebackup -R against clusters of its own",
     ("docs/operations.md", 'select(.request_id == "abcdef0123456789")'): _COMPOSE

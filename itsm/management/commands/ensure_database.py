@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from psycopg2 import errors, sql
 
 from itsm.backup.postgres import connection_params
+from itsm.databases import direct_settings
 
 # The server's own database, there on every PostgreSQL installation: where CREATE DATABASE is sent from.
 MAINTENANCE_DATABASE = "postgres"
@@ -45,7 +46,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DATABASE_IS_POSTGRES:
             return
-        database: dict[str, Any] = dict(settings.DATABASES["default"])
+        # PostgreSQL itself: a pooler would remember a failed login to a database not created yet (and refuse the
+        # next one for server_login_retry seconds).
+        database = direct_settings()
         params = {**connection_params(database), "application_name": APPLICATION_NAME}
         name = params["dbname"]
         try:
