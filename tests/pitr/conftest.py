@@ -168,11 +168,30 @@ def archived(settings: Any, pitr_root: Path) -> Iterator[ArchivedCluster]:
         _stop(cluster)
 
 
+# moto's server over TLS, ending each connection with a TLS close_notify: werkzeug just closes the socket, which
+# pgBackRest's OpenSSL 3 reports as "TLS error ... unexpected eof while reading".
+MOTO_TLS = """
+import socketserver, ssl
+plain_shutdown = socketserver.TCPServer.shutdown_request
+def shutdown_request(self, request):
+    if isinstance(request, ssl.SSLSocket):
+        try:
+            request.settimeout(2)
+            request.unwrap()
+        except (OSError, ValueError):
+            pass
+    plain_shutdown(self, request)
+socketserver.TCPServer.shutdown_request = shutdown_request
+from moto import server
+server.main(["-H", "127.0.0.1", "-p", "{port}", "--ssl"])
+"""
+
+
 @pytest.fixture
 def moto_tls(pitr_root: Path) -> Iterator[str]:
     """moto's S3 server over TLS (pgBackRest speaks only HTTPS to S3) on a free loopback port, stopped by PID."""
     port = free_port()
-    command = [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port), "--ssl"]
+    command = [str(BIN / "python"), "-c", MOTO_TLS.format(port=port)]
     server = Managed(command, pitr_root / "moto.log", env=base_env()).start()
     url = f"https://127.0.0.1:{port}"
     context = ssl._create_unverified_context()  # noqa: S323 - moto's self-signed certificate, loopback only
