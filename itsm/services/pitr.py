@@ -64,6 +64,11 @@ def pitr_backup(*, kind: str, progress: Progress = no_progress) -> dict[str, Any
     }
 
 
+def pitr_archiving_check() -> None:
+    """`pgbackrest check`, raising PitrError: the hourly job's check once WAL archiving replaces the hourly dump."""
+    pgbackrest().check(timeout=HEALTH_CHECK_TIMEOUT_SECONDS)
+
+
 def pitr_health() -> dict[str, Any] | None:
     """`pgbackrest check` for /health/'s detail (admins): None when PITR is not configured; cached a minute."""
     if not pitr_enabled():
@@ -73,7 +78,7 @@ def pitr_health() -> dict[str, Any] | None:
         return dict(found)
     started = time.perf_counter()
     try:
-        pgbackrest().check(timeout=HEALTH_CHECK_TIMEOUT_SECONDS)
+        pitr_archiving_check()
         result: dict[str, Any] = {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
     except PitrError as exc:
         result = {"status": "down", "error": str(exc)[:300]}
@@ -135,7 +140,7 @@ def restore_source(tool: PgBackRest, target: datetime) -> BackupSet:
     if not usable:
         raise PitrError(
             f"{target.isoformat()} is before the oldest backup, which ended at {sets[0].stopped_at.isoformat()}: "
-            "that is the earliest moment that can be restored"
+            f"the earliest moment that can be restored is {(sets[0].stopped_at + timedelta(seconds=1)).isoformat()}"
         )
     return usable[-1]
 
