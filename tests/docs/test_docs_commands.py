@@ -173,7 +173,7 @@ EXCLUDED = {
     "root; tests/pitr writes the same file with render_config",
     ("docs/runbooks/backup-restore.md", "pgbackrest --stanza=itsm stanza-create"): _PITR,
     ("docs/runbooks/backup-restore.md", 'restore --to-time "2026-12-03 14:05:00+00"'): _PITR,
-    ("docs/runbooks/backup-restore.md", "restore --to-time \"2026-12-03 16:23:43"): _PITR,
+    ("docs/runbooks/backup-restore.md", 'restore --to-time "2026-12-03 16:23:43'): _PITR,
     ("docs/runbooks/backup-restore.md", 'restore --to-time "2020-01-01'): _PITR,
     ("docs/runbooks/backup-restore.md", ".venv/bin/python manage.py pitr_drill\n```"): _PITR,
     ("docs/runbooks/backup-restore.md", "$ .venv/bin/python manage.py pitr_drill"): _PITR,
