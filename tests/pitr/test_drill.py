@@ -40,6 +40,8 @@ def test_a_drill_restores_to_its_moment_and_records_an_rpo_under_a_minute(archiv
     drill = RecoveryDrill.objects.get()
     assert drill.status == RecoveryDrill.Status.SUCCEEDED, drill.error
     assert ARCHIVE_TIMEOUT_SECONDS == 30
+    assert drill.rpo_seconds is not None
+    assert drill.rto_seconds is not None
     assert 0 <= drill.rpo_seconds < 60
     assert drill.rto_seconds > 0
     assert drill.target_time is not None
@@ -101,5 +103,6 @@ def test_a_drill_with_its_repository_on_s3(archived_on_s3: ArchivedCluster):
 
     drill = RecoveryDrill.objects.get()
     assert drill.status == RecoveryDrill.Status.SUCCEEDED, drill.error
+    assert drill.rpo_seconds is not None
     assert 0 <= drill.rpo_seconds < 60
     assert "passed" in output
