@@ -103,7 +103,7 @@ def pitr_restore_to_time(*, target: datetime, progress: Progress = no_progress) 
     """Restore the repository into a new data directory as of `target`, replay, check and stop it. Returns where
     it is and what it holds; the swap into service is the runbook's (the command prints it)."""
     tool = pgbackrest()
-    backup = restore_source(tool, target)
+    backup = _backup_for(tool, target)
     data = _new_data_dir(f"restore_{timezone.now():%Y%m%d_%H%M%S}")
     started = time.monotonic()
     progress(f"restoring to {target.isoformat()} from backup {backup.label} into {data}")
@@ -128,7 +128,7 @@ def pitr_restore_to_time(*, target: datetime, progress: Progress = no_progress) 
     }
 
 
-def restore_source(tool: PgBackRest, target: datetime) -> BackupSet:
+def _backup_for(tool: PgBackRest, target: datetime) -> BackupSet:
     """The backup a restore to `target` starts from (the newest that ended before it), or why there is none."""
     if target > timezone.now():
         raise PitrError(f"{target.isoformat()} is in the future")
@@ -212,7 +212,7 @@ def _drill(drill: RecoveryDrill, tool: PgBackRest, detail: dict[str, Any], progr
     progress(f"wrote a row before {target.isoformat()} and one after; waiting for WAL segment {segment} to be archived")
     rpo = _wait_archived(live, segment, written_at)
     progress(f"archived {rpo:.1f} s after the last write (RPO)")
-    backup = restore_source(tool, target)
+    backup = _backup_for(tool, target)
     data = _new_data_dir(f"drill_{drill.pk}_{timezone.now():%Y%m%d_%H%M%S}")
     cluster = restored_cluster(data, data.parent / f"{data.name}.log")
     started = time.monotonic()
