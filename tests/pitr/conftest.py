@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import psycopg2
 import pytest
+import urllib3
 
 from itsm.backup.pgbackrest import ARCHIVE_TIMEOUT_SECONDS, PgBackRest, postgresql_settings, render_config
 from tests.system.processes import (
@@ -212,6 +213,7 @@ def moto_tls(pitr_root: Path) -> Iterator[str]:
 @pytest.fixture
 def archived_on_s3(settings: Any, pitr_root: Path, moto_tls: str) -> Iterator[ArchivedCluster]:
     """The same primary with its repository in a bucket of moto's S3 server."""
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # moto's self-signed certificate
     client = boto3.client(
         "s3",
         endpoint_url=moto_tls,
