@@ -147,10 +147,13 @@ def _backup_for(tool: PgBackRest, target: datetime) -> BackupSet:
 
 def _new_data_dir(name: str) -> Path:
     root = Path(settings.BACKUP_PITR_RESTORE_DIR)
-    root.mkdir(parents=True, exist_ok=True)
     data = root / name
-    data.mkdir(mode=0o700)
-    chown_for(data, settings.BACKUP_PITR_OS_USER)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        data.mkdir(mode=0o700)
+        chown_for(data, settings.BACKUP_PITR_OS_USER)
+    except OSError as exc:
+        raise PitrError(f"cannot create the data directory {data} (BACKUP_PITR_RESTORE_DIR): {exc}") from exc
     return data
 
 
@@ -189,7 +192,7 @@ def pitr_drill(*, trigger: str = RecoveryDrill.Trigger.MANUAL, progress: Progres
     detail: dict[str, Any] = {}
     try:
         _drill(drill, tool, detail, progress)
-    except (PitrError, psycopg2.Error) as exc:
+    except (PitrError, psycopg2.Error, OSError) as exc:  # a full disk or a bad directory fails the drill too
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         RecoveryDrill.objects.filter(pk=drill.pk).update(
             status=RecoveryDrill.Status.FAILED, finished_at=timezone.now(), error=message[:2000], detail=detail

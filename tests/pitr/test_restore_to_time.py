@@ -87,3 +87,16 @@ def test_a_backup_id_and_a_moment_together_are_refused():
         restore("12", "--to-time", "2026-12-03 14:05:00+00")
     with pytest.raises(CommandError, match="give a backup id or file"):
         restore()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_restore_directory_that_cannot_be_created_is_one_line(archived: ArchivedCluster, settings):
+    blocker = archived.root / "a-file"
+    blocker.write_text("")
+    settings.BACKUP_PITR_RESTORE_DIR = blocker / "restores"
+    moment = archived.query("SELECT clock_timestamp()::text")[0][0]
+
+    with pytest.raises(CommandError, match=r"cannot create the data directory .* \(BACKUP_PITR_RESTORE_DIR\)") as error:
+        restore("--to-time", moment)
+    assert "\n" not in str(error.value)
