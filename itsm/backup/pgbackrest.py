@@ -18,12 +18,13 @@ from typing import Any
 import psycopg2
 
 from itsm.backup.base import BackupError
+from itsm.backup.retention import KEEP
 
 # The manual's horizons (itsm/backup/retention.py): any moment of the last 30 days (the daily tier) can be
 # restored to the second. Full backups are kept by time, so the oldest one kept is at least 30 days old and WAL
 # from it on is kept; a weekly full then means 30 to 37 days of history. The 12 weeks and 12 months of the weekly
 # and monthly tiers stay with the logical pg_dump backups, which are also what a new major version restores.
-RETENTION_FULL_DAYS = 30
+RETENTION_FULL_DAYS = KEEP["daily"].days
 # Differential backups of the kept fulls: one a day for 37 days.
 RETENTION_DIFF = 37
 # The documented archive_timeout: WAL is switched and archived at least this often while anything is written,
