@@ -215,3 +215,35 @@ BEAT_LAST_TICK = Gauge(
     "When Celery Beat's scheduler last completed a tick (Unix seconds); it stops advancing when Beat dies or hangs.",
     multiprocess_mode="max",
 )
+
+# --- point-in-time recovery (pgBackRest) ---------------------------------------------------------------------
+WAL_ARCHIVE_AGE = Gauge(
+    "itsm_wal_archive_age_seconds",
+    "Seconds since the archived cluster last archived a WAL segment (pg_stat_archiver), set by refresh_metrics.",
+    multiprocess_mode="mostrecent",
+)
+PITR_BACKUPS = Counter(
+    "itsm_pitr_backups_total",
+    "pgBackRest backups run by the platform, by type (full, diff) and outcome (succeeded, failed).",
+    ["type", "outcome"],
+)
+PITR_DRILLS = Counter(
+    "itsm_pitr_drills_total",
+    "Point-in-time recovery drills by outcome (succeeded, failed).",
+    ["outcome"],
+)
+PITR_DRILL_RPO = Gauge(
+    "itsm_pitr_drill_rpo_seconds",
+    "PITR drill: seconds from the last write until its WAL segment was archived (data at risk).",
+    multiprocess_mode="mostrecent",
+)
+PITR_DRILL_RTO = Gauge(
+    "itsm_pitr_drill_rto_seconds",
+    "PITR drill: seconds from the start of the restore to a usable, checked cluster.",
+    multiprocess_mode="mostrecent",
+)
+PITR_DRILL_LAST_SUCCESS = Gauge(
+    "itsm_pitr_drill_last_success_timestamp_seconds",
+    "When the last successful PITR drill finished.",
+    multiprocess_mode="max",
+)

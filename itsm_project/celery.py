@@ -33,6 +33,7 @@ app.conf.task_routes = {
     "itsm.tasks.vacuum.*": {"queue": "default"},
     "itsm.tasks.monitoring.*": {"queue": "default"},
     "itsm.tasks.backups.*": {"queue": "backups"},
+    "itsm.tasks.pitr.*": {"queue": "backups"},
     # Urgent deliveries (pages) are sent to the critical queue explicitly; the rest wait here.
     "itsm.tasks.notifications.*": {"queue": "notifications"},
     "itsm.tasks.ticket_notifications.*": {"queue": "notifications"},
@@ -140,6 +141,27 @@ app.conf.beat_schedule = {
     "backup_restore_drill": {
         "task": "itsm.tasks.backups.restore_drill",
         "schedule": crontab(day_of_month=2, hour=5, minute=0),
+        "options": {"expires": 12 * 3600},
+    },
+    # Point-in-time recovery (docs/runbooks/backup-restore.md#point-in-time-recovery): pgBackRest's weekly full
+    # and daily differential backups (WAL is archived continuously by PostgreSQL), and the monthly PITR drill.
+    # Each job skips while BACKUP_PITR_STANZA is unset.
+    "pitr_backup_full": {
+        "task": "itsm.tasks.pitr.pitr_backup",
+        "schedule": crontab(day_of_week="sunday", hour=1, minute=10),
+        "args": ("full",),
+        "options": {"expires": 6 * 3600},
+    },
+    "pitr_backup_diff": {
+        "task": "itsm.tasks.pitr.pitr_backup",
+        # Not on Sundays, when the full backup runs (pgBackRest would refuse the second one, its lock taken).
+        "schedule": crontab(day_of_week="mon-sat", hour=1, minute=10),
+        "args": ("diff",),
+        "options": {"expires": 6 * 3600},
+    },
+    "pitr_drill": {
+        "task": "itsm.tasks.pitr.pitr_drill",
+        "schedule": crontab(day_of_month=3, hour=5, minute=0),
         "options": {"expires": 12 * 3600},
     },
     # The manual's maintenance jobs (docs/operations.md#scheduled-jobs): records past their retention, daily, and

@@ -391,6 +391,23 @@ BACKUP_REDIS_URL = env_secret("BACKUP_REDIS_URL") or (
 BACKUP_PG_BIN_DIR = env_str("BACKUP_PG_BIN_DIR")
 BACKUP_RESTORE_JOBS = env_int("BACKUP_RESTORE_JOBS", 1)
 
+# --- Point-in-time recovery with pgBackRest (docs/runbooks/backup-restore.md#point-in-time-recovery) ----------
+# The stanza of pgbackrest.conf that archives the platform's cluster; unset: no WAL archiving, PITR jobs skip.
+BACKUP_PITR_STANZA = env_str("BACKUP_PITR_STANZA")
+BACKUP_PITR_CONFIG = env_str("BACKUP_PITR_CONFIG", "/etc/pgbackrest/pgbackrest.conf")
+BACKUP_PITR_BIN = env_str("BACKUP_PITR_BIN", "pgbackrest")
+# pgBackRest and a restored PostgreSQL run as this OS user (the server's, who owns the repository) when the
+# platform runs as root; unset: as the platform's own user.
+BACKUP_PITR_OS_USER = env_str("BACKUP_PITR_OS_USER")
+# The archived cluster as the drill writes its two marker rows to it and reads pg_stat_archiver: DATABASE_URL.
+BACKUP_PITR_DATABASE_URL = env_secret("BACKUP_PITR_DATABASE_URL")
+# New data directories of `restore --to-time` and of the drill's throw-away clusters.
+BACKUP_PITR_RESTORE_DIR = Path(env_str("BACKUP_PITR_RESTORE_DIR", str(VAR_DIR / "pitr")))
+# How long the drill waits for its marker's WAL segment to be archived (archive_timeout is 30 s).
+BACKUP_PITR_DRILL_WAIT_SECONDS = env_int("BACKUP_PITR_DRILL_WAIT_SECONDS", 300)
+# The longest a restore (files and WAL replay) may take before it is given up.
+BACKUP_PITR_RESTORE_TIMEOUT_SECONDS = env_int("BACKUP_PITR_RESTORE_TIMEOUT_SECONDS", 3600)
+
 # --- Security (production sets ITSM_HTTPS=true behind a TLS-terminating proxy) ---------------------------
 ITSM_HTTPS = env_bool("ITSM_HTTPS", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -21,8 +21,9 @@ from django_prometheus.exports import ExportToDjangoView
 from itsm import replica
 from itsm.api.authentication import TokenAuthentication
 from itsm.middleware import RETRY_AFTER_SECONDS
-from itsm.roles import is_staff_role
+from itsm.roles import is_admin, is_staff_role
 from itsm.services.health import check_broker, check_cache, check_database
+from itsm.services.pitr import pitr_health
 from itsm.services.readonly import read_only_observe
 
 logger = logging.getLogger(__name__)
@@ -37,17 +38,17 @@ def _run(check: Callable[[], None]) -> dict[str, object]:
     return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
-def _staff(request: HttpRequest) -> bool:
-    """An agent or an admin, by their session or their API token. A wrong token (or one that cannot be checked, the
+def _caller(request: HttpRequest) -> Any:
+    """The user of the session or the API token, or None. A wrong token (or one that cannot be checked, the
     database being down) is no error here: the caller gets the public answer, as a probe without a token does."""
     try:
         user: Any = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             found = TokenAuthentication().authenticate(request)
             user = found[0] if found else None
-        return user is not None and is_staff_role(user)
+        return user if user is not None and user.is_authenticated else None
     except Exception:
-        return False
+        return None
 
 
 @never_cache
@@ -68,8 +69,13 @@ def health(request: HttpRequest) -> JsonResponse:
         word = "degraded" if any(check["status"] != "ok" for check in checks.values()) else "ok"
     # With the database down, no token can be checked: everyone gets the status word (the log has the error).
     body: dict[str, object] = {"status": word}
-    if database_up and _staff(request):
+    caller = _caller(request) if database_up else None
+    if caller is not None and is_staff_role(caller):
         body = {**body, **read_only, "checks": checks}
+        # Admins also get `pgbackrest check` (at most once a minute): about recovery, so it leaves the status word.
+        archiving = pitr_health() if is_admin(caller) else None
+        if archiving is not None:
+            body["pgbackrest"] = archiving
     response = JsonResponse(body, status=200 if database_up else 503)
     if not database_up:
         response["Retry-After"] = RETRY_AFTER_SECONDS

@@ -12,6 +12,7 @@ from itsm.api.jobs import JobViewSet
 from itsm.api.maintenance import MaintenanceWindowViewSet
 from itsm.api.notifications import NotificationChannelViewSet, NotificationPreferencesView, NotificationViewSet
 from itsm.api.oncall import OnCallViewSet
+from itsm.api.pitr import RecoveryDrillViewSet
 from itsm.api.reports import IncidentReportView, TicketReportView
 from itsm.api.tickets import TicketViewSet
 
@@ -35,6 +36,8 @@ router.register("alerts", AlertViewSet, basename="alert")
 router.register("maintenance-windows", MaintenanceWindowViewSet, basename="maintenance-window")
 router.register("services", ServiceViewSet, basename="service")
 router.register("teams", TeamViewSet, basename="team")
+# Before backups, so "drills" is not taken for a backup id.
+router.register("backups/drills", RecoveryDrillViewSet, basename="recovery-drill")
 router.register("backups", BackupViewSet, basename="backup")
 router.register("jobs", JobViewSet, basename="job")
 router.register("oncall", OnCallViewSet, basename="oncall")

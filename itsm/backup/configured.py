@@ -9,13 +9,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import dj_database_url
 from django.conf import settings
 from django.db import connections
 
 from itsm.backup.base import BackupError, Dumper
+from itsm.backup.cluster import RestoredCluster, pg_bin_dir
 from itsm.backup.local import LocalStorage
 from itsm.backup.locks import advisory_lock, file_lock
 from itsm.backup.media import MediaDumper
+from itsm.backup.pgbackrest import PgBackRest, PitrNotConfigured
 from itsm.backup.postgres import PostgresDumper, connection_params
 from itsm.backup.redis import RedisDumper
 from itsm.backup.s3 import S3Storage
@@ -86,3 +89,31 @@ def run_lock(backup_id: int) -> Iterator[bool]:
     else:
         with file_lock(Path(settings.BACKUP_DIR) / ".locks" / f"backup-{backup_id}.lock") as held:
             yield held
+
+
+def pgbackrest() -> PgBackRest:
+    """The pgBackRest stanza that archives the platform's cluster; PitrNotConfigured without BACKUP_PITR_STANZA."""
+    if not settings.BACKUP_PITR_STANZA:
+        raise PitrNotConfigured(
+            "point-in-time recovery is not configured: set BACKUP_PITR_STANZA (docs/configuration.md#backups)"
+        )
+    return PgBackRest(
+        stanza=settings.BACKUP_PITR_STANZA,
+        config=Path(settings.BACKUP_PITR_CONFIG),
+        binary=settings.BACKUP_PITR_BIN,
+        os_user=settings.BACKUP_PITR_OS_USER,
+        timeout=settings.BACKUP_PITR_RESTORE_TIMEOUT_SECONDS,
+    )
+
+
+def pitr_database() -> dict[str, Any]:
+    """psycopg2 keywords of the archived cluster's database: BACKUP_PITR_DATABASE_URL, else the platform's own."""
+    if settings.BACKUP_PITR_DATABASE_URL:
+        return connection_params(dict(dj_database_url.parse(settings.BACKUP_PITR_DATABASE_URL)))
+    return connection_params(database_settings())
+
+
+def restored_cluster(data: Path, log: Path) -> RestoredCluster:
+    return RestoredCluster(
+        data, bin_dir=pg_bin_dir(settings.BACKUP_PG_BIN_DIR), os_user=settings.BACKUP_PITR_OS_USER, log=log
+    )

@@ -18,6 +18,7 @@ from itsm.models.notifications import (
     WebhookEndpoint,
 )
 from itsm.models.oncall import Override, Rotation, RotationMember
+from itsm.models.pitr import RecoveryDrill
 from itsm.models.satisfaction import TicketRating
 from itsm.models.sla import BusinessCalendar, Holiday, SlaPolicy, SlaPolicyScope
 from itsm.models.tickets import Comment, Ticket
@@ -44,6 +45,7 @@ __all__ = [
     "NotificationPreference",
     "Override",
     "Postmortem",
+    "RecoveryDrill",
     "Rotation",
     "RotationMember",
     "Service",

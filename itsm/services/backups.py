@@ -44,6 +44,7 @@ from itsm.backup.retention import OFFSITE, Copy, Deletion, retention_plan
 from itsm.exceptions import InvalidInput, NotReady
 from itsm.models import Backup, Incident, JobRun
 from itsm.services.incidents import incident_open_for_rule
+from itsm.services.pitr import pitr_archiving_check, pitr_enabled
 from itsm.services.publisher import publish_soon
 from itsm.services.restore import verify_archive
 
@@ -128,6 +129,11 @@ def backup_schedule(*, kind: str, tier: str) -> dict[str, Any]:
     """The work of one scheduled slot: a new pending backup, plus records whose messages were lost, queued."""
     if kind == Backup.Kind.REDIS and not settings.BACKUP_REDIS_URL:
         return {"skipped": "no Redis is configured"}
+    if (kind, tier) == (Backup.Kind.DATABASE, Backup.Tier.HOURLY) and pitr_enabled():
+        # WAL archiving covers the hour (RPO of archive_timeout, 30 s): the hourly dump and its full restore, which
+        # grow with the database, become `pgbackrest check`, which proves a WAL segment reaches the repository now.
+        pitr_archiving_check()
+        return {"pitr_check": "ok", "requeued": backup_resume_stale()}
     backup = backup_create(kind=kind, tier=tier, trigger=Backup.Trigger.SCHEDULED)
     return {"backup_id": backup.pk, "requeued": backup_resume_stale(exclude=backup.pk)}
 
@@ -378,6 +384,8 @@ def backup_age_problems(*, now: datetime | None = None) -> list[AgeProblem]:
     for (kind, tier), allowed in MAX_AGE.items():
         if kind == Backup.Kind.REDIS and not settings.BACKUP_REDIS_URL:
             continue
+        if (kind, tier) == (Backup.Kind.DATABASE, Backup.Tier.HOURLY) and pitr_enabled():
+            continue  # no hourly dumps with WAL archiving: WalArchiveStale watches the archive instead
         newest = (
             Backup.objects.filter(kind=kind, tier=tier, status=Backup.Status.SUCCEEDED, verified_ok=True)
             .order_by("-started_at")

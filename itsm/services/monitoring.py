@@ -24,6 +24,7 @@ from kombu.exceptions import ChannelError
 from itsm import metrics
 from itsm.lifecycles import TICKET_OPEN_STATUSES
 from itsm.models import Ticket
+from itsm.services.pitr import wal_archive_refresh
 from itsm_project.celery import QUEUES, app
 
 logger = logging.getLogger(__name__)
@@ -126,7 +127,13 @@ def migrations_refresh() -> int:
 def metrics_refresh() -> dict[str, Any]:
     """Each part on its own: a broker that is down must not stop the ticket gauges."""
     detail: dict[str, Any] = {}
-    for name, refresh in (("tickets", tickets_refresh), ("queues", queues_refresh), ("migrations", migrations_refresh)):
+    parts = (
+        ("tickets", tickets_refresh),
+        ("queues", queues_refresh),
+        ("migrations", migrations_refresh),
+        ("wal_archive_age_seconds", wal_archive_refresh),
+    )
+    for name, refresh in parts:
         try:
             detail[name] = refresh()
         except Exception as exc:  # reported in the job's detail and the log; the next run retries

@@ -9,6 +9,7 @@ from itsm.tasks.maintenance import run_maintenance_windows
 from itsm.tasks.monitoring import refresh_metrics
 from itsm.tasks.notifications import deliver_notification, relay_notifications
 from itsm.tasks.paging import escalate_incidents
+from itsm.tasks.pitr import pitr_backup, pitr_drill
 from itsm.tasks.sla import recompute_sla, scan_sla
 from itsm.tasks.ticket_notifications import catch_up_ticket_notices, expand_ticket_notices
 from itsm.tasks.vacuum import vacuum_database
@@ -21,6 +22,8 @@ __all__ = [
     "escalate_incidents",
     "evaluate_alert_rules",
     "expand_ticket_notices",
+    "pitr_backup",
+    "pitr_drill",
     "poll_mail",
     "recompute_sla",
     "refresh_metrics",

@@ -112,6 +112,7 @@ RUN = [
 
 _COMPOSE = "needs docker compose (no Docker engine here); its manage.py commands run in test_container_commands"
 _K8S = "needs a Kubernetes cluster"
+_PITR = "needs a PostgreSQL cluster archiving with pgBackRest; tests/pitr runs these against throw-away clusters"
 EXCLUDED = {
     ("README.md", "make run    # the whole platform"): "the platform under test is started with this make run; "
     "make test is this suite",
@@ -176,6 +177,18 @@ EXCLUDED = {
     ("docs/runbooks/backup-restore.md", "restore 15 --yes  "): "destructive: replaces the live Redis data",
     ("docs/runbooks/backup-restore.md", "--redis-db 8"): "destructive",
     ("docs/runbooks/backup-restore.md", "restore 16 --yes"): "destructive: replaces the media files",
+    ("docs/runbooks/backup-restore.md", "apt-get install pgbackrest"): "installs a package and writes /etc/ as "
+    "root; tests/pitr writes the same file with render_config",
+    ("docs/runbooks/backup-restore.md", "pgbackrest --stanza=itsm stanza-create"): _PITR,
+    ("docs/runbooks/backup-restore.md", 'restore --to-time "2026-12-03 14:05:00+00"'): _PITR,
+    ("docs/runbooks/backup-restore.md", 'restore --to-time "2026-12-03 16:23:43'): _PITR,
+    ("docs/runbooks/backup-restore.md", 'restore --to-time "2020-01-01'): _PITR,
+    ("docs/runbooks/backup-restore.md", ".venv/bin/python manage.py pitr_drill\n```"): _PITR,
+    ("docs/runbooks/backup-restore.md", "$ .venv/bin/python manage.py pitr_drill"): _PITR,
+    ("docs/runbooks/backup-restore.md", "backups/drills/?status=failed"): "needs drills; tests/pitr/test_api.py "
+    "lists and filters them as an agent",
+    ("docs/runbooks/PitrDrillFailed.md", "from itsm.models import RecoveryDrill"): _PITR,
+    ("docs/runbooks/WalArchiveStale.md", "FROM pg_stat_archiver"): _PITR,
     **{
         (f"docs/runbooks/{name}.md", "docker compose"): _COMPOSE
         for name in (

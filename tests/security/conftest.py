@@ -15,7 +15,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from itsm.models import Alert, Backup, Notification, NotificationChannel, Service, Ticket
+from itsm.models import Alert, Backup, Notification, NotificationChannel, RecoveryDrill, Service, Ticket
 from itsm.services.attachments import attachment_create
 from itsm.services.incidents import (
     incident_create,
@@ -166,6 +166,7 @@ def world(requester: Any, other_requester: Any, agent: Any, admin: Any) -> World
         starts_at=now + timedelta(days=3),
         ends_at=now + timedelta(days=3, hours=1),
     )
+    drill = RecoveryDrill.objects.create(started_at=now)
     backup = Backup.objects.create(
         kind=Backup.Kind.DATABASE, tier=Backup.Tier.DAILY, trigger=Backup.Trigger.MANUAL, created_at=now
     )
@@ -221,6 +222,7 @@ def world(requester: Any, other_requester: Any, agent: Any, admin: Any) -> World
             "service": [service.pk],
             "team": [service.team_id],
             "backup": [backup.pk],
+            "recovery-drill": [drill.pk],
             "alert": [alert.pk],
             "job": [jobs_all()[0].name],
         },

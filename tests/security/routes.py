@@ -89,6 +89,8 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("backup-list", "POST"): ADMIN,
     ("backup-detail", "GET"): Op("staff", "backup"),
     ("backup-verify", "POST"): Op("admin", "backup"),
+    ("recovery-drill-list", "GET"): STAFF,
+    ("recovery-drill-detail", "GET"): Op("staff", "recovery-drill"),
     ("job-list", "GET"): STAFF,
     ("job-detail", "GET"): Op("staff", "job"),
     ("job-run", "POST"): Op("admin", "job"),
