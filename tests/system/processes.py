@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -128,9 +129,23 @@ def started(command: list[str], env: dict[str, str], log: Path) -> Iterator[subp
             os.killpg(process.pid, signal.SIGKILL)
 
 
+# How the test run reaches its PostgreSQL (.ci/run: through PgBouncer, session work past it). A process given a
+# database on that same server keeps them; one given a cluster of its own (or none) must not inherit them.
+POOLING_VARIABLES = ("ITSM_DB_TRANSACTION_POOLING", "ITSM_DIRECT_DATABASE_URL")
+
+
+def _server(url: str) -> tuple[str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.hostname, parts.port or 5432
+
+
 def base_env(**overrides: str) -> dict[str, str]:
     """The test's environment without the database, cache and broker settings, plus `overrides`."""
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}}
+    database = overrides.get("DATABASE_URL")
+    if database is None or _server(database) != _server(os.environ.get("DATABASE_URL", "")):
+        for name in POOLING_VARIABLES:
+            env.pop(name, None)
     env.update(overrides)
     return env
 
