@@ -24,8 +24,8 @@ _local = threading.local()
 
 
 def is_direct() -> bool:
-    """Whether session-level work has a connection of its own past the pooler."""
-    return bool(settings.ITSM_DIRECT_DATABASE)
+    """Whether session-level work has a connection of its own past the pooler (PostgreSQL only)."""
+    return bool(settings.ITSM_DIRECT_DATABASE) and connections["default"].vendor == "postgresql"
 
 
 def direct_settings() -> dict[str, Any]:

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.slow
 
 
 def server_params(**overrides: Any) -> dict[str, Any]:
-    """psycopg2 arguments for the test server's maintenance database, as the test's own user."""
-    db = settings.DATABASES["default"]
+    """psycopg2 arguments for the test server's maintenance database, as the test's own user: PostgreSQL itself,
+    past a pooler the run may go through (ensure_database talks to PostgreSQL directly)."""
+    db = {**settings.DATABASES["default"], **settings.ITSM_DIRECT_DATABASE}
     params = {
         "host": db["HOST"] or "127.0.0.1",
         "port": db["PORT"] or 5432,

@@ -90,7 +90,9 @@ def test_compose_starts_services_in_the_manuals_order():
         depends = SERVICES[name].get("depends_on", {})
         return {dep for dep, rule in depends.items() if rule.get("condition") == "service_healthy"}
 
-    assert healthy_dependencies("backend") == {"postgres", "redis", "redis-broker"}
+    # PgBouncer (transaction pooling) stands between the API and PostgreSQL; it waits for PostgreSQL itself.
+    assert healthy_dependencies("backend") == {"postgres", "pgbouncer", "redis", "redis-broker"}
+    assert healthy_dependencies("pgbouncer") == {"postgres"}
     assert healthy_dependencies("celery") == {"backend", "redis-broker"}
     assert healthy_dependencies("celery-beat") == {"backend", "redis-broker"}
     assert healthy_dependencies("nginx") == {"backend"}
