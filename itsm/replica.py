@@ -111,7 +111,7 @@ def remember_write(user: Any) -> None:
         return
     try:
         with connections[PRIMARY].cursor() as cursor:
-            cursor.execute("SELECT pg_current_wal_lsn()::text")
+            cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
             (lsn,) = cursor.fetchone()
     except DatabaseError:
         return  # the request's own error handling speaks of the database

@@ -82,6 +82,10 @@ class BackupSet:
         )
 
 
+# `pgbackrest info` status codes of a stanza that can be used: ok, and no backup yet.
+INFO_USABLE = (0, 2)
+
+
 @dataclass(frozen=True)
 class PgBackRest:
     """The `pgbackrest` command for one stanza and configuration file, run as `os_user` when that is set."""
@@ -96,7 +100,12 @@ class PgBackRest:
         command = [self.binary, f"--config={self.config}", f"--stanza={self.stanza}", *args]
         try:
             done = subprocess.run(  # noqa: S603 - our binary, our arguments
-                command, capture_output=True, text=True, timeout=timeout or self.timeout, **run_as(self.os_user)
+                command,
+                capture_output=True,
+                text=True,
+                errors="replace",  # a repository read with the wrong cipher pass echoes binary in its messages
+                timeout=timeout or self.timeout,
+                **run_as(self.os_user),
             )
         except FileNotFoundError:
             raise PitrError(f"{self.binary} is not installed (apt-get install pgbackrest)") from None
@@ -107,10 +116,20 @@ class PgBackRest:
         return done.stdout
 
     def info(self) -> dict[str, Any]:
-        stanzas = json.loads(self.run("--output=json", "info", timeout=120))
+        output = self.run("--output=json", "info", timeout=120)
+        try:
+            # strict=False: a repository read with the wrong cipher pass puts control characters in its message.
+            stanzas = json.loads(output, strict=False)
+        except ValueError:
+            raise PitrError(f"pgbackrest info printed no JSON: {output[:200]!r}") from None
         found = next((s for s in stanzas if s.get("name") == self.stanza), None)
         if found is None:
             raise PitrError(f"pgbackrest info does not know the stanza {self.stanza!r}")
+        status = found.get("status") or {}
+        # 0: ok, 2: no backup yet; anything else (a missing stanza, a repository it cannot read) is an error.
+        if status.get("code", 0) not in INFO_USABLE:
+            message = str(status.get("message", "")).encode("ascii", "replace").decode()
+            raise PitrError(f"pgbackrest info: stanza {self.stanza!r}: {message} (status {status.get('code')})")
         return dict(found)
 
     def backup_sets(self) -> list[BackupSet]:
@@ -165,9 +184,13 @@ def render_config(
     log_path: str = "/var/log/pgbackrest",
     lock_path: str = "/tmp/pgbackrest",  # noqa: S108 - pgBackRest's own default
     spool_path: str = "/var/spool/pgbackrest",
+    cipher_pass: str = "",
 ) -> str:
     """pgbackrest.conf for one stanza: the repository on local disk (`repo_path`) or in S3 (`s3` with bucket,
-    endpoint, region, key, secret and optionally port and verify_tls), with the manual's retention."""
+    endpoint, region, key, secret and optionally port and verify_tls), with the manual's retention; encrypted at
+    rest (AES-256) with `cipher_pass` when given. In production leave the pass out of the file and give it to every
+    process that runs pgBackRest as PGBACKREST_REPO1_CIPHER_PASS, from a secret (pgBackRest reads its options from
+    PGBACKREST_* variables too)."""
     lines = [
         "[global]",
         f"repo1-path={repo_path}",
@@ -183,6 +206,8 @@ def render_config(
         "log-level-console=warn",
         "log-level-file=info",
     ]
+    if cipher_pass:
+        lines += ["repo1-cipher-type=aes-256-cbc", f"repo1-cipher-pass={cipher_pass}"]
     if s3:
         lines += [
             "repo1-type=s3",

@@ -95,7 +95,7 @@ def _as_postgres() -> dict[str, Any]:
     return {"user": "postgres", "group": "postgres"} if OS_USER else {}
 
 
-def start_archived_cluster(root: Path, *, s3: dict[str, str] | None = None) -> ArchivedCluster:
+def start_archived_cluster(root: Path, *, s3: dict[str, str] | None = None, cipher_pass: str = "") -> ArchivedCluster:
     port = free_port()
     config = root / "pgbackrest.conf"
     text = render_config(
@@ -108,6 +108,7 @@ def start_archived_cluster(root: Path, *, s3: dict[str, str] | None = None) -> A
         log_path=str(root / "log"),
         lock_path=str(root / "lock"),
         spool_path=str(root / "spool"),
+        cipher_pass=cipher_pass,
     )
     config.write_text(text)
     if OS_USER:

@@ -24,7 +24,7 @@ def test_promote_the_standby_and_repoint_the_platform(tmp_path, capsys):
             writer = token(base, "writer")
             status, _, body = http("POST", f"{base}/api/v1/tickets/", {"title": "Before the failure"}, token=writer)
             assert status == 201, body
-            (lsn,) = sql(clusters.primary_port, "SELECT pg_current_wal_lsn()::text")
+            (lsn,) = sql(clusters.primary_port, "SELECT pg_current_wal_insert_lsn()::text")
             eventually(
                 lambda: sql(clusters.replica_port, f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn") == (True,),
                 30,

@@ -25,7 +25,7 @@ def listed(base: str, who: str) -> list[str]:
 
 
 def caught_up(clusters: Clusters) -> None:
-    (lsn,) = sql(clusters.primary_port, "SELECT pg_current_wal_lsn()::text")
+    (lsn,) = sql(clusters.primary_port, "SELECT pg_current_wal_insert_lsn()::text")
     eventually(
         lambda: sql(clusters.replica_port, f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn") == (True,),
         30,
