@@ -57,6 +57,13 @@ BREAKAGES = (
         "gunicorn.conf.py $@",
     ),
     Breakage(
+        "shellcheck",
+        "an unquoted data directory in the standby script",
+        "docker/postgres/standby.sh",
+        '-D "$data" -R',
+        "-D $data -R",
+    ),
+    Breakage(
         "yamllint", "a duplicated key", "k8s/api-pdb.yaml", "  minAvailable: 1", "  minAvailable: 1\n  minAvailable: 2"
     ),
     Breakage(
@@ -74,6 +81,13 @@ BREAKAGES = (
         "apiVersion: autoscaling/v9",
     ),
     Breakage("kustomization", "a manifest left out of resources", "k8s/kustomization.yaml", "  - api-pdb.yaml\n", ""),
+    Breakage(
+        "kustomization",
+        "the replica left out of resources",
+        "k8s/kustomization.yaml",
+        "  - postgres-replica.yaml\n",
+        "",
+    ),
     Breakage(
         "production variables",
         "compose without PROMETHEUS_URL",
@@ -109,6 +123,13 @@ BREAKAGES = (
         "            - name: DATABASE_URL\n              valueFrom:\n                secretKeyRef:\n"
         "                  name: itsm-secrets\n                  key: DATABASE_URL\n",
         "            - name: DATABASE_URL\n              value: postgres://postgres:pw@postgres:5432/itsm_db\n",
+    ),
+    Breakage(
+        "production variables",
+        "the replica URL read from a key the Secret does not have",
+        "k8s/secret.yaml",
+        '  ITSM_REPLICA_DATABASE_URL: ""',
+        '  REPLICA_DATABASE_URL: ""',
     ),
     Breakage(
         "backups on a shared claim",
@@ -181,6 +202,20 @@ BREAKAGES = (
         "k8s/networkpolicy.yaml",
         "values: [api, worker, beat, migrate]\n      ports:\n        - protocol: TCP\n          port: 6432",
         "values: [api, beat, migrate]\n      ports:\n        - protocol: TCP\n          port: 6432",
+    ),
+    Breakage(
+        "database paths",
+        "the standby shut out of the primary",
+        "k8s/networkpolicy.yaml",
+        "              app.kubernetes.io/component: postgres-replica\n",
+        "              app.kubernetes.io/component: postgres-standby\n",
+    ),
+    Breakage(
+        "database paths",
+        "Beat shut out of the replica",
+        "k8s/networkpolicy.yaml",
+        "values: [api, worker, beat]\n",
+        "values: [api, worker]\n",
     ),
     Breakage(
         "nginx -t",

@@ -343,13 +343,16 @@ def check_scraping_allowed(root: Path) -> str:
     )
 
 
-# Who must reach whom for the database: the platform's pods reach PgBouncer (DATABASE_URL) and PostgreSQL itself
-# (ITSM_DIRECT_DATABASE_URL: advisory locks, VACUUM, pg_dump); PgBouncer reaches PostgreSQL.
+# Who must reach whom for the database: the platform's pods reach PgBouncer (DATABASE_URL), PostgreSQL itself
+# (ITSM_DIRECT_DATABASE_URL: advisory locks, VACUUM, pg_dump) and the standby (ITSM_REPLICA_DATABASE_URL: lists,
+# search, reports); PgBouncer reaches PostgreSQL; the standby reaches PostgreSQL (pg_basebackup, streaming).
+PLATFORM = ("itsm-api", "itsm-celery", "itsm-celery-beat")
 DATABASE_PATHS = (
-    *((("Deployment", name), ("Deployment", "itsm-pgbouncer"), 6432) for name in ("itsm-api", "itsm-celery")),
-    (("Deployment", "itsm-celery-beat"), ("Deployment", "itsm-pgbouncer"), 6432),
+    *((("Deployment", name), ("Deployment", "itsm-pgbouncer"), 6432) for name in PLATFORM),
     (("Deployment", "itsm-pgbouncer"), ("StatefulSet", "postgres"), 5432),
     *((("Deployment", name), ("StatefulSet", "postgres"), 5432) for name in ("itsm-api", "itsm-celery")),
+    (("StatefulSet", "postgres-replica"), ("StatefulSet", "postgres"), 5432),
+    *((("Deployment", name), ("StatefulSet", "postgres-replica"), 5432) for name in PLATFORM),
 )
 
 
@@ -367,4 +370,7 @@ def check_database_paths(root: Path) -> str:
             problems.append(f"networkpolicy: {source_name} may not reach {target_name} on {port}")
     if problems:
         raise K8sProblem("database unreachable:\n" + "\n".join(problems))
-    return f"{len(DATABASE_PATHS)} paths: the app's pods to itsm-pgbouncer:6432 and past it, PgBouncer to postgres:5432"
+    return (
+        f"{len(DATABASE_PATHS)} paths: the app's pods to itsm-pgbouncer:6432, past it and to postgres-replica:5432, "
+        "PgBouncer and the standby to postgres:5432"
+    )

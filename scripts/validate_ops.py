@@ -165,6 +165,8 @@ def check_shellcheck(root: Path) -> str:
     scripts = [
         str(root / "docker" / "entrypoint.sh"),
         str(root / "docker" / "redis-cli"),
+        str(root / "docker" / "postgres" / "standby.sh"),
+        str(root / "docker" / "postgres" / "initdb" / "02-replication.sh"),
         str(root / ops_alertmanager.RENDER),
     ]
     run([tool("shellcheck"), "--shell=sh", *scripts], root)
