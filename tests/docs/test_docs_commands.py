@@ -223,6 +223,10 @@ EXCLUDED = {
     ("docs/runbooks/HighCpuUsage.md", "docker stats --no-stream"): _COMPOSE,
     ("docs/runbooks/HighErrorRate.md", "docker compose logs"): _COMPOSE + "; and Prometheus",
     ("docs/runbooks/LowDiskSpace.md", "docker system df"): _COMPOSE,
+    ("docs/operations.md", "docker compose exec postgres-replica psql"): "needs docker compose and a Kubernetes "
+    "cluster; tests/deploy/test_standby.py makes a standby with docker/postgres/standby.sh and checks the same query",
+    ("docs/operations.md", "docker compose exec postgres sh /docker-entrypoint-initdb.d/02-replication.sh"): "needs "
+    "docker compose and a Kubernetes cluster; tests/deploy/test_standby.py runs the script on a primary of its own",
     ("docs/runbooks/Watchdog.md", "9093/api/v2/alerts"): "needs Alertmanager on 9093",
 }
 # The wrapped `python manage.py …` of compose and kubectl commands that test_container_commands does not run.
