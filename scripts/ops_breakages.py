@@ -190,6 +190,13 @@ BREAKAGES = (
         "migrate, pgbouncer]",
     ),
     Breakage(
+        "scraping allowed",
+        "the standby's exporter shut to Prometheus",
+        "k8s/networkpolicy.yaml",
+        "          port: 9187\n---\n# Both Redis instances",
+        "          port: 9188\n---\n# Both Redis instances",
+    ),
+    Breakage(
         "database paths",
         "PgBouncer shut out of PostgreSQL",
         "k8s/networkpolicy.yaml",
@@ -415,6 +422,13 @@ BREAKAGES = (
         f"{OPERATOR}/monitors.yaml",
         "    - port: http\n",
         "    - port: metrics\n",
+    ),
+    Breakage(
+        "operator monitors",
+        "the standby's ServiceMonitor selecting no Service",
+        f"{OPERATOR}/monitors.yaml",
+        "      app.kubernetes.io/component: postgres-replica\n  endpoints:",
+        "      app.kubernetes.io/component: postgres-standby\n  endpoints:",
     ),
     Breakage(
         "operator monitors",

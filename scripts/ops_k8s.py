@@ -224,6 +224,7 @@ SCRAPED = (
     ("Deployment", "itsm-celery", 9808),
     ("Deployment", "itsm-celery-beat", 9809),
     ("Deployment", "postgres-exporter", 9187),
+    ("StatefulSet", "postgres-replica", 9187),
     ("Deployment", "redis-exporter", 9121),
     ("DaemonSet", "node-exporter", 9100),
 )

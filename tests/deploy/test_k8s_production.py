@@ -77,7 +77,12 @@ def test_the_kubernetes_exporters_are_the_compose_ones_and_prometheus_may_scrape
         assert workload is not None, name
         assert workload["spec"]["template"]["spec"]["containers"][0]["image"] == compose[name]["image"]
         assert ops_k8s.find(docs, "Service", name) is not None, name
-    assert "6 workloads" in ops_k8s.check_scraping_allowed(ROOT)
+    # The standby's exporter is a sidecar of its StatefulSet, compose's postgres-replica-exporter.
+    replica = ops_k8s.find(docs, "StatefulSet", "postgres-replica")
+    assert replica is not None
+    sidecar = next(c for c in replica["spec"]["template"]["spec"]["containers"] if c["name"] == "postgres-exporter")
+    assert sidecar["image"] == compose["postgres-replica-exporter"]["image"]
+    assert "7 workloads" in ops_k8s.check_scraping_allowed(ROOT)
 
 
 def test_a_pod_selector_alone_does_not_admit_prometheus_from_another_namespace():

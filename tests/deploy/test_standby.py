@@ -119,6 +119,20 @@ def test_k8s_replica_has_the_primarys_max_connections() -> None:
     assert setting in replica["containers"][0]["args"]
 
 
+def test_k8s_replica_exporter_is_scraped_in_the_postgres_job() -> None:
+    docs = k8s("postgres-replica.yaml")
+    spec = of(docs, "StatefulSet", "postgres-replica")["spec"]["template"]["spec"]
+    exporter = next(c for c in spec["containers"] if c["name"] == "postgres-exporter")
+    env = {v["name"]: v for v in exporter["env"]}
+    assert env["DATA_SOURCE_URI"]["value"].startswith("127.0.0.1:5432/itsm_db")
+    service = of(docs, "Service", "postgres-replica")
+    assert {"name": "metrics", "port": 9187, "targetPort": "metrics"} in service["spec"]["ports"]
+    monitors = yaml.safe_load_all((ROOT / "k8s/components/prometheus-operator/monitors.yaml").read_text())
+    monitor = of([m for m in monitors if m], "ServiceMonitor", "postgres-replica")
+    assert monitor["spec"]["selector"]["matchLabels"] == service["metadata"]["labels"]
+    assert monitor["spec"]["endpoints"][0]["relabelings"] == [{"targetLabel": "job", "replacement": "postgres"}]
+
+
 @pytest.mark.parametrize("file", ["api-deployment.yaml", "worker-deployment.yaml", "beat-deployment.yaml"])
 def test_k8s_platform_reads_the_replica_url_from_the_secret(file: str) -> None:
     deployment = next(doc for doc in k8s(file) if doc["kind"] == "Deployment")
