@@ -291,6 +291,13 @@ BREAKAGES = (
         'itsm_beat_last_tick_timestamp_seconds{job="itsm-beat"}) > 600\n',
     ),
     Breakage(
+        "promtool",
+        "DatabaseDown paging (and muting HighErrorRate) when only the standby is down",
+        "monitoring/rules/itsm.yml",
+        'expr: pg_up{role!="replica"} == 0',
+        "expr: pg_up == 0",
+    ),
+    Breakage(
         "amtool",
         "a route to an undefined receiver",
         "monitoring/alertmanager/alertmanager.yml",
@@ -429,6 +436,13 @@ BREAKAGES = (
         f"{OPERATOR}/monitors.yaml",
         "      app.kubernetes.io/component: postgres-replica\n  endpoints:",
         "      app.kubernetes.io/component: postgres-standby\n  endpoints:",
+    ),
+    Breakage(
+        "operator monitors",
+        "the standby scraped without role=replica (DatabaseDown would page for it)",
+        f"{OPERATOR}/monitors.yaml",
+        "        - targetLabel: role\n          replacement: replica\n",
+        "",
     ),
     Breakage(
         "operator monitors",

@@ -476,11 +476,16 @@ def compose_targets(root: Path) -> dict[str, set[tuple[tuple[str, str], ...]]]:
     config = yaml.safe_load((root / "monitoring" / "prometheus.yml").read_text())
     jobs: dict[str, set[tuple[tuple[str, str], ...]]] = {}
     for job in config["scrape_configs"]:
-        addresses = [target for static in job.get("static_configs") or [] for target in static["targets"]]
-        addresses += [f"{name}:{dns['port']}" for dns in job.get("dns_sd_configs") or [] for name in dns["names"]]
+        # Each target with the labels its static_configs entry adds.
+        addresses = [
+            (target, dict(static.get("labels") or {}))
+            for static in job.get("static_configs") or []
+            for target in static["targets"]
+        ]
+        addresses += [(f"{name}:{dns['port']}", {}) for dns in job.get("dns_sd_configs") or [] for name in dns["names"]]
         views = jobs.setdefault(job["job_name"], set())
-        for address in addresses:
-            labels = {"__address__": address, "__metrics_path__": job.get("metrics_path", "/metrics")}
+        for address, added in addresses:
+            labels = {**added, "__address__": address, "__metrics_path__": job.get("metrics_path", "/metrics")}
             labels |= {f"__param_{key}": values[0] for key, values in (job.get("params") or {}).items()}
             labels["job"] = job["job_name"]
             result = relabel(labels, job.get("relabel_configs") or [])

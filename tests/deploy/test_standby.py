@@ -84,8 +84,9 @@ def test_prometheus_scrapes_an_exporter_of_the_replica() -> None:
     assert exporter["DATA_SOURCE_URI"].startswith("postgres-replica:5432/itsm_db")
     config = yaml.safe_load((ROOT / "monitoring" / "prometheus.yml").read_text())
     job = next(job for job in config["scrape_configs"] if job["job_name"] == "postgres")
-    targets = [target for static in job["static_configs"] for target in static["targets"]]
-    assert "postgres-replica-exporter:9187" in targets
+    replica = next(static for static in job["static_configs"] if "postgres-replica-exporter:9187" in static["targets"])
+    # DatabaseDown (the primary) leaves role="replica" out.
+    assert replica["labels"] == {"role": "replica"}
 
 
 # --- Kubernetes ------------------------------------------------------------------------------------------------------
@@ -130,7 +131,10 @@ def test_k8s_replica_exporter_is_scraped_in_the_postgres_job() -> None:
     monitors = yaml.safe_load_all((ROOT / "k8s/components/prometheus-operator/monitors.yaml").read_text())
     monitor = of([m for m in monitors if m], "ServiceMonitor", "postgres-replica")
     assert monitor["spec"]["selector"]["matchLabels"] == service["metadata"]["labels"]
-    assert monitor["spec"]["endpoints"][0]["relabelings"] == [{"targetLabel": "job", "replacement": "postgres"}]
+    assert monitor["spec"]["endpoints"][0]["relabelings"] == [
+        {"targetLabel": "job", "replacement": "postgres"},
+        {"targetLabel": "role", "replacement": "replica"},
+    ]
 
 
 @pytest.mark.parametrize("file", ["api-deployment.yaml", "worker-deployment.yaml", "beat-deployment.yaml"])
