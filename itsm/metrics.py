@@ -247,3 +247,17 @@ PITR_DRILL_LAST_SUCCESS = Gauge(
     "When the last successful PITR drill finished.",
     multiprocess_mode="max",
 )
+
+# The read replica as each API process last probed it (itsm/replica.py). The lag is 0 when the replica has replayed
+# everything it received (an idle primary sends nothing), so unlike postgres_exporter's pg_replication_lag_seconds
+# it does not grow while nobody writes: the manual's 10 ms target is alerted on this one (ReplicationLagHigh).
+REPLICA_UP = Gauge(
+    "itsm_replica_up",
+    "1 when the read replica answers and lags within ITSM_REPLICA_MAX_LAG_SECONDS, else 0",
+    multiprocess_mode="livemin",
+)
+REPLICA_LAG = Gauge(
+    "itsm_replica_lag_seconds",
+    "Seconds the read replica is behind the primary (0 when it has replayed all it received)",
+    multiprocess_mode="livemax",
+)

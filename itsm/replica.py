@@ -28,15 +28,14 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, connections
-from prometheus_client import Gauge
+
+from itsm.metrics import REPLICA_LAG, REPLICA_UP
 
 logger = logging.getLogger(__name__)
 
 REPLICA = "replica"
 PRIMARY = "default"
 
-REPLICA_UP = Gauge("itsm_replica_up", "1 when the read replica answers and lags within the limit, else 0")
-REPLICA_LAG = Gauge("itsm_replica_lag_seconds", "Seconds the read replica is behind the primary (last probe)")
 
 # The alias the router answers for reads in this context: set by `replica_reads`, None outside it.
 _reads_from: contextvars.ContextVar[str | None] = contextvars.ContextVar("itsm_reads_from", default=None)
