@@ -33,6 +33,7 @@ from itsm.models import (
     MaintenanceWindow,
     Notification,
     NotificationChannel,
+    RecoveryDrill,
     Service,
     Ticket,
 )
@@ -194,6 +195,10 @@ def _test_data(users: dict[str, Any]) -> None:
     with _ids_from(Backup, OBJECT_ID):  # one that can be verified
         digest, path = "c" * 64, "database/st.dump"
         Backup.objects.create(kind="database", status="succeeded", created_at=now, sha256=digest, local_path=path)
+    with _ids_from(RecoveryDrill, OBJECT_ID):  # one PITR drill to read
+        RecoveryDrill.objects.create(
+            status="succeeded", started_at=now, finished_at=now, target_time=now, rpo_seconds=21.5, rto_seconds=8.2
+        )
     edited = Ticket.objects.get(pk=OBJECT_ID)
     with _ids_from(Attachment, OBJECT_ID):  # one to download, and spares for the admin's deletes
         for name in ("printer.log", "spare1.log", "spare2.log", "spare3.log"):
@@ -208,6 +213,7 @@ def _test_data(users: dict[str, Any]) -> None:
         Service,
         Ticket,
         Backup,
+        RecoveryDrill,
         Attachment,
     ]
     assert all(model._default_manager.filter(pk=OBJECT_ID).exists() for model in made)
