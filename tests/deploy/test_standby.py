@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import pytest
 import yaml
 
@@ -21,6 +20,7 @@ from tests.system.processes import (
     free_port,
     postgres_initdb,
     postgres_owned_dir,
+    postgres_query,
     postgres_server,
     wait_for_postgres,
 )
@@ -154,15 +154,7 @@ def test_k8s_kustomization_lists_the_replica() -> None:
 # --- the script, for real --------------------------------------------------------------------------------------------
 
 
-def sql(port: int, statement: str, dbname: str = "postgres") -> Any:
-    connection = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname=dbname, connect_timeout=3)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(statement)
-            return cursor.fetchone() if cursor.description else None
-    finally:
-        connection.close()
+sql = postgres_query
 
 
 def run_as_postgres(command: list[str], env: dict[str, str], log: Path) -> subprocess.CompletedProcess[bytes]:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import pytest
 
 from tests.system.processes import (
@@ -25,6 +24,7 @@ from tests.system.processes import (
     http,
     postgres_initdb,
     postgres_owned_dir,
+    postgres_query,
     postgres_server,
     redis_server,
     started,
@@ -37,14 +37,8 @@ PASSWORD = "replica-test-Password-1"
 
 
 def sql(port: int, statement: str, dbname: str = "itsm") -> Any:
-    connection = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname=dbname, connect_timeout=3)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(statement)
-            return cursor.fetchone() if cursor.description else None
-    finally:
-        connection.close()
+    """On the platform's database of a cluster of these tests."""
+    return postgres_query(port, statement, dbname)
 
 
 @dataclass

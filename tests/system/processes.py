@@ -307,3 +307,17 @@ def wait_for_postgres(port: int, timeout: float) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def postgres_query(port: int, statement: str, dbname: str = "postgres") -> Any:
+    """One statement on a loopback cluster of the test's own, in autocommit; its first row (None without rows)."""
+    import psycopg2
+
+    connection = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname=dbname, connect_timeout=3)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+            return cursor.fetchone() if cursor.description else None
+    finally:
+        connection.close()
