@@ -27,8 +27,20 @@ def main() -> int:
     from django.core.management import call_command
     from django.db import connection
 
+    from itsm import databases
+
     if connection.vendor != "postgresql":
         call_command("migrate", interactive=False)
+        return 0
+    if databases.is_direct():
+        # Behind PgBouncer in transaction pooling a session lock must be taken past it (lock and unlock could
+        # otherwise land on two server connections, leaving the lock held for good); the direct session has no
+        # statement timeout to lift.
+        databases.session_fetchone("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK])
+        try:
+            call_command("migrate", interactive=False)
+        finally:
+            databases.session_fetchone("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK])
         return 0
     with connection.cursor() as cursor:
         # Waiting for another replica's migration must not hit ITSM_DB_STATEMENT_TIMEOUT_MS.

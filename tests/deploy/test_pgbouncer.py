@@ -4,7 +4,9 @@ clients signing in with the role's password, every server connection under the s
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -12,9 +14,11 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from tests.system.processes import (
+    PYTHON,
     ROOT,
     Managed,
     _postgres_user,
@@ -31,22 +35,22 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 PASSWORD = "pooled-Password-1"
 
 
-def direct_url(password: str = PASSWORD) -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}:{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+def direct_url(password: str = PASSWORD, name: str | None = None) -> str:
+    """PostgreSQL itself (past the PgBouncer this run may go through), with `password` for PgBouncer's users file."""
+    db = {**connection.settings_dict, **settings.ITSM_DIRECT_DATABASE}
+    host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
+    return f"postgres://{db['USER']}:{password}@{host}:{port}/{name or db['NAME']}"
 
 
-@pytest.fixture
-def bouncer(db: None) -> Iterator[int]:
+@contextlib.contextmanager
+def running_bouncer(**settings_: str) -> Iterator[int]:
     assert Path(PGBOUNCER).exists(), "pgbouncer is not installed (apt-get install -y pgbouncer; .ci/run does)"
     port, home = free_port(), postgres_owned_dir("itsm-pgbouncer-")
     env = base_env(
         ITSM_DIRECT_DATABASE_URL=direct_url(),
         PGBOUNCER_DIR=str(home / "run"),
         PGBOUNCER_LISTEN=f"127.0.0.1:{port}",
-        PGBOUNCER_POOL_SIZE="1",
-        PGBOUNCER_RESERVE_POOL="0",
-        ITSM_DB_STATEMENT_TIMEOUT_MS="1234",
+        **settings_,
     )
     # PgBouncer refuses to run as root: as root, the image's role runs as the postgres user here.
     with Managed(
@@ -59,6 +63,14 @@ def bouncer(db: None) -> Iterator[int]:
             raise AssertionError((home / "pgbouncer.log").read_text()) from None
         yield port
     shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def bouncer(db: None) -> Iterator[int]:
+    with running_bouncer(
+        PGBOUNCER_POOL_SIZE="1", PGBOUNCER_RESERVE_POOL="0", ITSM_DB_STATEMENT_TIMEOUT_MS="1234"
+    ) as port:
+        yield port
 
 
 def connect(port: int, password: str = PASSWORD) -> psycopg2.extensions.connection:
@@ -99,3 +111,43 @@ def test_without_the_url_it_says_what_to_set_and_exits_2(tmp_path):
     )
     assert result.returncode == 2
     assert "set ITSM_DIRECT_DATABASE_URL" in result.stderr
+
+
+MIGRATION_LOCK_SQL = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4157243001"
+
+
+@pytest.mark.slow
+def test_migrations_through_pgbouncer_take_turns_and_leave_no_lock_behind(db: None) -> None:
+    """docker/migrate.py as the compose backends run it on start, two at once, through PgBouncer in transaction
+    pooling: both finish, and no server connection keeps the migration lock (it is taken past PgBouncer). With one
+    server connection, a lock taken through PgBouncer is the same session's for both (advisory locks are re-entrant):
+    they would migrate at once and one would fail on a table the other made (seen with the old docker/migrate.py)."""
+    name = f"itsm_migrate_{secrets.token_hex(4)}"
+    direct = psycopg2.connect(direct_url(name="postgres"))
+    direct.autocommit = True
+    try:
+        with direct.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+        with running_bouncer(
+            PGBOUNCER_POOL_SIZE="1", PGBOUNCER_RESERVE_POOL="0", PGBOUNCER_ANY_DATABASE="true"
+        ) as port:
+            env = base_env(
+                DATABASE_URL=f"postgres://postgres:{PASSWORD}@127.0.0.1:{port}/{name}",
+                ITSM_DB_TRANSACTION_POOLING="true",
+                ITSM_DIRECT_DATABASE_URL=direct_url(name=name),
+            )
+            runs = [
+                subprocess.Popen(
+                    [PYTHON, "docker/migrate.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+                )
+                for _ in range(2)
+            ]
+            outputs = [run.communicate(timeout=300)[0].decode() for run in runs]
+            assert [run.returncode for run in runs] == [0, 0], outputs
+            with direct.cursor() as cursor:
+                cursor.execute(MIGRATION_LOCK_SQL)
+                assert cursor.fetchone() == (0,)
+    finally:
+        with direct.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        direct.close()
