@@ -30,7 +30,7 @@ def page_held_at_the_receiver(stack: Stack, receiver: Receiver, title: str) -> i
     status, _, body = http(
         "POST", f"{stack.base}/api/v1/incidents/", {"title": title, "severity": "critical"}, token=stack.agent
     )
-    assert status == 201, body
+    assert status == 201, f"{body}\n{stack.logs()}"
     assert receiver.arrived.wait(30), stack.logs()
     (page,) = stack.query(
         "SELECT id FROM itsm_notification WHERE incident_id = %s AND endpoint_id IS NOT NULL", (body["id"],)
