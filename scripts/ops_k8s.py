@@ -316,6 +316,12 @@ def _pod(doc: dict[str, Any]) -> tuple[dict[str, str], dict[str, int]]:
     return dict(template["metadata"].get("labels") or {}), named
 
 
+def reaches(docs: list[dict[str, Any]], source: dict[str, Any], target: dict[str, Any], port: int) -> bool:
+    """Whether the NetworkPolicies let the pods of workload `source` reach the pods of `target` on `port`."""
+    labels, named = _pod(target)
+    return allowed(docs, labels, port, named, None, _pod(source)[0])
+
+
 def check_scraping_allowed(root: Path) -> str:
     docs = documents(root)
     problems = []
@@ -331,10 +337,7 @@ def check_scraping_allowed(root: Path) -> str:
             problems.append(f"networkpolicy: Prometheus (namespace monitoring) may not reach {name} on {port}")
     for exporter, kind, name, port in EXPORTED:
         source, target = find(docs, "Deployment", exporter), find(docs, kind, name)
-        if source is None or target is None:
-            continue
-        labels, named = _pod(target)
-        if not allowed(docs, labels, port, named, None, _pod(source)[0]):
+        if source is not None and target is not None and not reaches(docs, source, target, port):
             problems.append(f"networkpolicy: {exporter} may not reach {name} on {port}")
     if problems:
         raise K8sProblem("scraping blocked:\n" + "\n".join(problems))
@@ -366,8 +369,7 @@ def check_database_paths(root: Path) -> str:
         if source is None or target is None:
             problems.append(f"no {source_kind} {source_name} or no {target_kind} {target_name}")
             continue
-        labels, named = _pod(target)
-        if not allowed(docs, labels, port, named, None, _pod(source)[0]):
+        if not reaches(docs, source, target, port):
             problems.append(f"networkpolicy: {source_name} may not reach {target_name} on {port}")
     if problems:
         raise K8sProblem("database unreachable:\n" + "\n".join(problems))
