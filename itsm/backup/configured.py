@@ -16,7 +16,7 @@ from django.db import connections
 from itsm.backup.base import BackupError, Dumper
 from itsm.backup.cluster import RestoredCluster, pg_bin_dir
 from itsm.backup.local import LocalStorage
-from itsm.backup.locks import advisory_lock, file_lock
+from itsm.backup.locks import DRILL_NAMESPACE, advisory_lock, file_lock
 from itsm.backup.media import MediaDumper
 from itsm.backup.pgbackrest import PgBackRest, PitrNotConfigured
 from itsm.backup.postgres import PostgresDumper, connection_params
@@ -89,6 +89,14 @@ def run_lock(backup_id: int) -> Iterator[bool]:
     else:
         with file_lock(Path(settings.BACKUP_DIR) / ".locks" / f"backup-{backup_id}.lock") as held:
             yield held
+
+
+@contextmanager
+def drill_lock(drill_id: int) -> Iterator[bool]:
+    """Held by the process running PITR drill `drill_id` (PITR needs PostgreSQL, so an advisory lock): free while
+    the drill is recorded as running means its process died."""
+    with advisory_lock(connection_params(database_settings()), drill_id, namespace=DRILL_NAMESPACE) as held:
+        yield held
 
 
 def pgbackrest() -> PgBackRest:

@@ -13,16 +13,18 @@ from itsm.backup.postgres import connect
 
 # The first key of PostgreSQL's two-integer advisory locks: "backup" runs, the second key is the backup's id.
 ADVISORY_NAMESPACE = 0x1B4C_0001
+# ... and PITR drills, the second key the drill's id.
+DRILL_NAMESPACE = 0x1B4C_0002
 
 
 @contextlib.contextmanager
-def advisory_lock(params: dict[str, Any], key: int) -> Iterator[bool]:
+def advisory_lock(params: dict[str, Any], key: int, *, namespace: int = ADVISORY_NAMESPACE) -> Iterator[bool]:
     """Try a session advisory lock on a connection of its own; yields whether it is held. Closing the
     connection (or the death of this process) releases it."""
     conn = connect(params, autocommit=True)
     try:
         with conn.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [ADVISORY_NAMESPACE, key % (1 << 31)])
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [namespace, key % (1 << 31)])
             held = bool(cursor.fetchone()[0])
         yield held
     finally:

@@ -24,7 +24,7 @@ from kombu.exceptions import ChannelError
 from itsm import metrics
 from itsm.lifecycles import TICKET_OPEN_STATUSES
 from itsm.models import Ticket
-from itsm.services.pitr import wal_archive_refresh
+from itsm.services.pitr import pitr_drills_reap, wal_archive_refresh
 from itsm_project.celery import QUEUES, app
 
 logger = logging.getLogger(__name__)
@@ -132,6 +132,7 @@ def metrics_refresh() -> dict[str, Any]:
         ("queues", queues_refresh),
         ("migrations", migrations_refresh),
         ("wal_archive_age_seconds", wal_archive_refresh),
+        ("pitr_drills_interrupted", pitr_drills_reap),
     )
     for name, refresh in parts:
         try:

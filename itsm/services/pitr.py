@@ -8,9 +8,12 @@ leaves it ready to be swapped in as the runbook says."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import secrets
 import shutil
+import signal
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,7 +27,7 @@ from django.utils import timezone
 from itsm import metrics
 from itsm.backup.base import Progress, no_progress
 from itsm.backup.cluster import RestoredCluster
-from itsm.backup.configured import pgbackrest, pitr_database, restored_cluster
+from itsm.backup.configured import drill_lock, pgbackrest, pitr_database, restored_cluster
 from itsm.backup.pgbackrest import BackupSet, PgBackRest, PitrError, archive_status, chown_for
 from itsm.models import RecoveryDrill
 
@@ -36,6 +39,9 @@ HEALTH_CACHE_SECONDS = 60
 HEALTH_CHECK_TIMEOUT_SECONDS = 30
 # The drill's two rows, in a table of its own in the archived database (created on the first drill).
 MARKER_TABLE = "itsm_pitr_marker"
+# A drill recorded as running whose lock is free this long after it started: the process running it died.
+REAP_AFTER = timedelta(minutes=1)
+INTERRUPTED = "interrupted: the process running the drill stopped before it finished"
 # Lines pgBackRest's restore wrote into postgresql.auto.conf that must not follow the cluster into service.
 RECOVERY_ONLY_SETTINGS = ("archive_mode", "recovery_target")
 
@@ -188,10 +194,12 @@ def pitr_drill(*, trigger: str = RecoveryDrill.Trigger.MANUAL, progress: Progres
     """Write a row, note the moment, write another, wait for their WAL to be archived (RPO), restore to the moment
     into a throw-away cluster (RTO), and require the first row there and not the second. Always recorded."""
     tool = pgbackrest()
+    pitr_drills_reap()
     drill = RecoveryDrill.objects.create(trigger=trigger, started_at=timezone.now())
     detail: dict[str, Any] = {}
     try:
-        _drill(drill, tool, detail, progress)
+        with drill_lock(drill.pk):
+            _drill(drill, tool, detail, progress)
     except (PitrError, psycopg2.Error, OSError) as exc:  # a full disk or a bad directory fails the drill too
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         RecoveryDrill.objects.filter(pk=drill.pk).update(
@@ -204,6 +212,62 @@ def pitr_drill(*, trigger: str = RecoveryDrill.Trigger.MANUAL, progress: Progres
         metrics.PITR_DRILL_LAST_SUCCESS.set(time.time())
     drill.refresh_from_db()
     return drill
+
+
+def pitr_drills_reap(*, now: datetime | None = None) -> list[int]:
+    """Record as failed the drills still marked running whose process died (their lock is free), stopping and
+    removing the throw-away cluster each left behind and its marker rows. Run before each drill and by the metrics
+    job every minute, so a drill killed with its worker does not stay `running`."""
+    if not pitr_enabled():
+        return []
+    now = now or timezone.now()
+    reaped = []
+    running = RecoveryDrill.objects.filter(status=RecoveryDrill.Status.RUNNING, started_at__lt=now - REAP_AFTER)
+    for drill_id in running.values_list("pk", flat=True):
+        with drill_lock(drill_id) as free:
+            if not free:
+                continue  # its process holds the lock: still running
+            left = _remove_drill_clusters(drill_id)
+            with contextlib.suppress(psycopg2.Error):
+                _delete_markers(pitr_database(), (f"drill-{drill_id}-%",))
+            updated = RecoveryDrill.objects.filter(pk=drill_id, status=RecoveryDrill.Status.RUNNING).update(
+                status=RecoveryDrill.Status.FAILED, finished_at=now, error=INTERRUPTED, detail={"removed": left}
+            )
+        if updated:
+            reaped.append(drill_id)
+            metrics.PITR_DRILLS.labels(outcome="failed").inc()
+            logger.error("PITR drill %s: %s; removed %s", drill_id, INTERRUPTED, left or "nothing")
+    return reaped
+
+
+def _remove_drill_clusters(drill_id: int) -> list[str]:
+    """Stop the postmaster an interrupted drill left on its data directory (by the PID in postmaster.pid, after
+    checking it is that directory's) and remove the directory and its log."""
+    removed = []
+    for data in sorted(Path(settings.BACKUP_PITR_RESTORE_DIR).glob(f"drill_{drill_id}_*")):
+        if not data.is_dir():
+            continue
+        _stop_postmaster(data)
+        shutil.rmtree(data, ignore_errors=True)
+        (data.parent / f"{data.name}.log").unlink(missing_ok=True)
+        removed.append(str(data))
+    return removed
+
+
+def _stop_postmaster(data: Path, timeout: float = 30) -> None:
+    try:
+        pid = int((data / "postmaster.pid").read_text().split()[0])
+        working_dir = os.readlink(f"/proc/{pid}/cwd")  # a postmaster works in its data directory
+    except (OSError, ValueError, IndexError):
+        return  # no postmaster.pid, or its process is gone
+    if working_dir != str(data.resolve()):
+        return  # the PID was reused by another process
+    os.kill(pid, signal.SIGQUIT)  # immediate shutdown: the throw-away cluster's data is about to be removed
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _drill(drill: RecoveryDrill, tool: PgBackRest, detail: dict[str, Any], progress: Progress) -> None:
@@ -313,12 +377,15 @@ def _markers_in(params: dict[str, Any], tokens: tuple[str, ...]) -> set[str]:
         connection.close()
 
 
-def _delete_markers(live: dict[str, Any], tokens: tuple[str, ...]) -> None:
+def _delete_markers(live: dict[str, Any], patterns: tuple[str, ...]) -> None:
+    """Delete the marker rows whose token is LIKE one of `patterns` (a drill's own tokens have no % or _)."""
     connection = psycopg2.connect(**live)
     connection.autocommit = True
     try:
         with connection.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {MARKER_TABLE} WHERE token = ANY(%s)", [list(tokens)])  # noqa: S608
+            cursor.execute(f"DELETE FROM {MARKER_TABLE} WHERE token LIKE ANY(%s)", [list(patterns)])  # noqa: S608
+    except psycopg2.errors.UndefinedTable:
+        pass
     finally:
         connection.close()
 
