@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.core import checks
 from django.core.management.base import SystemCheckError
+
+from itsm.backup.pgbackrest import ARCHIVE_TIMEOUT_SECONDS
 
 
 @checks.register("itsm")
@@ -204,6 +208,49 @@ def check_backups(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
             checks.Error("BACKUP_UPLOAD_RETRIES must be 0 or more and BACKUP_RESTORE_JOBS 1 or more.", id="itsm.E021")
         )
     return errors
+
+
+@checks.register("itsm")
+def check_pitr(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Point-in-time recovery's settings, when BACKUP_PITR_STANZA turns it on."""
+    if not settings.BACKUP_PITR_STANZA:
+        return []
+    messages: list[checks.CheckMessage] = []
+    if not settings.DATABASES["default"]["ENGINE"].endswith(".postgresql"):
+        messages.append(
+            checks.Error(
+                "BACKUP_PITR_STANZA is set but the database is not PostgreSQL: pgBackRest archives PostgreSQL only.",
+                hint="Unset BACKUP_PITR_STANZA, or point DATABASE_URL at PostgreSQL.",
+                id="itsm.E022",
+            )
+        )
+    if settings.BACKUP_PITR_DRILL_WAIT_SECONDS <= ARCHIVE_TIMEOUT_SECONDS:
+        messages.append(
+            checks.Error(
+                f"BACKUP_PITR_DRILL_WAIT_SECONDS must be above archive_timeout ({ARCHIVE_TIMEOUT_SECONDS} s): "
+                "every drill would fail before its WAL segment is archived.",
+                id="itsm.E023",
+            )
+        )
+    if shutil.which(settings.BACKUP_PITR_BIN) is None:
+        messages.append(
+            checks.Warning(
+                f"BACKUP_PITR_BIN {settings.BACKUP_PITR_BIN!r} is not an executable here: pitr_backup, pitr_drill, "
+                "restore --to-time and the pgbackrest check on /health/ fail in this process.",
+                hint="Install Debian's pgbackrest package, or set BACKUP_PITR_BIN to its path.",
+                id="itsm.W002",
+            )
+        )
+    if not Path(settings.BACKUP_PITR_CONFIG).is_file():
+        messages.append(
+            checks.Warning(
+                f"BACKUP_PITR_CONFIG {settings.BACKUP_PITR_CONFIG} is not a file here: pgBackRest cannot find the "
+                f"stanza {settings.BACKUP_PITR_STANZA!r} from this process.",
+                hint="Mount the pgbackrest.conf that the server's archive_command names, or set its path.",
+                id="itsm.W003",
+            )
+        )
+    return messages
 
 
 def fail_on_errors() -> None:

@@ -257,10 +257,10 @@ def _remove_drill_clusters(drill_id: int) -> list[str]:
 def _stop_postmaster(data: Path, timeout: float = 30) -> None:
     try:
         pid = int((data / "postmaster.pid").read_text().split()[0])
-        working_dir = os.readlink(f"/proc/{pid}/cwd")  # a postmaster works in its data directory
+        working_dir = Path(f"/proc/{pid}/cwd").readlink()  # a postmaster works in its data directory
     except (OSError, ValueError, IndexError):
         return  # no postmaster.pid, or its process is gone
-    if working_dir != str(data.resolve()):
+    if working_dir != data.resolve():
         return  # the PID was reused by another process
     os.kill(pid, signal.SIGQUIT)  # immediate shutdown: the throw-away cluster's data is about to be removed
     deadline = time.monotonic() + timeout

@@ -200,6 +200,7 @@ EXCLUDED = {
             "CeleryQueueBackingUp",
             "CeleryWorkerDown",
             "DatabaseDown",
+            "ReplicaDown",
             "HighResponseTime",
             "MailboxNotPolled",
             "RedisDown",
