@@ -280,7 +280,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "itsm.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's, bounded: nesting and non-finite numbers are a 400 (itsm/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["itsm.api.parsers.JSONParser"],
     # Behind N trusted proxies the client address is the Nth from the right of X-Forwarded-For;
     # with 0 (the default) X-Forwarded-For is ignored, so a client cannot pick its own throttle bucket.
     "NUM_PROXIES": env_int("ITSM_NUM_PROXIES", 0),

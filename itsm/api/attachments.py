@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from itsm.api.schema import paginated
-from itsm.api.strict import MAX_ID, StrictSerializer
+from itsm.api.strict import MAX_ID, IdField, StrictSerializer
 from itsm.models import Attachment, Comment, Ticket
 from itsm.models.attachments import RECORDED_FIELDS
 from itsm.queries.attachments import attachments_visible_to
@@ -44,7 +44,7 @@ class AttachmentSerializer(serializers.ModelSerializer):
 
 
 @extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})
-class CommentIdField(serializers.PrimaryKeyRelatedField):
+class CommentIdField(IdField):
     """A comment of the ticket that the uploader sees; any other id is "does not exist", whether or not it does."""
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import QuerySet
-from rest_framework import serializers, viewsets
+from rest_framework import viewsets
 
 from itsm.api.filters import StableOrderingFilter
 from itsm.api.permissions import IsAdminOrReadOnly
-from itsm.api.strict import CharFilter, FilterBackend, IdFilter, SearchFilter, StrictModelSerializer
+from itsm.api.strict import CharFilter, FilterBackend, IdField, IdFilter, SearchFilter, StrictModelSerializer
 from itsm.models import Service, Team
 
 
@@ -19,7 +19,7 @@ class TeamSerializer(StrictModelSerializer):
 
 
 class ServiceSerializer(StrictModelSerializer):
-    team = serializers.PrimaryKeyRelatedField(queryset=Team.objects.all(), required=False, allow_null=True)
+    team = IdField(queryset=Team.objects.all(), required=False, allow_null=True)
 
     class Meta:
         model = Service

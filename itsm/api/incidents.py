@@ -24,6 +24,7 @@ from itsm.api.schema import TransitionConflict, paginated
 from itsm.api.strict import (
     BooleanFilter,
     FilterBackend,
+    IdField,
     IdFilter,
     SearchFilter,
     StrictModelSerializer,
@@ -73,13 +74,9 @@ class RelationIds(serializers.ManyRelatedField):
 
 
 class IncidentSerializer(StrictModelSerializer):
-    services = RelationIds(
-        child_relation=serializers.PrimaryKeyRelatedField(queryset=Service.objects.all()), required=False
-    )
-    linked_tickets = RelationIds(
-        child_relation=serializers.PrimaryKeyRelatedField(queryset=Ticket.objects.all()), required=False
-    )
-    commander = serializers.PrimaryKeyRelatedField(queryset=assignable_users(), required=False, allow_null=True)
+    services = RelationIds(child_relation=IdField(queryset=Service.objects.all()), required=False)
+    linked_tickets = RelationIds(child_relation=IdField(queryset=Ticket.objects.all()), required=False)
+    commander = IdField(queryset=assignable_users(), required=False, allow_null=True)
     open_action_items = serializers.IntegerField(read_only=True, default=0)
     postmortem_status = serializers.CharField(read_only=True, allow_null=True, default=None)
 
@@ -211,7 +208,7 @@ class ActionItemSerializer(StrictSerializer):
     title = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, max_length=20000, default="")
     priority = serializers.ChoiceField(choices=Ticket.Priority.choices, default=Ticket.Priority.MEDIUM)
-    assignee = serializers.PrimaryKeyRelatedField(queryset=assignable_users(), required=False, allow_null=True)
+    assignee = IdField(queryset=assignable_users(), required=False, allow_null=True)
 
 
 class ActionItemCreated(serializers.Serializer):

@@ -22,6 +22,7 @@ from itsm.api.schema import TransitionConflict, paginated
 from itsm.api.strict import (
     BooleanFilter,
     FilterBackend,
+    IdField,
     IdFilter,
     SearchFilter,
     StrictModelSerializer,
@@ -86,11 +87,9 @@ class ChecksField(serializers.JSONField):
 
 
 class MaintenanceWindowSerializer(StrictModelSerializer):
-    services = serializers.PrimaryKeyRelatedField(queryset=Service.objects.all(), many=True, required=False)
-    notify_users = serializers.PrimaryKeyRelatedField(
-        queryset=get_user_model().objects.filter(is_active=True), many=True, required=False
-    )
-    owner = serializers.PrimaryKeyRelatedField(queryset=assignable_users(), required=False, allow_null=True)
+    services = IdField(queryset=Service.objects.all(), many=True, required=False)
+    notify_users = IdField(queryset=get_user_model().objects.filter(is_active=True), many=True, required=False)
+    owner = IdField(queryset=assignable_users(), required=False, allow_null=True)
     notify_before_minutes = serializers.IntegerField(
         min_value=0, max_value=60 * 24 * 30, required=False, default=60, help_text="Announce this long before."
     )

@@ -30,7 +30,7 @@ from itsm.api.filters import StableOrderingFilter, TicketSearchFilter, UtcDateTi
 from itsm.api.idempotency import IDEMPOTENCY_KEY, IDEMPOTENCY_RESPONSES, idempotent
 from itsm.api.satisfaction import TicketRatingActions
 from itsm.api.schema import TransitionConflict, paginated
-from itsm.api.strict import CharFilter, FilterBackend, IdFilter, StrictModelSerializer, StrictSerializer
+from itsm.api.strict import CharFilter, FilterBackend, IdField, IdFilter, StrictModelSerializer, StrictSerializer
 from itsm.exceptions import InvalidInput, StaleVersion
 from itsm.models import Comment, Service, Ticket
 from itsm.models.tickets import RECORDED_FIELDS, STAMPED_FIELDS
@@ -64,8 +64,8 @@ class TicketFilter(django_filters.FilterSet):
 class TicketSerializer(StrictModelSerializer):
     """A ticket as the API shows it. Status changes only through the transition endpoint."""
 
-    service = serializers.PrimaryKeyRelatedField(queryset=Service.objects.all(), required=False, allow_null=True)
-    assignee = serializers.PrimaryKeyRelatedField(
+    service = IdField(queryset=Service.objects.all(), required=False, allow_null=True)
+    assignee = IdField(
         queryset=assignable_users(),
         required=False,
         allow_null=True,

@@ -178,9 +178,7 @@ def _record(*, ticket_id: int, comment: Comment | None, uploaded_by: Any, name: 
             note=checked.filename,
             at=now,
         )
-        ticket.updated_at = now
-        ticket.version = F("version") + 1
-        ticket.save(update_fields=["updated_at", "version"])
+        _touch(ticket, comment, now)
     return attachment
 
 
@@ -203,9 +201,7 @@ def attachment_delete(*, attachment_id: int, actor: Any) -> None:
             at=now,
         )
         attachment.delete()
-        ticket.updated_at = now
-        ticket.version = F("version") + 1
-        ticket.save(update_fields=["updated_at", "version"])
+        _touch(ticket, attachment.comment, now)
         name = str(attachment.file.name)
         transaction.on_commit(lambda: _forget([name]))
 
@@ -224,6 +220,17 @@ def _forget(names: list[str]) -> None:
         except Exception:
             # The row is gone already; a file left behind is logged for the operator, and stops no other delete.
             logger.exception("could not delete attachment file %s", name)
+
+
+def _touch(ticket: Ticket, comment: Comment | None, now: Any) -> None:
+    """The ticket was updated; its version (the ETag) moves only for what its requester sees, so that the ETag does
+    not count the files of internal notes."""
+    ticket.updated_at = now
+    fields = ["updated_at"]
+    if comment is None or not comment.internal:
+        ticket.version = F("version") + 1
+        fields.append("version")
+    ticket.save(update_fields=fields)
 
 
 def _event_field(comment: Comment | None) -> str:

@@ -215,9 +215,11 @@ def comment_create(
             new=comment.pk,
             at=now,
         )
-        changed = ["updated_at", "version"]
+        changed = ["updated_at"]
         ticket.updated_at = now
-        ticket.version = F("version") + 1
+        if not internal:  # the ETag a requester reads must not count the notes the requester cannot see
+            ticket.version = F("version") + 1
+            changed.append("version")
         if staff and not internal and ticket.first_response_at is None and author.pk != ticket.requester_id:
             ticket.first_response_at = now
             changed.append("first_response_at")

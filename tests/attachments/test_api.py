@@ -256,3 +256,23 @@ def test_a_format_suffix_is_served_or_a_404_never_a_500(
     assert as_admin.delete("/api/v1/attachments/0.5/").status_code == 404  # found by schemathesis: was a 500
     listed = as_requester.get(f"/api/v1/tickets/{ticket.pk}/attachments.json")
     assert [item["id"] for item in listed.json()["results"]] == [attachment["id"]]
+
+
+def test_the_requesters_etag_does_not_count_internal_notes_or_their_files(
+    as_requester: APIClient, as_agent: APIClient, ticket: Ticket, note: Comment
+) -> None:
+    """An ETag that moved with every internal note told the requester how many there were."""
+    before = as_requester.get(f"/api/v1/tickets/{ticket.pk}/")["ETag"]
+    assert (
+        upload(as_agent, ticket.pk, b"DNS server 10.1.2.3 is flaky", name="dns.txt", comment=note.pk).status_code == 201
+    )
+    noted = as_agent.post(f"/api/v1/tickets/{ticket.pk}/comments/", {"body": "VPN?", "internal": True}, format="json")
+    assert noted.status_code == 201, noted.content
+    assert as_requester.get(f"/api/v1/tickets/{ticket.pk}/")["ETag"] == before
+
+    replied = as_agent.post(f"/api/v1/tickets/{ticket.pk}/comments/", {"body": "On it."}, format="json")
+    assert replied.status_code == 201
+    after_reply = as_requester.get(f"/api/v1/tickets/{ticket.pk}/")["ETag"]
+    assert after_reply != before
+    assert upload(as_agent, ticket.pk, b"Please install client 5.2", name="howto.txt").status_code == 201
+    assert as_requester.get(f"/api/v1/tickets/{ticket.pk}/")["ETag"] != after_reply
