@@ -11,6 +11,8 @@ from django.conf import settings
 from django.core import checks
 from django.core.management.base import SystemCheckError
 
+from itsm.backup.configured import decryption_keys
+from itsm.backup.encryption import KeyInvalid
 from itsm.backup.pgbackrest import ARCHIVE_TIMEOUT_SECONDS
 
 
@@ -81,6 +83,16 @@ def check_production(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
                 id="itsm.E004",
             )
         )
+    if not settings.BACKUP_ENCRYPTION_KEY:
+        errors.append(
+            checks.Error(
+                "BACKUP_ENCRYPTION_KEY is not set: database dumps, Redis snapshots and media archives are stored in "
+                "the clear, on disk and in S3, where whoever reads the bucket reads every ticket.",
+                hint="Set BACKUP_ENCRYPTION_KEY (or its _FILE) to the output of `manage.py backup_key --generate` and "
+                "keep a copy outside the platform (docs/runbooks/rebuild-from-s3.md).",
+                id="itsm.E025",
+            )
+        )
     if not settings.ITSM_HTTPS:
         errors.append(
             checks.Warning(
@@ -129,6 +141,7 @@ def _secrets() -> dict[str, str]:
         "ITSM_MAIL_OAUTH2_CLIENT_SECRET": settings.ITSM_MAIL_OAUTH2_CLIENT_SECRET,
         "BACKUP_S3_ACCESS_KEY_ID": settings.BACKUP_S3_ACCESS_KEY_ID,
         "BACKUP_S3_SECRET_ACCESS_KEY": settings.BACKUP_S3_SECRET_ACCESS_KEY,
+        "BACKUP_ENCRYPTION_KEY": settings.BACKUP_ENCRYPTION_KEY,
         "ITSM_ATTACHMENT_S3_ACCESS_KEY_ID": storage.get("access_key") or "",
         "ITSM_ATTACHMENT_S3_SECRET_ACCESS_KEY": storage.get("secret_key") or "",
         **settings.ITSM_DEPLOYMENT_SECRETS,
@@ -206,6 +219,14 @@ def check_backups(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
     if settings.BACKUP_UPLOAD_RETRIES < 0 or settings.BACKUP_RESTORE_JOBS < 1:
         errors.append(
             checks.Error("BACKUP_UPLOAD_RETRIES must be 0 or more and BACKUP_RESTORE_JOBS 1 or more.", id="itsm.E021")
+        )
+    try:
+        decryption_keys()
+    except KeyInvalid as exc:
+        errors.append(
+            checks.Error(
+                f"{exc}.", hint="Use a key from `manage.py backup_key --generate` or `age-keygen`.", id="itsm.E024"
+            )
         )
     return errors
 

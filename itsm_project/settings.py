@@ -391,6 +391,11 @@ BACKUP_REDIS_URL = env_secret("BACKUP_REDIS_URL") or (
 # Directory of pg_dump and pg_restore when the ones on PATH are older than the server.
 BACKUP_PG_BIN_DIR = env_str("BACKUP_PG_BIN_DIR")
 BACKUP_RESTORE_JOBS = env_int("BACKUP_RESTORE_JOBS", 1)
+# Archives (database dumps, Redis snapshots, media) are encrypted at rest, on disk and in S3, to this age key
+# (AGE-SECRET-KEY-1…, from `manage.py backup_key`); `check --deploy` refuses production without one (itsm.E025).
+BACKUP_ENCRYPTION_KEY = env_secret("BACKUP_ENCRYPTION_KEY")
+# After a rotation: the earlier keys, which still decrypt the archives taken with them (commas or one a line).
+BACKUP_ENCRYPTION_KEY_FALLBACKS = env_secret("BACKUP_ENCRYPTION_KEY_FALLBACKS").replace(",", " ").split()
 
 # --- Point-in-time recovery with pgBackRest (docs/runbooks/backup-restore.md#point-in-time-recovery) ----------
 # The stanza of pgbackrest.conf that archives the platform's cluster; unset: no WAL archiving, PITR jobs skip.

@@ -48,6 +48,8 @@ PRODUCTION_ENV = {
     "ITSM_ALERTMANAGER_TOKEN": secrets.token_hex(24),
     "ALERTMANAGER_URL": "http://alertmanager:9093",
     "PROMETHEUS_URL": "http://prometheus:9090",
+    # Without it the archives would be stored in the clear (itsm.E025); a fixed, valid age key.
+    "BACKUP_ENCRYPTION_KEY": "AGE-SECRET-KEY-12QS68V03VQDFZ3260Y6ML3DZ44ZKP3Z07YRS992WJ2WJAPYXA3DQ0C4U3W",
 }
 
 

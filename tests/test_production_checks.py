@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from itsm.backup.encryption import generate_key
 from itsm.checks import check_production_wiring
 from tests.test_configuration import ENV_EXAMPLE, _clean_environment, _manage_py_check
 
@@ -142,6 +143,7 @@ def test_deploy_checks_refuse_env_example_unchanged_naming_each_placeholder(tmp_
 @pytest.mark.slow
 def test_deploy_checks_pass_on_env_example_with_real_values(tmp_path):
     real = {name: PLACEHOLDER.sub(lambda _: secrets.token_urlsafe(50), value) for name, value in _env_example().items()}
+    real["BACKUP_ENCRYPTION_KEY"] = generate_key()  # a key has a format: a random string is itsm.E024
     result = _manage_py_check(_environment(tmp_path, real))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from django.conf import settings
 from django.db import connections
 
 from itsm.backup.base import BackupError, Dumper
 from itsm.backup.cluster import RestoredCluster, pg_bin_dir
+from itsm.backup.encryption import KeyInvalid, parse_key
 from itsm.backup.local import LocalStorage
 from itsm.backup.locks import DRILL_NAMESPACE, advisory_lock, file_lock
 from itsm.backup.media import MediaDumper
@@ -45,6 +47,27 @@ def s3_storage() -> S3Storage | None:
         secret_access_key=settings.BACKUP_S3_SECRET_ACCESS_KEY,
         part_size=settings.BACKUP_S3_PART_SIZE_MB * 1024 * 1024,
     )
+
+
+def encryption_key() -> X25519PrivateKey | None:
+    """The key new archives are encrypted to (BACKUP_ENCRYPTION_KEY); None: they are written in the clear."""
+    if not settings.BACKUP_ENCRYPTION_KEY:
+        return None
+    try:
+        return parse_key(settings.BACKUP_ENCRYPTION_KEY)
+    except KeyInvalid as exc:
+        raise KeyInvalid(f"BACKUP_ENCRYPTION_KEY: {exc}") from None
+
+
+def decryption_keys() -> list[X25519PrivateKey]:
+    """Every key that may open an archive: the current one, then BACKUP_ENCRYPTION_KEY_FALLBACKS in order."""
+    keys = [key] if (key := encryption_key()) is not None else []
+    for number, text in enumerate(settings.BACKUP_ENCRYPTION_KEY_FALLBACKS, start=1):
+        try:
+            keys.append(parse_key(text))
+        except KeyInvalid as exc:
+            raise KeyInvalid(f"BACKUP_ENCRYPTION_KEY_FALLBACKS, key {number}: {exc}") from None
+    return keys
 
 
 def database_settings() -> dict[str, Any]:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import redis as redis_client
 from redis.backoff import NoBackoff
@@ -286,7 +286,10 @@ class RedisDumper:
     def _copy_database(self, scratch: redis_client.Redis, number: int, progress: Progress) -> int:
         port = scratch.connection_pool.connection_kwargs["port"]
         source = redis_client.Redis(host="127.0.0.1", port=port, db=number, socket_timeout=30)
-        live = redis_client.Redis.from_url(self.url, db=number, socket_timeout=30)
+        # The URL's own /<db> would win over a db= keyword: name the database in the URL instead.
+        live = redis_client.Redis.from_url(
+            urlunsplit(urlsplit(self.url)._replace(path=f"/{number}")), socket_timeout=30
+        )
         count = 0
         try:
             live.flushdb()

@@ -145,9 +145,50 @@ class S3Storage:
             for chunk in body.iter_chunks(CHUNK):
                 out.write(chunk)
 
+    def list_archives(self, kind: str = "") -> list[dict[str, Any]]:
+        """The archives under the prefix (of one kind), newest first: key, size, last_modified, storage_class."""
+        found: list[dict[str, Any]] = []
+        with _errors("list"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=f"{self.prefix}{kind}/" if kind else self.prefix
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    name = Path(item["Key"]).name
+                    if name.startswith("backup_"):
+                        found.append({
+                            "key": item["Key"], "size": int(item["Size"]), "last_modified": item["LastModified"],
+                            "storage_class": item.get("StorageClass", "STANDARD"),
+                        })  # fmt: skip
+        # Names start with the time they were taken and end with the backup id: the order within a second too.
+        return sorted(found, key=lambda item: (_taken(item["key"]), item["last_modified"]), reverse=True)
+
+    def fetch(self, key: str, directory: Path) -> tuple[Path, str]:
+        """Download an archive into `directory` under its own name and check it against the SHA-256 recorded
+        with it at upload; returns the file and its SHA-256."""
+        with _errors("read"):
+            recorded = self.client.head_object(Bucket=self.bucket, Key=key).get("Metadata", {}).get("sha256", "")
+        target = directory / Path(key).name
+        digest = hashlib.sha256()
+        with _errors("download"), target.open("wb") as out:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            for chunk in body.iter_chunks(CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+        if recorded and digest.hexdigest() != recorded:
+            target.unlink()
+            raise BackupError(f"s3://{self.bucket}/{key} does not match the SHA-256 recorded at upload: it is damaged")
+        return target, digest.hexdigest()
+
     def delete(self, key: str) -> None:
         with _errors("delete"):
             self.client.delete_object(Bucket=self.bucket, Key=key)
+
+
+def _taken(key: str) -> tuple[str, int]:
+    """(YYYYmmdd_HHMMSS, backup id) of `backup_YYYYmmdd_HHMMSS_<kind>_<tier>_<id>.<extension>`."""
+    parts = Path(key).name.split(".", 1)[0].split("_")
+    return "_".join(parts[1:3]), int(parts[-1]) if parts[-1].isdigit() else 0
 
 
 @contextlib.contextmanager

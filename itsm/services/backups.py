@@ -34,12 +34,15 @@ from itsm.backup.base import (
 from itsm.backup.configured import (
     database_is_postgres,
     dumper_for,
+    encryption_key,
     local_storage,
     postgres_dumper,
     run_lock,
     s3_storage,
     storage_class_for,
 )
+from itsm.backup.encryption import SUFFIX, encrypt_file, recipient_of
+from itsm.backup.local import PARTIAL
 from itsm.backup.retention import OFFSITE, Copy, Deletion, retention_plan
 from itsm.exceptions import InvalidInput, NotReady
 from itsm.models import Backup, Incident, JobRun
@@ -241,12 +244,22 @@ def _dump(backup: Backup, progress: Progress) -> None:
         backup_id=backup.pk,
         extension=dumper.extension,
     )
-    relative = f"{backup.kind}/{name}"
+    key = encryption_key()
+    relative = f"{backup.kind}/{name}{SUFFIX if key is not None else ''}"
     storage = local_storage()
     progress(f"backup #{backup.pk}: {backup.kind} ({backup.tier}) → {storage.path(relative)}")
     started = time.perf_counter()
     with removed_on_error(storage.partial(relative)) as partial:
-        manifest = dumper.dump(partial, progress=progress)
+        if key is None:
+            manifest = dumper.dump(partial, progress=progress)
+        else:
+            # The clear dump lives only in BACKUP_DIR/.tmp (removed after a crash with the other partial files).
+            with removed_on_error(storage.work_dir() / f"{name}{PARTIAL}") as clear:
+                manifest = dumper.dump(clear, progress=progress)
+                progress(f"encrypting to {recipient_of(key)} (age)")
+                encrypt_file(clear, partial, key=key)
+                clear.unlink()
+            manifest = {**manifest, "encrypted_to": recipient_of(key)}
         sha256, size = storage.commit(relative)
     Backup.objects.filter(pk=backup.pk).update(local_path=relative, sha256=sha256, size_bytes=size, manifest=manifest)
     backup.refresh_from_db()

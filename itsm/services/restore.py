@@ -30,11 +30,13 @@ from itsm.backup.base import BackupError, Progress, StorageUnavailable, Verifica
 from itsm.backup.configured import (
     database_is_postgres,
     database_settings,
+    decryption_keys,
     dumper_for,
     local_storage,
     postgres_dumper,
     s3_storage,
 )
+from itsm.backup.encryption import SUFFIX, decrypt_file, is_encrypted
 from itsm.backup.media import MediaDumper
 from itsm.backup.redis import RedisDumper
 from itsm.backup.s3 import ARCHIVE_CLASSES
@@ -82,7 +84,7 @@ def restore_resolve(identifier: str, *, work: Path, progress: Progress = no_prog
         path = Path(identifier).resolve()
         if not path.is_file():
             raise BackupError(f"{identifier} is neither a backup id nor a file")
-        kind = next((k for ext, k in EXTENSIONS.items() if path.name.endswith(ext)), "")
+        kind = next((k for ext, k in EXTENSIONS.items() if path.name.removesuffix(SUFFIX).endswith(ext)), "")
         if not kind:
             raise BackupError(f"cannot tell the kind of {path.name} (expected {', '.join(EXTENSIONS)})")
         backup = Backup.objects.filter(local_path__endswith=f"/{path.name}").first()
@@ -93,7 +95,18 @@ def restore_resolve(identifier: str, *, work: Path, progress: Progress = no_prog
         progress(f"{path.name}: SHA-256 matches backup #{backup.pk}")
     else:
         progress(f"{path.name}: no backup record; restoring without a manifest to compare with")
-    return RestoreSource(path=path, kind=kind, backup=backup)
+    return RestoreSource(path=in_clear(path, work, progress), kind=kind, backup=backup)
+
+
+def in_clear(archive: Path, work: Path, progress: Progress) -> Path:
+    """The archive itself when it was written in the clear (before BACKUP_ENCRYPTION_KEY was set), else its
+    plaintext decrypted into `work`. WrongKey (a BackupError) when no configured key opens it."""
+    if not is_encrypted(archive):
+        return archive
+    clear = work / f"clear-{archive.name.removesuffix(SUFFIX)}"
+    decrypt_file(archive, clear, keys=decryption_keys())
+    progress(f"{archive.name}: decrypted (age)")
+    return clear
 
 
 def restore_run(identifier: str, *, redis_db: int | None = None, progress: Progress = no_progress) -> dict[str, Any]:
@@ -222,7 +235,7 @@ def verify_archive(backup: Backup, *, source: str, progress: Progress = no_progr
     with tempfile.TemporaryDirectory(dir=local_storage().work_dir()) as work:
         try:
             archive = fetch_archive(backup, source, Path(work), progress)
-            detail = _check_archive(backup, archive, progress)
+            detail = _check_archive(backup, archive, Path(work), progress)
             ok = True
         except VerificationFailed as exc:
             ok, detail = False, {"error": str(exc), **exc.detail}
@@ -267,7 +280,7 @@ def fetch_archive(backup: Backup, source: str, work: Path, progress: Progress) -
     return target
 
 
-def _check_archive(backup: Backup, archive: Path, progress: Progress) -> dict[str, Any]:
+def _check_archive(backup: Backup, archive: Path, work: Path, progress: Progress) -> dict[str, Any]:
     sha256, size = sha256_of(archive)
     if sha256 != backup.sha256:
         raise VerificationFailed(
@@ -275,7 +288,8 @@ def _check_archive(backup: Backup, archive: Path, progress: Progress) -> dict[st
             f"{backup.size_bytes} recorded): it is damaged or truncated"
         )
     progress(f"SHA-256 matches ({size} bytes read)")
-    return dumper_for(backup.kind).verify(archive, backup.manifest, label=str(backup.pk), progress=progress)
+    clear = in_clear(archive, work, progress)
+    return dumper_for(backup.kind).verify(clear, backup.manifest, label=str(backup.pk), progress=progress)
 
 
 # --- the monthly restore drill -----------------------------------------------------------------------------------

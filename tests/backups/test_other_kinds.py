@@ -13,10 +13,11 @@ from django.conf import settings
 
 from itsm.backup.base import VerificationFailed, no_progress
 from itsm.backup.configured import local_storage
-from itsm.backup.redis import check_rdb_file
+from itsm.backup.redis import RedisDumper, check_rdb_file
 from itsm.backup.sqlite import SqliteDumper
 from itsm.models import Backup
 from itsm.services.backups import backup_create, backup_run, backup_verify
+from tests.system.processes import free_port, redis_server, wait_for_port
 
 pytestmark = pytest.mark.django_db
 
@@ -127,3 +128,19 @@ def test_a_redis_backup_without_any_redis_configured_is_refused(settings):
     settings.BACKUP_REDIS_URL = ""
     with pytest.raises(InvalidInput, match="No Redis is configured"):
         backup_create(kind="redis", enqueue=False)
+
+
+@pytest.mark.slow
+def test_a_restore_of_every_database_puts_each_key_back_in_its_own_database(tmp_path, settings):
+    # A Redis of the test's own: a restore of every database empties each one of the server it restores into.
+    port = free_port()
+    with redis_server(port, tmp_path, tmp_path / "redis.log").start():
+        wait_for_port(port, timeout=30)
+        settings.BACKUP_REDIS_URL = f"redis://127.0.0.1:{port}/0"  # a /0 in the URL must not win over each db
+        for number in (2, 5):
+            redis.Redis(port=port, db=number).set(f"in-db{number}", number)
+        backup = run("redis")
+        redis.Redis(port=port).flushall()
+        archive = local_storage().path(backup.local_path)
+        RedisDumper(settings.BACKUP_REDIS_URL).restore_live(archive, progress=no_progress)
+        assert [redis.Redis(port=port, db=number).keys() for number in (0, 2, 5)] == [[], [b"in-db2"], [b"in-db5"]]

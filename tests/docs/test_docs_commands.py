@@ -113,6 +113,7 @@ RUN = [
 _COMPOSE = "needs docker compose (no Docker engine here); its manage.py commands run in test_container_commands"
 _K8S = "needs a Kubernetes cluster"
 _PITR = "needs a PostgreSQL cluster archiving with pgBackRest; tests/pitr runs these against throw-away clusters"
+_REBUILD = "run as written by tests/backups/test_rebuild_from_s3.py, on a new initdb cluster with S3 (moto) and a key"
 EXCLUDED = {
     ("README.md", "make run    # the whole platform"): "the platform under test is started with this make run; "
     "make test is this suite",
@@ -177,6 +178,14 @@ EXCLUDED = {
     ("docs/runbooks/backup-restore.md", "restore 15 --yes  "): "destructive: replaces the live Redis data",
     ("docs/runbooks/backup-restore.md", "--redis-db 8"): "destructive",
     ("docs/runbooks/backup-restore.md", "restore 16 --yes"): "destructive: replaces the media files",
+    ("docs/runbooks/backup-restore.md", "backup_key --generate > /root/"): "writes a key file under /root; "
+    "tests/backups/test_offsite_commands.py runs backup_key",
+    ("docs/runbooks/rebuild-from-s3.md", "export DATABASE_URL="): "the operator's own values: "
+    "tests/backups/test_rebuild_from_s3.py gives a new host's",
+    ("docs/runbooks/rebuild-from-s3.md", "backup_s3 list\n"): _REBUILD,
+    ("docs/runbooks/rebuild-from-s3.md", "DATABASE_ARCHIVE="): _REBUILD,
+    ("docs/runbooks/rebuild-from-s3.md", "REDIS_ARCHIVE="): _REBUILD,
+    ("docs/runbooks/rebuild-from-s3.md", "Attachment.objects.count()"): _REBUILD,
     ("docs/runbooks/backup-restore.md", "apt-get install pgbackrest"): "installs a package and writes /etc/ as "
     "root; tests/pitr writes the same file with render_config",
     ("docs/runbooks/backup-restore.md", "pgbackrest --stanza=itsm stanza-create"): _PITR,
