@@ -66,6 +66,11 @@ def env_secret(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
+def env_secrets(name: str) -> list[str]:
+    """Several secrets in NAME (or the file NAME_FILE), separated by commas or newlines: a rotation's former values."""
+    return [item.strip() for item in env_secret(name).replace("\n", ",").split(",") if item.strip()]
+
+
 _EMAIL_BACKENDS = {
     "smtp": "django.core.mail.backends.smtp.EmailBackend",
     "smtps": "django.core.mail.backends.smtp.EmailBackend",

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from itsm_project.env import env_bool, env_float, env_int, env_list, env_secret, env_str, parse_email_url
+from itsm_project.env import env_bool, env_float, env_int, env_list, env_secret, env_secrets, env_str, parse_email_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("ITSM_VAR_DIR", str(BASE_DIR / "var")))
@@ -43,6 +43,9 @@ SECRET_KEY = env_secret("DJANGO_SECRET_KEY")
 SECRET_KEY_GENERATED = not SECRET_KEY
 if SECRET_KEY_GENERATED:
     SECRET_KEY = _generated_secret_key()
+# The keys DJANGO_SECRET_KEY replaced, newest first: sessions, password-reset links and other signed values made
+# with them stay valid while they are listed, so a new key signs nobody out (docs/runbooks/rotate-secrets.md).
+SECRET_KEY_FALLBACKS = env_secrets("DJANGO_SECRET_KEY_FALLBACKS")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 # JSON, but an HTML page under /portal/ (itsm_project/errors.py).
@@ -70,6 +73,7 @@ MIDDLEWARE = [
     "itsm.middleware.RequestIdMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -345,6 +349,8 @@ ITSM_RETENTION_DAYS = {
 ITSM_JOB_GRACE_SECONDS = env_int("ITSM_JOB_GRACE_SECONDS", 300)
 # Alertmanager's webhook authenticates with this bearer token; unset, the intake refuses every delivery.
 ITSM_ALERTMANAGER_TOKEN = env_secret("ITSM_ALERTMANAGER_TOKEN")
+# Tokens it replaced, still accepted while Alertmanager is moved to the new one (docs/runbooks/rotate-secrets.md).
+ITSM_ALERTMANAGER_TOKEN_FALLBACKS = env_secrets("ITSM_ALERTMANAGER_TOKEN_FALLBACKS")
 # Secrets of the services around the platform, which compose's .env hands to the app too: `check --deploy`
 # refuses their placeholders (itsm.E005).
 ITSM_DEPLOYMENT_SECRETS = {
@@ -416,6 +422,24 @@ BACKUP_PITR_RESTORE_TIMEOUT_SECONDS = env_int("BACKUP_PITR_RESTORE_TIMEOUT_SECON
 
 # --- Security (production sets ITSM_HTTPS=true behind a TLS-terminating proxy) ---------------------------
 ITSM_HTTPS = env_bool("ITSM_HTTPS", False)
+# Content-Security-Policy on every response (django-csp): the admin, the portal, the desk and the status page load
+# their scripts and styles from this origin only; no inline script runs. The one inline style is the admin
+# change list's (Django's admin/change_list.html, for lists without actions), allowed by its hash. Browser tests
+# fail on any console message, a refused script or style among them (docs/security.md#headers).
+ITSM_CSP_ADMIN_CHANGELIST_STYLE = "'sha256-blvLUW3UscWqsXGByNOqdBboM+ShWAuugp2mC/wbafU='"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", ITSM_CSP_ADMIN_CHANGELIST_STYLE],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
