@@ -44,10 +44,8 @@ def test_the_admin_refuses_renaming_a_user_to_anothers_name_in_capitals(operator
 
 
 def test_the_admin_still_saves_a_user_under_their_own_name(operator: Client, requester: Any):
-    response = operator.post(
-        "/admin/auth/user/add/",
-        {"username": "ｎｅｗｃｏｍｅｒ", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "usable_password": "1"},
-    )
+    data = {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "usable_password": "true"}
+    response = operator.post("/admin/auth/user/add/", {"username": "ｎｅｗｃｏｍｅｒ", **data})
     assert response.status_code == 302
     assert User.objects.filter(username="newcomer").exists()  # stored normalised
 
