@@ -42,7 +42,7 @@ def test_past_five_failures_from_one_address_the_right_password_is_not_checked(a
     refused = login(anonymous, "rita")
     assert refused.status_code == 429
     assert refused.json() == {"detail": "Too many failed logins. Try again later."}
-    assert int(refused["Retry-After"]) == settings.ITSM_LOGIN_BACKOFF_SECONDS
+    assert 0 < int(refused["Retry-After"]) <= settings.ITSM_LOGIN_BACKOFF_SECONDS  # what is left of the wait
 
 
 def test_an_outsider_cannot_keep_the_owner_out_and_waits_longer_after_each_failure(anonymous, requester, settings):
@@ -138,7 +138,7 @@ def test_the_admins_form_is_throttled_with_the_apis_counts(anonymous, admin):
         assert admin_sign_in(browser, "adam", "wrong-password").status_code == 200
     refused = admin_sign_in(browser, "adam", PASSWORD)
     assert refused.status_code == 429
-    assert int(refused["Retry-After"]) == 60
+    assert 0 < int(refused["Retry-After"]) <= 60
     assert "Too many failed sign-ins" in refused.content.decode()
     assert browser.get("/admin/").status_code == 302  # not signed in
     assert login(anonymous, "adam").status_code == 429  # and the API sees the admin form's failures

@@ -88,7 +88,8 @@ def test_ten_parallel_guesses_at_a_live_server_get_five_checks_and_redis_dying_l
         command = [str(BIN / "gunicorn"), "itsm_project.wsgi", "-c", "gunicorn.conf.py", "--workers=2", "--threads=5"]
         base = f"http://127.0.0.1:{port}"
         with started(command, env, tmp_path / "gunicorn.log"):
-            assert wait_for(f"{base}/health/", timeout=60)["status"] == "ok"
+            # Up (a cache check timing out on a loaded machine makes it "degraded", which changes nothing here).
+            assert wait_for(f"{base}/health/", timeout=60)["status"] in {"ok", "degraded"}
 
             statuses = at_once(10, lambda: guess(base, "rita", "wrong-password", "203.0.113.1")[0])
             assert sorted(statuses) == [400] * 5 + [429] * 5
@@ -100,7 +101,8 @@ def test_ten_parallel_guesses_at_a_live_server_get_five_checks_and_redis_dying_l
             statuses = [guess(base, "adam", f"wrong-{number}", "203.0.113.3")[0] for number in range(25)]
             assert statuses == [400] * 5 + [429] * 20
             status, headers, _ = guess(base, "adam", PASSWORD, "203.0.113.3")
-            assert (status, headers["Retry-After"]) == (429, "60")
+            assert status == 429
+            assert 0 < int(headers["Retry-After"]) <= 60  # what is left of the first wait
             assert guess(base, "adam", PASSWORD, "198.51.100.4")[0] == 200
 
 
