@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from itsm.queries.desk import QUEUES, desk_numbers
 from itsm.roles import is_staff_role
+from itsm.sign_in import AdminSignInForm
 
 
 class DeskAdminSite(admin.AdminSite):
@@ -27,6 +28,17 @@ class DeskAdminSite(admin.AdminSite):
     # The desk's pages (a ticket's thread beside its moves, the ticket list with its filters) need the width the
     # navigation sidebar takes; the index and the breadcrumbs lead everywhere it did.
     enable_nav_sidebar = False
+    # The password checked under the API's and the portal's limits (itsm.services.logins).
+    login_form = AdminSignInForm
+
+    def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        response = super().login(request, extra_context)
+        form = getattr(response, "context_data", None) and response.context_data.get("form")  # type: ignore[attr-defined]
+        throttled = getattr(form, "throttled", None)
+        if throttled is not None:
+            response.status_code = 429
+            response["Retry-After"] = str(throttled.retry_after)
+        return response
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
         context = dict(extra_context or {})

@@ -7,7 +7,8 @@ class ItsmConfig(AppConfig):
     verbose_name = "IT service management"
 
     def ready(self) -> None:
-        from itsm import beat, celery_metrics, checks  # noqa: F401  (registers the system checks and Celery's signals)
+        # Registers the system checks, Celery's signals and the receivers that take tokens back (itsm.sign_in).
+        from itsm import beat, celery_metrics, checks, sign_in  # noqa: F401
 
 
 class DeskAdminConfig(admin_apps.AdminConfig):

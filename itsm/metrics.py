@@ -13,7 +13,9 @@ SLA_STATE_CHANGES = Counter(
 )
 TICKETS_CREATED = Counter("itsm_tickets_created_total", "Tickets created.", ["priority"])
 TICKET_TRANSITIONS = Counter("itsm_ticket_transitions_total", "Ticket status changes.", ["to"])
-LOGIN_FAILURES = Counter("itsm_login_failures_total", "Failed logins (token endpoint, portal sign-in).", ["reason"])
+LOGIN_FAILURES = Counter(
+    "itsm_login_failures_total", "Failed logins (token endpoint, admin and portal sign-in).", ["reason"]
+)
 JOB_RUNS = Counter("itsm_job_runs_total", "Scheduled job runs by outcome.", ["job", "outcome"])
 JOB_DURATION = Histogram(
     "itsm_job_duration_seconds",

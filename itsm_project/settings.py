@@ -259,10 +259,15 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "portal:sign-in"
 LOGIN_REDIRECT_URL = "portal:tickets"
 LOGOUT_REDIRECT_URL = "portal:sign-in"
+# User names are matched once normalised (NFKC), in any case: `Agent` signs in as `agent` (itsm/sign_in.py).
+AUTHENTICATION_BACKENDS = ["itsm.sign_in.UsernameBackend"]
 REST_KNOX = {
+    # Sliding: every use moves the expiry this far ahead (at most one write a minute) ...
     "TOKEN_TTL": timedelta(hours=env_int("ITSM_TOKEN_TTL_HOURS", 10)),
     "AUTH_HEADER_PREFIX": "Token",
     "AUTO_REFRESH": True,
+    # ... but never past this long after the token was created, however often it is used.
+    "AUTO_REFRESH_MAX_TTL": timedelta(hours=env_int("ITSM_TOKEN_MAX_AGE_HOURS", 24)),
     "TOKEN_LIMIT_PER_USER": None,
 }
 
@@ -292,9 +297,13 @@ REST_FRAMEWORK = {
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 ITSM_MAX_PAGE_SIZE = env_int("ITSM_MAX_PAGE_SIZE", 200)
+# Failed sign-ins (itsm/services/logins.py), counted in the database for an account from one address and for one
+# address over all accounts; past a limit, waits from ITSM_LOGIN_BACKOFF_SECONDS doubling with each failure.
 ITSM_LOGIN_FAILURES_PER_ACCOUNT = env_int("ITSM_LOGIN_FAILURES_PER_ACCOUNT", 5)
 ITSM_LOGIN_FAILURES_PER_ADDRESS = env_int("ITSM_LOGIN_FAILURES_PER_ADDRESS", 20)
 ITSM_LOGIN_FAILURE_WINDOW_SECONDS = env_int("ITSM_LOGIN_FAILURE_WINDOW_SECONDS", 900)
+ITSM_LOGIN_BACKOFF_SECONDS = env_int("ITSM_LOGIN_BACKOFF_SECONDS", 60)
+ITSM_LOGIN_BACKOFF_MAX_SECONDS = env_int("ITSM_LOGIN_BACKOFF_MAX_SECONDS", 3600)
 # How long a POST's Idempotency-Key is remembered (its response replayed) before the daily cleanup forgets it.
 ITSM_IDEMPOTENCY_KEY_TTL_HOURS = env_int("ITSM_IDEMPOTENCY_KEY_TTL_HOURS", 24)
 

@@ -7,12 +7,14 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from itsm.admin.base import AdminRolePermissions
 from itsm.roles import Role, role_of, role_q
-from itsm.services.users import user_upsert
+from itsm.services.users import TAKEN, user_upsert, username_taken
 
 User = get_user_model()
 
@@ -29,6 +31,28 @@ class RoleListFilter(admin.SimpleListFilter):
         return queryset.filter(role_q(Role(value))) if value in set(Role) else queryset
 
 
+class UniqueUsernameMixin:
+    """A name another user has once normalised (NFKC) and compared without case is refused beside the field,
+    rather than by the database's unique index as a server error."""
+
+    instance: Any
+    cleaned_data: dict[str, Any]
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"]  # NFKC-normalised by Django's UsernameField
+        if username_taken(username, other_than=self.instance):
+            raise ValidationError(TAKEN, code="unique")
+        return str(username)
+
+
+class UserAddForm(UniqueUsernameMixin, AdminUserCreationForm):
+    pass
+
+
+class UserEditForm(UniqueUsernameMixin, UserChangeForm):
+    pass
+
+
 admin.site.unregister(User)
 
 
@@ -37,6 +61,8 @@ class ItsmUserAdmin(AdminRolePermissions, UserAdmin):
     list_display = ["username", "email", "role", "is_active", "last_login"]
     list_filter = [RoleListFilter, "is_active"]
     actions = ["make_requester", "make_agent", "make_admin"]
+    form = UserEditForm
+    add_form = UserAddForm
 
     def _set_role(self, request: HttpRequest, queryset: QuerySet[Any], role: Role) -> None:
         """Through the user service, so that the user ends with exactly one role group and the matching flags."""

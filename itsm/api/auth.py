@@ -1,12 +1,13 @@
-"""POST /api/v1/auth/token/ and /auth/logout/: hashed, expiring tokens (django-rest-knox), throttled logins."""
+"""POST /api/v1/auth/token/, /auth/logout/ and /auth/logoutall/: hashed, expiring tokens (django-rest-knox), logins
+throttled with the admin's and the portal's (itsm.services.logins)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from knox.models import AuthToken
+from knox.views import LogoutAllView as KnoxLogoutAllView
 from knox.views import LogoutView as KnoxLogoutView
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -15,10 +16,9 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
-from itsm import metrics
 from itsm.api.authentication import TokenAuthentication
 from itsm.api.strict import StrictSerializer
-from itsm.services.logins import LoginFailures
+from itsm.services.logins import LoginThrottled, credentials_check
 
 
 class LoginSerializer(StrictSerializer):
@@ -53,19 +53,19 @@ class ObtainTokenView(APIView):
     def post(self, request: Request) -> Response:
         credentials = LoginSerializer(data=request.data)
         credentials.is_valid(raise_exception=True)
-        username = credentials.validated_data["username"]
-        failures = LoginFailures(username=username, address=BaseThrottle().get_ident(request))
-        if failures.blocked():
-            metrics.LOGIN_FAILURES.labels(reason="throttled").inc()
+        try:
+            user = credentials_check(
+                username=credentials.validated_data["username"],
+                password=credentials.validated_data["password"],
+                address=BaseThrottle().get_ident(request),
+            )
+        except LoginThrottled as exc:
             return Response(
                 {"detail": "Too many failed logins. Try again later."},
                 status=status.HTTP_429_TOO_MANY_REQUESTS,
-                headers={"Retry-After": str(failures.window)},
+                headers={"Retry-After": str(exc.retry_after)},
             )
-        user = authenticate(request._request, username=username, password=credentials.validated_data["password"])
-        if user is None or not user.is_active:
-            failures.record()
-            metrics.LOGIN_FAILURES.labels(reason="credentials").inc()
+        if user is None:
             return Response(
                 {"non_field_errors": ["Unable to log in with these credentials."]}, status=status.HTTP_400_BAD_REQUEST
             )
@@ -84,4 +84,16 @@ class LogoutView(KnoxLogoutView):
     authentication_classes = [TokenAuthentication]
 
 
-__all__ = ["LogoutView", "ObtainTokenView"]
+@extend_schema(
+    request=None,
+    responses={204: OpenApiResponse(description="Every token of the user who sent this request is revoked.")},
+    tags=["auth"],
+)
+class LogoutAllView(KnoxLogoutAllView):
+    """Revoke every token of this user, the one that signed this request included (a lost laptop, a leaked
+    script)."""
+
+    authentication_classes = [TokenAuthentication]
+
+
+__all__ = ["LogoutAllView", "LogoutView", "ObtainTokenView"]

@@ -4,7 +4,7 @@ knox's own class costs three queries on every request: the token with its user, 
 (to delete expired ones) and then, here, the user's groups for the role. This one reads the token, the user and
 whether the user is in the agent or admin group in a single SELECT. Expired tokens of other sessions are left to
 the daily cleanup job instead of being swept on every request. The digest check, the expiry and the
-auto-refresh (at most one write per MIN_REFRESH_INTERVAL) are knox's.
+auto-refresh (at most one write per MIN_REFRESH_INTERVAL, never past AUTO_REFRESH_MAX_TTL) are knox's.
 """
 
 from __future__ import annotations
@@ -98,6 +98,16 @@ def _candidates(token_key: str) -> list[tuple[Any, str | None]]:
     return found
 
 
+def _expired(auth_token: Any) -> bool:
+    """Past its sliding expiry, or older than the absolute lifetime (AUTO_REFRESH_MAX_TTL, ITSM_TOKEN_MAX_AGE_HOURS),
+    however often it was used: knox caps the refresh at that age, and this ends a token whose expiry was written
+    before the cap was set."""
+    now = timezone.now()
+    max_age = knox_settings.AUTO_REFRESH_MAX_TTL
+    too_old = max_age is not None and auth_token.created + max_age <= now
+    return too_old or (auth_token.expiry is not None and auth_token.expiry < now)
+
+
 class TokenAuthentication(KnoxTokenAuthentication):
     def authenticate_credentials(self, token: bytes) -> tuple[Any, Any]:
         message = _("Invalid token.")
@@ -108,7 +118,7 @@ class TokenAuthentication(KnoxTokenAuthentication):
         if not (text.isascii() and text.isprintable()):  # a NUL could not even be sent to PostgreSQL
             raise exceptions.AuthenticationFailed(message)
         for auth_token, staff_group in _candidates(text[: CONSTANTS.TOKEN_KEY_LENGTH]):
-            if auth_token.expiry is not None and auth_token.expiry < timezone.now():
+            if _expired(auth_token):
                 username = auth_token.user.get_username()
                 auth_token.delete()
                 token_expired.send(sender=self.__class__, username=username, source="auth_token")

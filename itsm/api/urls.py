@@ -4,7 +4,7 @@ from rest_framework.permissions import AllowAny
 
 from itsm.api.alerts import AlertmanagerIntakeView, AlertViewSet
 from itsm.api.attachments import AttachmentViewSet
-from itsm.api.auth import LogoutView, ObtainTokenView
+from itsm.api.auth import LogoutAllView, LogoutView, ObtainTokenView
 from itsm.api.backups import BackupViewSet
 from itsm.api.catalog import ServiceViewSet, TeamViewSet
 from itsm.api.incidents import IncidentViewSet
@@ -47,6 +47,7 @@ router.register("notification-channels", NotificationChannelViewSet, basename="n
 urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="auth-token"),
     path("auth/logout/", LogoutView.as_view(), name="auth-logout"),
+    path("auth/logoutall/", LogoutAllView.as_view(), name="auth-logoutall"),
     # Before the router, so "alertmanager" is not taken for an alert id.
     path("alerts/alertmanager/", AlertmanagerIntakeView.as_view(), name="alertmanager-intake"),
     path("reports/incidents/", IncidentReportView.as_view(), name="incident-report"),

@@ -7,6 +7,7 @@ from itsm.models.events import Event
 from itsm.models.idempotency import IdempotencyKey
 from itsm.models.incidents import Incident, Postmortem
 from itsm.models.jobs import JobRun, JobWatch
+from itsm.models.logins import LoginThrottle
 from itsm.models.mail import InboundMessage, Mailbox, SuppressedAddress, ThreadMessageId
 from itsm.models.maintenance import MaintenanceWindow
 from itsm.models.notifications import (
@@ -38,6 +39,7 @@ __all__ = [
     "Incident",
     "JobRun",
     "JobWatch",
+    "LoginThrottle",
     "Mailbox",
     "MaintenanceWindow",
     "Notification",

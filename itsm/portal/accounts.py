@@ -8,42 +8,27 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.urls import reverse_lazy
-from django.utils.translation import gettext as _
-from rest_framework.throttling import BaseThrottle
 
-from itsm import metrics
-from itsm.services.logins import LoginFailures
+from itsm.sign_in import PortalSignInForm
 
 
 class SignInView(auth_views.LoginView):
-    """Failed sign-ins count with the API's (itsm.services.logins): past the limit of an account or an address, the
-    form is refused without checking the password until the window has passed."""
+    """The password is checked under the API's and the admin's limits (itsm.services.logins): past the limit of
+    this account from this address, or of this address, the form is refused, 429, without checking it."""
 
     template_name = "portal/sign_in.html"
     redirect_authenticated_user = True  # then to LOGIN_REDIRECT_URL, "my tickets"
-
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        self.failures = LoginFailures(
-            username=str(request.POST.get("username", ""))[:150],
-            address=BaseThrottle().get_ident(request),  # type: ignore[arg-type]  # it reads META only
-        )
-        if self.failures.blocked():
-            metrics.LOGIN_FAILURES.labels(reason="throttled").inc()
-            # An unbound form: a bound one would check the password while it is refused.
-            form = self.get_form_class()(request, initial={"username": request.POST.get("username", "")})
-            refused = _("Too many failed sign-ins. Try again in a few minutes.")
-            response = self.render_to_response(self.get_context_data(form=form, refused=refused))
-            response.status_code = 429
-            response["Retry-After"] = str(self.failures.window)
-            return response
-        return super().post(request, *args, **kwargs)
+    authentication_form = PortalSignInForm
 
     def form_invalid(self, form: Any) -> HttpResponse:
-        self.failures.record()
-        metrics.LOGIN_FAILURES.labels(reason="credentials").inc()
-        return super().form_invalid(form)
+        response = super().form_invalid(form)  # the form says why: wrong credentials, or too many failures
+        throttled = getattr(form, "throttled", None)
+        if throttled is not None:
+            response.status_code = 429
+            response["Retry-After"] = str(throttled.retry_after)
+        return response
 
 
 class SignOutView(auth_views.LogoutView):

@@ -4,8 +4,8 @@ Retention per kind (days, ITSM_RETENTION_DAYS_*): resolved alerts (from their la
 notifications with their delivery attempts (from their creation), job runs (from their slot; the newest run and
 the newest successful run of each job are always kept, the job list and the dead-man switch read them), and
 expired API tokens and sessions (from their expiry), and expired Idempotency-Key records (ITSM_IDEMPOTENCY_KEY_TTL_HOURS
-after their first use). Firing alerts, failed or pending notifications and live
-tokens are never deleted here.
+after their first use), and failed-sign-in counts a window of quiet after their last attempt. Firing alerts,
+failed or pending notifications and live tokens are never deleted here.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from knox.models import AuthToken
 
 from itsm.models import Alert, JobRun, Notification, TicketNotice
 from itsm.services.idempotency import delete_expired_idempotency_keys
+from itsm.services.logins import login_throttles_forget
 
 BATCH_SIZE = 1000
 KINDS = ("alerts", "notifications", "job_runs", "tokens", "sessions")
@@ -72,6 +73,10 @@ def cleanup_old_records(*, now: datetime | None = None, batch_size: int = BATCH_
         "tokens": deleted["knox.AuthToken"],
         "sessions": deleted["sessions.Session"],
         "idempotency_keys": delete_expired_idempotency_keys(now=now, batch_size=batch_size),
+        # Failed sign-ins a window of quiet ago are forgotten anyway (itsm.services.logins).
+        "login_throttles": login_throttles_forget(
+            before=now - timedelta(seconds=settings.ITSM_LOGIN_FAILURE_WINDOW_SECONDS), now=now
+        ),
     }
     return {"deleted": counts, "retention_days": days}
 

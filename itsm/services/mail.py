@@ -28,7 +28,7 @@ from itsm.models import Comment, InboundMessage, Mailbox, SuppressedAddress, Thr
 from itsm.roles import Role, is_staff_role
 from itsm.services.attachments import attachment_create
 from itsm.services.tickets import comment_create, ticket_create, ticket_transition
-from itsm.services.users import user_upsert
+from itsm.services.users import user_upsert, username_taken
 
 logger = logging.getLogger(__name__)
 
@@ -264,7 +264,7 @@ def _user_for(address: str, name: str) -> Any:
         return found
     local = "".join(c for c in address.partition("@")[0] if c.isalnum() or c in "._-")[:100] or "requester"
     username, suffix = local, 1
-    while User.objects.filter(username=username).exists():
+    while username_taken(username):  # in any case: `jdoe` is taken by `Jdoe`
         suffix += 1
         username = f"{local}{suffix}"
     user, _ = user_upsert(username=username, role=Role.REQUESTER, password=None, email=address)

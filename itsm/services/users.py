@@ -11,9 +11,37 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import Field
+from django.db.models.functions import Lower
 
 from itsm.exceptions import InvalidInput
 from itsm.roles import Role
+
+TAKEN = "A user with that username already exists (user names are compared without case and width)."
+
+
+def username_normalise(username: str) -> str:
+    """NFKC, as Django's forms store a user name: a full-width `ａｇｅｎｔ` is `agent`. Case is kept as typed; a
+    unique index on lower(username) (migration 0019) keeps `Agent` from sitting beside `agent`."""
+    return str(get_user_model().normalize_username(username))
+
+
+def username_taken(username: str, *, other_than: Any = None) -> bool:
+    """Whether another user has this name once normalised, in any case."""
+    users = (
+        get_user_model()
+        ._default_manager.alias(name=Lower("username"))
+        .filter(name=username_normalise(username).lower())
+    )
+    if other_than is not None and other_than.pk is not None:
+        users = users.exclude(pk=other_than.pk)
+    return users.exists()
+
+
+def user_by_username(username: str) -> Any | None:
+    """The user this name names once normalised, in any case (`Agent` and `ａｇｅｎｔ` name `agent`): at most one, by
+    the unique index on lower(username), which this lookup uses."""
+    users = get_user_model()._default_manager.alias(name=Lower("username"))
+    return users.filter(name=username_normalise(username).lower()).first()
 
 
 def roles_ensure() -> dict[Role, Group]:
@@ -28,6 +56,7 @@ def user_upsert(
     if role not in Role.__members__.values():
         raise InvalidInput({"role": [f"Unknown role {role!r}: choose requester, agent or admin."]})
     user_model = get_user_model()
+    username = username_normalise(username)
     errors: dict[str, list[str]] = {}
     try:
         # The model field's own rules: not empty, the allowed characters, the maximum length.
@@ -44,6 +73,8 @@ def user_upsert(
     if errors:
         raise InvalidInput(errors)
     with transaction.atomic():
+        if not user_model.objects.filter(username=username).exists() and username_taken(username):
+            raise InvalidInput({"username": [TAKEN]})
         user, created = user_model.objects.get_or_create(username=username)
         if email:
             user.email = email

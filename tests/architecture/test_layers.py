@@ -54,8 +54,13 @@ ABOVE = {
     "itsm.tasks": ("itsm.api", "itsm.admin", "itsm.management", "itsm.portal"),
 }
 # Imports inside a function that are there for a reason other than a loop: AppConfig.ready() registers the
-# system checks and Celery's signal handlers once the app registry is ready.
-DEFERRED_ON_PURPOSE = {("itsm.apps", "itsm.beat"), ("itsm.apps", "itsm.celery_metrics"), ("itsm.apps", "itsm.checks")}
+# system checks, Celery's signal handlers and the token receivers of itsm.sign_in once the app registry is ready.
+DEFERRED_ON_PURPOSE = {
+    ("itsm.apps", "itsm.beat"),
+    ("itsm.apps", "itsm.celery_metrics"),
+    ("itsm.apps", "itsm.checks"),
+    ("itsm.apps", "itsm.sign_in"),
+}
 
 
 def module_name(path: Path) -> str:

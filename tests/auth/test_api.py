@@ -1,8 +1,7 @@
-"""Tokens: obtained with a password, stored hashed, expiring, revocable; failed logins throttled."""
+"""Tokens: obtained with a password, stored hashed, expiring, revocable (throttling: test_throttling.py)."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -75,42 +74,6 @@ class TestTokens:
         response = anonymous.get("/api/v1/tickets/")
         assert response.status_code == 401
         assert "detail" in response.json()
-
-
-@pytest.mark.django_db
-class TestLoginThrottling:
-    def test_an_account_is_locked_after_five_failures_even_with_the_right_password(self, anonymous, requester):
-        for _ in range(5):
-            assert login(anonymous, "rita", "wrong-password").status_code == 400
-        blocked = login(anonymous, "rita")
-        assert blocked.status_code == 429
-        assert int(blocked["Retry-After"]) > 0
-        assert "detail" in blocked.json()
-
-    def test_the_account_limit_holds_across_client_addresses(self, anonymous, requester):
-        for number in range(5):
-            login(anonymous, "rita", "wrong-password", REMOTE_ADDR=f"10.0.0.{number}")
-        assert login(anonymous, "rita", REMOTE_ADDR="10.0.0.99").status_code == 429
-
-    def test_sending_x_forwarded_for_does_not_buy_a_fresh_address_bucket(self, anonymous, db, settings):
-        settings.ITSM_LOGIN_FAILURES_PER_ADDRESS = 3
-        for number in range(3):
-            login(anonymous, f"user{number}", "wrong", HTTP_X_FORWARDED_FOR=f"203.0.113.{number}")
-        response = login(anonymous, "someone-else", "wrong", HTTP_X_FORWARDED_FOR="198.51.100.7")
-        assert response.status_code == 429
-
-    def test_other_accounts_and_addresses_are_unaffected(self, anonymous, requester, other_requester):
-        for _ in range(5):
-            login(anonymous, "rita", "wrong-password")
-        assert login(anonymous, "oscar").status_code == 200
-
-    def test_the_lock_lifts_after_the_window(self, anonymous, requester, settings):
-        settings.ITSM_LOGIN_FAILURE_WINDOW_SECONDS = 1
-        for _ in range(5):
-            login(anonymous, "rita", "wrong-password")
-        assert login(anonymous, "rita").status_code == 429
-        time.sleep(1.2)  # the counters are Redis keys with the window as their TTL
-        assert login(anonymous, "rita").status_code == 200
 
 
 @pytest.mark.django_db

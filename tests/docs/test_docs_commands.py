@@ -100,14 +100,16 @@ RUN = [
     Run("docs/api.md", "$API/jobs/vacuum_database/run/", (202,), "keys"),
     # The operations runbook.
     Run("docs/operations.md", "curl -s http://127.0.0.1:8000/health/", (200,)),
+    # Before add_user: its password reset ends the admin's tokens, ADMIN_TOKEN among them.
+    Run("docs/operations.md", '-H "Authorization: Token $ADMIN_TOKEN" $API/jobs/vacuum_database/run/', (202,)),
     Run("docs/operations.md", "add_user jdoe --role agent"),
     Run("docs/operations.md", "sla_recompute_open_tickets"),
-    Run("docs/operations.md", '-H "Authorization: Token $ADMIN_TOKEN" $API/jobs/vacuum_database/run/', (202,)),
     # Out-of-band paging on Kubernetes: the Alertmanager configuration rendered from the Secret's files.
     Run("docs/monitoring.md", "render-config.sh k8s/alertmanager/alertmanager.yml /tmp/am-secrets"),
     Run("docs/monitoring.md", "$ grep -n 'url: .https' /tmp/am.yml"),
     # Last: it revokes the requester's token, which the API guide's later blocks use.
     Run("docs/api.md", "$API/auth/logout/", (204,), note="run last: it revokes REQUESTER_TOKEN"),
+    Run("docs/api.md", "$API/auth/logoutall/", (204,), note="after it: it revokes every token of the agent"),
 ]
 
 _COMPOSE = "needs docker compose (no Docker engine here); its manage.py commands run in test_container_commands"

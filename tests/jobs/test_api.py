@@ -145,6 +145,7 @@ def test_a_queued_run_executes_the_jobs_own_task_once_and_records_into_that_run(
         "tokens",
         "sessions",
         "idempotency_keys",
+        "login_throttles",
     }
     assert run.duration_seconds is not None
     assert JobRun.objects.filter(job="cleanup").count() == 2  # the scheduled one and this one, no other

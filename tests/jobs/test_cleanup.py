@@ -95,6 +95,7 @@ def test_each_kind_loses_only_what_is_older_than_its_retention(requester, settin
         "tokens": 1,
         "sessions": 1,
         "idempotency_keys": 1,
+        "login_throttles": 0,
     }
     assert list(IdempotencyKey.objects.values_list("pk", flat=True)) == [live_key.pk]
     assert detail["retention_days"] == settings.ITSM_RETENTION_DAYS

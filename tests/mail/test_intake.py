@@ -330,3 +330,13 @@ def test_over_smtp_an_internal_note_mails_no_requester_and_an_sla_breach_mails_t
     [breach] = smtp_capture.messages()
     assert (breach["To"], breach["Subject"]) == (agent.email, f"[#{ticket.pk}] SLA breached: {ticket.title}")
     assert "drum" not in breach.get_body(("plain",)).get_content()
+
+
+def test_an_unknown_sender_whose_name_is_taken_in_another_case_gets_an_account_of_their_own(mailbox, db):
+    """User names are unique in any case: with `Jdoe` taken, jdoe@… becomes `jdoe2`, and Jdoe is left alone."""
+    jdoe = make_user("Jdoe")
+    record = mail_receive(mailbox=mailbox, uidvalidity=1, uid=1, raw=message(sender="jdoe@elsewhere.example"))
+    assert record.status == Status.TICKET_CREATED
+    assert Ticket.objects.get().requester.username == "jdoe2"
+    jdoe.refresh_from_db()
+    assert jdoe.email == "Jdoe@example.com"

@@ -52,6 +52,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("portal", "GET"): Op("session"),
     ("auth-token", "POST"): Op("public"),
     ("auth-logout", "POST"): S,
+    ("auth-logoutall", "POST"): S,
     ("alertmanager-intake", "POST"): Op("bearer"),
     ("incident-report", "GET"): S,
     ("ticket-report", "GET"): STAFF,
