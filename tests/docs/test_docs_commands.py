@@ -193,6 +193,11 @@ EXCLUDED = {
     ("docs/runbooks/PitrDrillFailed.md", "from itsm.models import RecoveryDrill"): _PITR,
     ("docs/runbooks/upgrade.md", "docker compose images backend"): _COMPOSE + "; tests/upgrade runs the command",
     ("docs/runbooks/upgrade.md", "NEW=ghcr.io/your-org/itsm-api:v2.1.0"): _K8S,
+    ("docs/operations.md", "mkdir -p secrets/pgbackrest && cd secrets/pgbackrest"): "writes certificates into the "
+    "checkout; tests/pitr/test_shipped_config.py runs it as written and uses its certificates",
+    ("docs/operations.md", "docker compose exec celery python manage.py pitr_backup --type full"): _COMPOSE
+    + "; tests/pitr/test_shipped_config.py takes the same backup through the shipped files",
+    ("docs/operations.md", "create secret generic itsm-pgbackrest-tls"): _K8S,
     ("docs/runbooks/upgrade.md", "ITSM_IMAGE=itsm-api:1.4.2 docker compose run"): _COMPOSE + "; destructive",
     ("docs/runbooks/upgrade.md", "--previous-image itsm-api:1.4.2 --rollback"): _COMPOSE + "; tests/upgrade runs "
     "--rollback",
