@@ -24,9 +24,13 @@ def main() -> int:
     from django.core.management import call_command
 
     # The advisory lock (itsm/services/upgrade.py) that `manage.py upgrade` takes too.
-    from itsm.services.upgrade import migration_lock
+    from itsm.services.upgrade import migration_lock, upgrade_plan, upgrade_plan_text
 
     with migration_lock():
+        # The plan in the container's (or the Job's) log first, irreversible steps flagged. A release with
+        # migrations goes through `manage.py upgrade` beforehand (docs/runbooks/upgrade.md), which takes the
+        # pre-upgrade backup; here the plan is then empty.
+        print(upgrade_plan_text(upgrade_plan()), flush=True)  # noqa: T201 - the container's log
         call_command("migrate", interactive=False)
     return 0
 

@@ -247,6 +247,8 @@ EXCLUDED = {
 CONTAINER_COMMANDS_NOT_RUN = {
     "…": "a placeholder for any command",
     "migrate itsm <previous migration>": "a placeholder",
+    "pitr_backup --type full": "needs BACKUP_PITR_STANZA and an archiving cluster: tests/pitr/test_shipped_config.py "
+    "takes this backup through the shipped pgBackRest files",
 }
 
 
