@@ -20,8 +20,14 @@ RUN pip install --no-cache-dir -r /tmp/requirements.txt
 # --- runtime: no compilers; the PostgreSQL 15 client (pg_dump of the server's major version, for backups),
 # redis-cli for the operators, redis-server, which loads a Redis backup into a scratch server on loopback to
 # verify and restore it (itsm/backup/redis.py; Debian's redis-server is a link to redis-tools' redis-check-rdb),
-# and PgBouncer for the `pgbouncer` role (docker/pgbouncer.py).
+# and PgBouncer for the `pgbouncer` role (docker/pgbouncer.py). pgBackRest and the PostgreSQL 15 server make the
+# workers the repository host of point-in-time recovery (docker/pgbackrest.conf): they back the database up
+# through the `pgbackrest` service's TLS server, and `restore --to-time` and the PITR drill restore into a data
+# directory here and start it on loopback to replay WAL (itsm/backup/cluster.py). pgBackRest's TLS protocol needs
+# the same version at both ends: Debian bookworm's 2.45-1, pinned in docker/postgres/Dockerfile too.
 FROM python:3.11-slim-bookworm AS runtime
+
+ARG PGBACKREST_VERSION=2.45-1
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -35,8 +41,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     PROMETHEUS_MULTIPROC_DIR=/tmp/itsm-metrics \
     XDG_RUNTIME_DIR=/tmp
 
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends postgresql-client-15 redis-server redis-tools pgbouncer \
+# No cluster is made on install: the image runs restored data directories only.
+RUN mkdir -p /etc/postgresql-common \
+    && echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends postgresql-client-15 postgresql-15 redis-server redis-tools \
+        pgbouncer "pgbackrest=${PGBACKREST_VERSION}" \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 itsm \
     && useradd --system --uid 10001 --gid itsm --home-dir /app --no-create-home --shell /usr/sbin/nologin itsm

@@ -16,42 +16,22 @@ import django
 # Run as `python docker/migrate.py` from the project root: make the project importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-# Any constant; it only has to be the same in every replica.
-MIGRATION_LOCK = 4_157_243_001
-
 
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "itsm_project.settings")
     django.setup()
 
     from django.core.management import call_command
-    from django.db import connection
 
-    from itsm import databases
+    # The advisory lock (itsm/services/upgrade.py) that `manage.py upgrade` takes too.
+    from itsm.services.upgrade import migration_lock, upgrade_plan, upgrade_plan_text
 
-    if connection.vendor != "postgresql":
+    with migration_lock():
+        # The plan in the container's (or the Job's) log first, irreversible steps flagged. A release with
+        # migrations goes through `manage.py upgrade` beforehand (docs/runbooks/upgrade.md), which takes the
+        # pre-upgrade backup; here the plan is then empty.
+        print(upgrade_plan_text(upgrade_plan()), flush=True)  # noqa: T201 - the container's log
         call_command("migrate", interactive=False)
-        return 0
-    if databases.is_direct():
-        # Behind PgBouncer in transaction pooling a session lock must be taken past it (lock and unlock could
-        # otherwise land on two server connections, leaving the lock held for good); the direct session has no
-        # statement timeout to lift.
-        databases.session_fetchone("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK])
-        try:
-            call_command("migrate", interactive=False)
-        finally:
-            databases.session_fetchone("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK])
-        return 0
-    with connection.cursor() as cursor:
-        # Waiting for another replica's migration must not hit ITSM_DB_STATEMENT_TIMEOUT_MS.
-        cursor.execute("SET statement_timeout = 0")
-        cursor.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK])
-        cursor.execute("RESET statement_timeout")
-    try:
-        call_command("migrate", interactive=False)
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK])
     return 0
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import ops_alertmanager
 import ops_k8s
 import ops_operator
+import ops_pitr
 import yaml
 from ops_breakages import BREAKAGES, Breakage
 from ops_variables import VariablesMissing, check_production_variables
@@ -60,6 +61,10 @@ REQUIRED_COMPOSE_VARIABLES = (
     "ITSM_DEFAULT_FROM_EMAIL",
     "ITSM_PUBLIC_URL",
     "ITSM_ALERTMANAGER_TOKEN",
+    "BACKUP_PITR_S3_BUCKET",
+    "BACKUP_PITR_S3_KEY",
+    "BACKUP_PITR_S3_KEY_SECRET",
+    "PGBACKREST_CIPHER_PASS",
 )
 # Host names in nginx/ that must resolve when nginx parses its upstreams.
 NGINX_UPSTREAM_HOSTS = ("backend",)
@@ -156,9 +161,13 @@ def check_compose_schema(root: Path) -> str:
 
 
 # --- Dockerfile and shell scripts ------------------------------------------------------------------------------------
+DOCKERFILES = ("Dockerfile", "docker/postgres/Dockerfile")
+
+
 def check_hadolint(root: Path) -> str:
-    run([tool("hadolint"), "--no-color", "--config", str(root / ".hadolint.yaml"), str(root / "Dockerfile")], root)
-    return "failure threshold: warning"
+    files = [str(root / name) for name in DOCKERFILES]
+    run([tool("hadolint"), "--no-color", "--config", str(root / ".hadolint.yaml"), *files], root)
+    return f"{', '.join(DOCKERFILES)}; failure threshold: warning"
 
 
 def check_shellcheck(root: Path) -> str:
@@ -166,6 +175,7 @@ def check_shellcheck(root: Path) -> str:
         str(root / "docker" / "entrypoint.sh"),
         str(root / "docker" / "redis-cli"),
         str(root / "docker" / "postgres" / "standby.sh"),
+        str(root / "docker" / "postgres" / "pgbackrest-server.sh"),
         str(root / "docker" / "postgres" / "initdb" / "02-replication.sh"),
         str(root / ops_alertmanager.RENDER),
     ]
@@ -258,6 +268,18 @@ def k8s_check(function: Callable[[Path], str]) -> Callable[[Path], str]:
         try:
             return function(root)
         except ops_k8s.K8sProblem as error:
+            raise CheckFailed(str(error)) from error
+
+    return checked
+
+
+def pitr_check(function: Callable[[Path], str]) -> Callable[[Path], str]:
+    """A check of scripts/ops_pitr.py, its PitrWiringProblem reported as a failed check."""
+
+    def checked(root: Path) -> str:
+        try:
+            return function(root)
+        except ops_pitr.PitrWiringProblem as error:
             raise CheckFailed(str(error)) from error
 
     return checked
@@ -530,6 +552,8 @@ CHECKS = (
     Check("ingress routes", k8s_check(ops_k8s.check_ingress_routes)),
     Check("scraping allowed", k8s_check(ops_k8s.check_scraping_allowed)),
     Check("database paths", k8s_check(ops_k8s.check_database_paths)),
+    Check("pgBackRest wiring in compose", pitr_check(ops_pitr.check_compose)),
+    Check("pgBackRest wiring on Kubernetes", pitr_check(ops_pitr.check_k8s)),
     Check("nginx -t", check_nginx),
     Check("gixy nginx/", check_gixy),
     Check("promtool", check_promtool),

@@ -153,6 +153,9 @@ class PgBackRest:
         archiving off so the restored cluster never pushes WAL into the repository of the live one."""
         self.run(
             f"--pg1-path={pg_path}",
+            # Where the repository host reaches the database through pg1-host (docker/pgbackrest.conf), the restore
+            # is still local: into `pg_path` on this machine.
+            "--reset-pg1-host",
             "--type=time",
             f"--target={target_text(target)}",
             "--target-action=promote",

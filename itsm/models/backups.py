@@ -46,6 +46,8 @@ class Backup(models.Model):
         SCHEDULED = "scheduled"
         MANUAL = "manual"
         PRE_MAINTENANCE = "pre_maintenance"
+        # Taken by `manage.py upgrade` before a release's migrations; retention never deletes it.
+        PRE_UPGRADE = "pre_upgrade"
 
     class Status(models.TextChoices):
         PENDING = "pending"

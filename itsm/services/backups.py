@@ -330,6 +330,8 @@ def backup_apply_retention(*, kind: str | None = None, now: datetime | None = No
     )
     if kind is not None:
         rows = rows.filter(kind=kind)
+    # A pre-upgrade backup is the way back from a failed release: kept until an operator removes it (upgrade.py).
+    rows = rows.exclude(trigger=Backup.Trigger.PRE_UPGRADE)
     by_id = {b.pk: b for b in rows}
     copies = [
         Copy(

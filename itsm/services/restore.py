@@ -109,15 +109,18 @@ def in_clear(archive: Path, work: Path, progress: Progress) -> Path:
     return clear
 
 
-def restore_run(identifier: str, *, redis_db: int | None = None, progress: Progress = no_progress) -> dict[str, Any]:
-    """The whole procedure for one backup, inside read-only mode."""
+def restore_run(
+    identifier: str, *, redis_db: int | None = None, migrate: bool = True, progress: Progress = no_progress
+) -> dict[str, Any]:
+    """The whole procedure for one backup, inside read-only mode. `migrate=False` (an upgrade's rollback) leaves a
+    restored database at its own migrations instead of bringing it to this code's."""
     with tempfile.TemporaryDirectory(dir=local_storage().work_dir()) as work:
         source = restore_resolve(identifier, work=Path(work), progress=progress)
         read_only_enter(reason=f"restoring {source.kind} from {source.label}")
         progress("read-only mode on: the API answers writes with 503")
         try:
             if source.kind == Backup.Kind.DATABASE:
-                result = _restore_database(source, progress)
+                result = _restore_database(source, progress, migrate=migrate)
             elif source.kind == Backup.Kind.MEDIA:
                 result = _restore_media(source, progress)
             else:
@@ -133,7 +136,7 @@ def _stamp() -> str:
     return f"{timezone.now():%Y%m%d_%H%M%S}"
 
 
-def _restore_database(source: RestoreSource, progress: Progress) -> dict[str, Any]:
+def _restore_database(source: RestoreSource, progress: Progress, *, migrate: bool = True) -> dict[str, Any]:
     catalogue: list[dict[str, Any]] = [dict(row) for row in Backup.objects.values()]
     if database_is_postgres():
         if not source.path.name.endswith(".dump"):
@@ -150,8 +153,9 @@ def _restore_database(source: RestoreSource, progress: Progress) -> dict[str, An
             SqliteDumper(database).restore_live(source.path, source.manifest, keep_previous=Path(kept))
         except VerificationFailed as exc:
             raise BackupError(f"the backup does not match its manifest, nothing was changed: {exc}") from exc
-    progress("applying migrations")
-    call_command("migrate", interactive=False, verbosity=0)
+    if migrate:
+        progress("applying migrations")
+        call_command("migrate", interactive=False, verbosity=0)
     _merge_catalogue(catalogue)
     progress("running manage.py check")
     call_command("check", verbosity=0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -144,6 +145,11 @@ def test_migrations_through_pgbouncer_take_turns_and_leave_no_lock_behind(db: No
             ]
             outputs = [run.communicate(timeout=300)[0].decode() for run in runs]
             assert [run.returncode for run in runs] == [0, 0], outputs
+            # Each prints the plan under the lock: the first all of it, the second nothing left.
+            plans = sorted(re.findall(r"Migration plan: (\d+|no migrations) to apply", "".join(outputs)))
+            assert len(plans) == 2, outputs
+            assert plans[1] == "no migrations", outputs
+            assert int(plans[0]) > 10, outputs
             with direct.cursor() as cursor:
                 cursor.execute(MIGRATION_LOCK_SQL)
                 assert cursor.fetchone() == (0,)

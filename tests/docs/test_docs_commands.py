@@ -88,6 +88,9 @@ RUN = [
     Run("docs/runbooks/backup-restore.md", "$ curl -s http://127.0.0.1:8000/health/", (503, 200, 200, 200)),
     Run("docs/runbooks/backup-restore.md", "backup_age_problems"),
     Run("docs/runbooks/backup-restore.md", "backup_restore_drill"),
+    # The upgrade runbook: the plan of an installation at this release's migrations.
+    Run("docs/runbooks/upgrade.md", 'upgrade --plan-only; echo "exit $?"\n```'),
+    Run("docs/runbooks/upgrade.md", "$ .venv/bin/python manage.py upgrade --plan-only"),
     # The API guide: tokens per role, then what does not depend on the ticket ids of a fresh instance.
     Run("docs/api.md", '"username": "requester", "password": "REQUESTER-PASSWORD"}\'\n```', (200,), "keys"),
     Run("docs/api.md", "REQUESTER_TOKEN=$(curl", (200, 200, 200)),
@@ -199,6 +202,17 @@ EXCLUDED = {
     ("docs/runbooks/backup-restore.md", "backups/drills/?status=failed"): "needs drills; tests/pitr/test_api.py "
     "lists and filters them as an agent",
     ("docs/runbooks/PitrDrillFailed.md", "from itsm.models import RecoveryDrill"): _PITR,
+    ("docs/runbooks/upgrade.md", "docker compose images backend"): _COMPOSE + "; tests/upgrade runs the command",
+    ("docs/runbooks/upgrade.md", "NEW=ghcr.io/your-org/itsm-api:v2.1.0"): _K8S,
+    ("docs/operations.md", "mkdir -p secrets/pgbackrest && cd secrets/pgbackrest"): "writes certificates into the "
+    "checkout; tests/pitr/test_shipped_config.py runs it as written and uses its certificates",
+    ("docs/operations.md", "docker compose exec celery python manage.py pitr_backup --type full"): _COMPOSE
+    + "; tests/pitr/test_shipped_config.py takes the same backup through the shipped files",
+    ("docs/operations.md", "create secret generic itsm-pgbackrest-tls"): _K8S,
+    ("docs/runbooks/upgrade.md", "ITSM_IMAGE=itsm-api:1.4.2 docker compose run"): _COMPOSE + "; destructive",
+    ("docs/runbooks/upgrade.md", "--previous-image itsm-api:1.4.2 --rollback"): _COMPOSE + "; tests/upgrade runs "
+    "--rollback",
+    ("docs/runbooks/upgrade.md", "upgrade --remove-backup 31"): "example id 31; tests/upgrade removes one",
     ("docs/runbooks/WalArchiveStale.md", "FROM pg_stat_archiver"): _PITR,
     **{
         (f"docs/runbooks/{name}.md", "docker compose"): _COMPOSE
@@ -245,6 +259,8 @@ EXCLUDED = {
 CONTAINER_COMMANDS_NOT_RUN = {
     "…": "a placeholder for any command",
     "migrate itsm <previous migration>": "a placeholder",
+    "pitr_backup --type full": "needs BACKUP_PITR_STANZA and an archiving cluster: tests/pitr/test_shipped_config.py "
+    "takes this backup through the shipped pgBackRest files",
 }
 
 
