@@ -9,7 +9,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends build-essential libpq-dev \
+    && apt-get install -y --no-install-recommends build-essential libpq-dev libldap2-dev libsasl2-dev \
     && rm -rf /var/lib/apt/lists/*
 
 RUN python -m venv /opt/venv
@@ -20,7 +20,7 @@ RUN pip install --no-cache-dir -r /tmp/requirements.txt
 # --- runtime: no compilers; the PostgreSQL 15 client (pg_dump of the server's major version, for backups),
 # redis-cli for the operators, redis-server, which loads a Redis backup into a scratch server on loopback to
 # verify and restore it (itsm/backup/redis.py; Debian's redis-server is a link to redis-tools' redis-check-rdb),
-# and PgBouncer for the `pgbouncer` role (docker/pgbouncer.py).
+# PgBouncer for the `pgbouncer` role (docker/pgbouncer.py), and OpenLDAP's and SASL's libraries for python-ldap.
 FROM python:3.11-slim-bookworm AS runtime
 
 ENV PATH=/opt/venv/bin:$PATH \
@@ -37,6 +37,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends postgresql-client-15 redis-server redis-tools pgbouncer \
+        libldap-2.5-0 libsasl2-2 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 itsm \
     && useradd --system --uid 10001 --gid itsm --home-dir /app --no-create-home --shell /usr/sbin/nologin itsm

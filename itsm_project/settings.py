@@ -18,6 +18,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from itsm_project.env import env_bool, env_float, env_int, env_list, env_secret, env_str, parse_email_url
+from itsm_project.sign_in import ldap_settings, mapping_from
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("ITSM_VAR_DIR", str(BASE_DIR / "var")))
@@ -255,6 +256,36 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "portal:sign-in"
 LOGIN_REDIRECT_URL = "portal:tickets"
 LOGOUT_REDIRECT_URL = "portal:sign-in"
+# --- Sign-in: local passwords, a directory (LDAP / AD), OpenID Connect (docs/security.md) -----------------------
+# Off: passwords stored in the platform's database are refused everywhere (admin, portal, API token); directory
+# and single sign-on accounts still sign in. The forms stay while a directory is configured.
+ITSM_LOCAL_LOGIN = env_bool("ITSM_LOCAL_LOGIN", True)
+ITSM_LDAP_SERVER_URI = env_str("ITSM_LDAP_SERVER_URI")
+AUTHENTICATION_BACKENDS = [
+    *(["itsm.services.directory.DirectoryBackend"] if ITSM_LDAP_SERVER_URI else []),
+    *(["django.contrib.auth.backends.ModelBackend"] if ITSM_LOCAL_LOGIN else []),
+]
+if ITSM_LDAP_SERVER_URI:
+    globals().update(
+        ldap_settings(
+            server_uri=ITSM_LDAP_SERVER_URI,
+            bind_dn=env_str("ITSM_LDAP_BIND_DN"),
+            bind_password=env_secret("ITSM_LDAP_BIND_PASSWORD"),
+            user_search_base=env_str("ITSM_LDAP_USER_SEARCH_BASE"),
+            user_search_filter=env_str("ITSM_LDAP_USER_SEARCH_FILTER", "(uid=%(user)s)"),
+            group_search_base=env_str("ITSM_LDAP_GROUP_SEARCH_BASE"),
+            group_type=env_str("ITSM_LDAP_GROUP_TYPE", "groupOfNames"),
+            start_tls=env_bool("ITSM_LDAP_START_TLS", False),
+            ca_file=env_str("ITSM_LDAP_CA_FILE"),
+            timeout=env_int("ITSM_LDAP_TIMEOUT_SECONDS", 10),
+        )
+    )
+# The directory groups (full DNs) that make an agent or an admin; everyone else who signs in is a requester.
+ITSM_LDAP_AGENT_GROUP = env_str("ITSM_LDAP_AGENT_GROUP")
+ITSM_LDAP_ADMIN_GROUP = env_str("ITSM_LDAP_ADMIN_GROUP")
+# team-slug=group DN pairs, separated by ";" (DNs hold commas): network=cn=network,ou=groups,dc=example,dc=org
+ITSM_LDAP_TEAM_GROUPS = mapping_from("ITSM_LDAP_TEAM_GROUPS", env_str("ITSM_LDAP_TEAM_GROUPS"))
+
 REST_KNOX = {
     "TOKEN_TTL": timedelta(hours=env_int("ITSM_TOKEN_TTL_HOURS", 10)),
     "AUTH_HEADER_PREFIX": "Token",
