@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from itsm.queries.desk import QUEUES, desk_numbers
 from itsm.roles import is_staff_role
+from itsm.services.single_sign_on import logout_url, sign_in_context
 
 
 class DeskAdminSite(admin.AdminSite):
@@ -27,6 +28,19 @@ class DeskAdminSite(admin.AdminSite):
     # The desk's pages (a ticket's thread beside its moves, the ticket list with its filters) need the width the
     # navigation sidebar takes; the index and the breadcrumbs lead everywhere it did.
     enable_nav_sidebar = False
+    # With the single sign-on button (itsm/portal/single_sign_on.py), and without the password form when neither
+    # local accounts nor a directory sign in.
+    login_template = "admin/itsm/login.html"
+
+    def logout(  # type: ignore[override]  # a redirect to the provider, not the template
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """A session from single sign-on ends at the provider too, when it offers that (RP-initiated logout)."""
+        provider = logout_url(request) if sign_in_context(request)["sign_in"]["provider_session"] else None
+        response = super().logout(request, extra_context)
+        if provider and request.method == "POST":
+            return HttpResponseRedirect(provider)
+        return response
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
         context = dict(extra_context or {})

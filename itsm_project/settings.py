@@ -99,6 +99,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "itsm.services.single_sign_on.sign_in_context",
             ],
         },
     },
@@ -261,8 +262,10 @@ LOGOUT_REDIRECT_URL = "portal:sign-in"
 # and single sign-on accounts still sign in. The forms stay while a directory is configured.
 ITSM_LOCAL_LOGIN = env_bool("ITSM_LOCAL_LOGIN", True)
 ITSM_LDAP_SERVER_URI = env_str("ITSM_LDAP_SERVER_URI")
+ITSM_OIDC_ISSUER = env_str("ITSM_OIDC_ISSUER").rstrip("/")
 AUTHENTICATION_BACKENDS = [
     *(["itsm.services.directory.DirectoryBackend"] if ITSM_LDAP_SERVER_URI else []),
+    *(["itsm.services.single_sign_on.SingleSignOnBackend"] if ITSM_OIDC_ISSUER else []),
     *(["django.contrib.auth.backends.ModelBackend"] if ITSM_LOCAL_LOGIN else []),
 ]
 if ITSM_LDAP_SERVER_URI:
@@ -285,6 +288,23 @@ ITSM_LDAP_AGENT_GROUP = env_str("ITSM_LDAP_AGENT_GROUP")
 ITSM_LDAP_ADMIN_GROUP = env_str("ITSM_LDAP_ADMIN_GROUP")
 # team-slug=group DN pairs, separated by ";" (DNs hold commas): network=cn=network,ou=groups,dc=example,dc=org
 ITSM_LDAP_TEAM_GROUPS = mapping_from("ITSM_LDAP_TEAM_GROUPS", env_str("ITSM_LDAP_TEAM_GROUPS"))
+# OpenID Connect (mozilla-django-oidc, itsm/services/single_sign_on.py): off when ITSM_OIDC_ISSUER is unset.
+ITSM_OIDC_PROVIDER_NAME = env_str("ITSM_OIDC_PROVIDER_NAME", "single sign-on")
+ITSM_OIDC_TIMEOUT_SECONDS = env_int("ITSM_OIDC_TIMEOUT_SECONDS", 10)
+ITSM_OIDC_USERNAME_CLAIM = env_str("ITSM_OIDC_USERNAME_CLAIM", "preferred_username")
+ITSM_OIDC_GROUPS_CLAIM = env_str("ITSM_OIDC_GROUPS_CLAIM", "groups")
+ITSM_OIDC_AGENT_GROUP = env_str("ITSM_OIDC_AGENT_GROUP")
+ITSM_OIDC_ADMIN_GROUP = env_str("ITSM_OIDC_ADMIN_GROUP")
+ITSM_OIDC_TEAM_GROUPS = mapping_from("ITSM_OIDC_TEAM_GROUPS", env_str("ITSM_OIDC_TEAM_GROUPS"))
+OIDC_RP_CLIENT_ID = env_str("ITSM_OIDC_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = env_secret("ITSM_OIDC_CLIENT_SECRET")
+OIDC_RP_SCOPES = env_str("ITSM_OIDC_SCOPES", "openid email profile")
+OIDC_RP_SIGN_ALGO = env_str("ITSM_OIDC_SIGN_ALGORITHM", "RS256")
+OIDC_USE_PKCE = True
+OIDC_STORE_ID_TOKEN = True  # the id_token_hint of the provider's logout
+OIDC_OP_LOGOUT_URL_METHOD = "itsm.services.single_sign_on.logout_url"
+OIDC_TIMEOUT = ITSM_OIDC_TIMEOUT_SECONDS
+LOGIN_REDIRECT_URL_FAILURE = "portal:sign-in"
 
 REST_KNOX = {
     "TOKEN_TTL": timedelta(hours=env_int("ITSM_TOKEN_TTL_HOURS", 10)),
