@@ -300,6 +300,8 @@ OIDC_RP_CLIENT_ID = env_str("ITSM_OIDC_CLIENT_ID")
 OIDC_RP_CLIENT_SECRET = env_secret("ITSM_OIDC_CLIENT_SECRET")
 OIDC_RP_SCOPES = env_str("ITSM_OIDC_SCOPES", "openid email profile")
 OIDC_RP_SIGN_ALGO = env_str("ITSM_OIDC_SIGN_ALGORITHM", "RS256")
+if ITSM_OIDC_ISSUER and not (OIDC_RP_CLIENT_ID and OIDC_RP_CLIENT_SECRET):
+    raise ImproperlyConfigured("ITSM_OIDC_ISSUER is set: set ITSM_OIDC_CLIENT_ID and ITSM_OIDC_CLIENT_SECRET too.")
 OIDC_USE_PKCE = True
 OIDC_STORE_ID_TOKEN = True  # the id_token_hint of the provider's logout
 OIDC_OP_LOGOUT_URL_METHOD = "itsm.services.single_sign_on.logout_url"
