@@ -9,7 +9,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends build-essential libpq-dev \
+    && apt-get install -y --no-install-recommends build-essential libpq-dev libldap2-dev libsasl2-dev \
     && rm -rf /var/lib/apt/lists/*
 
 RUN python -m venv /opt/venv
@@ -25,6 +25,7 @@ RUN pip install --no-cache-dir -r /tmp/requirements.txt
 # through the `pgbackrest` service's TLS server, and `restore --to-time` and the PITR drill restore into a data
 # directory here and start it on loopback to replay WAL (itsm/backup/cluster.py). pgBackRest's TLS protocol needs
 # the same version at both ends: Debian bookworm's 2.45-1, pinned in docker/postgres/Dockerfile too.
+# OpenLDAP's and SASL's libraries: python-ldap (directory sign-in).
 FROM python:3.11-slim-bookworm AS runtime
 
 ARG PGBACKREST_VERSION=2.45-1
@@ -46,7 +47,7 @@ RUN mkdir -p /etc/postgresql-common \
     && echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf \
     && apt-get update \
     && apt-get install -y --no-install-recommends postgresql-client-15 postgresql-15 redis-server redis-tools \
-        pgbouncer "pgbackrest=${PGBACKREST_VERSION}" \
+        pgbouncer "pgbackrest=${PGBACKREST_VERSION}" libldap-2.5-0 libsasl2-2 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 itsm \
     && useradd --system --uid 10001 --gid itsm --home-dir /app --no-create-home --shell /usr/sbin/nologin itsm

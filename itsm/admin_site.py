@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from itsm.queries.desk import QUEUES, desk_numbers
 from itsm.roles import is_staff_role
+from itsm.services.single_sign_on import logout_url, sign_in_context
 from itsm.sign_in import AdminSignInForm
 
 
@@ -38,6 +39,20 @@ class DeskAdminSite(admin.AdminSite):
         if throttled is not None:
             response.status_code = 429
             response["Retry-After"] = str(throttled.retry_after)
+        return response
+
+    # With the single sign-on button (itsm/portal/single_sign_on.py), and without the password form when neither
+    # local accounts nor a directory sign in.
+    login_template = "admin/itsm/login.html"
+
+    def logout(  # type: ignore[override]  # a redirect to the provider, not the template
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """A session from single sign-on ends at the provider too, when it offers that (RP-initiated logout)."""
+        provider = logout_url(request) if sign_in_context(request)["sign_in"]["provider_session"] else None
+        response = super().logout(request, extra_context)
+        if provider and request.method == "POST":
+            return HttpResponseRedirect(provider)
         return response
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:

@@ -18,6 +18,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from itsm_project.env import env_bool, env_float, env_int, env_list, env_secret, env_secrets, env_str, parse_email_url
+from itsm_project.sign_in import ldap_settings, mapping_from
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("ITSM_VAR_DIR", str(BASE_DIR / "var")))
@@ -102,6 +103,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "itsm.services.single_sign_on.sign_in_context",
             ],
         },
     },
@@ -259,8 +261,58 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "portal:sign-in"
 LOGIN_REDIRECT_URL = "portal:tickets"
 LOGOUT_REDIRECT_URL = "portal:sign-in"
-# User names are matched once normalised (NFKC), in any case: `Agent` signs in as `agent` (itsm/sign_in.py).
-AUTHENTICATION_BACKENDS = ["itsm.sign_in.UsernameBackend"]
+# --- Sign-in: local passwords, a directory (LDAP / AD), OpenID Connect (docs/security.md) -----------------------
+# Off: passwords stored in the platform's database are refused everywhere (admin, portal, API token); directory
+# and single sign-on accounts still sign in. The forms stay while a directory is configured.
+ITSM_LOCAL_LOGIN = env_bool("ITSM_LOCAL_LOGIN", True)
+ITSM_LDAP_SERVER_URI = env_str("ITSM_LDAP_SERVER_URI")
+ITSM_OIDC_ISSUER = env_str("ITSM_OIDC_ISSUER").rstrip("/")
+AUTHENTICATION_BACKENDS = [
+    *(["itsm.services.directory.DirectoryBackend"] if ITSM_LDAP_SERVER_URI else []),
+    *(["itsm.services.single_sign_on.SingleSignOnBackend"] if ITSM_OIDC_ISSUER else []),
+    # User names are matched once normalised (NFKC), in any case: `Agent` signs in as `agent` (itsm/sign_in.py).
+    *(["itsm.sign_in.UsernameBackend"] if ITSM_LOCAL_LOGIN else []),
+]
+if ITSM_LDAP_SERVER_URI:
+    globals().update(
+        ldap_settings(
+            server_uri=ITSM_LDAP_SERVER_URI,
+            bind_dn=env_str("ITSM_LDAP_BIND_DN"),
+            bind_password=env_secret("ITSM_LDAP_BIND_PASSWORD"),
+            user_search_base=env_str("ITSM_LDAP_USER_SEARCH_BASE"),
+            user_search_filter=env_str("ITSM_LDAP_USER_SEARCH_FILTER", "(uid=%(user)s)"),
+            group_search_base=env_str("ITSM_LDAP_GROUP_SEARCH_BASE"),
+            group_type=env_str("ITSM_LDAP_GROUP_TYPE", "groupOfNames"),
+            start_tls=env_bool("ITSM_LDAP_START_TLS", False),
+            ca_file=env_str("ITSM_LDAP_CA_FILE"),
+            timeout=env_int("ITSM_LDAP_TIMEOUT_SECONDS", 10),
+        )
+    )
+# The directory groups (full DNs) that make an agent or an admin; everyone else who signs in is a requester.
+ITSM_LDAP_AGENT_GROUP = env_str("ITSM_LDAP_AGENT_GROUP")
+ITSM_LDAP_ADMIN_GROUP = env_str("ITSM_LDAP_ADMIN_GROUP")
+# team-slug=group DN pairs, separated by ";" (DNs hold commas): network=cn=network,ou=groups,dc=example,dc=org
+ITSM_LDAP_TEAM_GROUPS = mapping_from("ITSM_LDAP_TEAM_GROUPS", env_str("ITSM_LDAP_TEAM_GROUPS"))
+# OpenID Connect (mozilla-django-oidc, itsm/services/single_sign_on.py): off when ITSM_OIDC_ISSUER is unset.
+ITSM_OIDC_PROVIDER_NAME = env_str("ITSM_OIDC_PROVIDER_NAME", "single sign-on")
+ITSM_OIDC_TIMEOUT_SECONDS = env_int("ITSM_OIDC_TIMEOUT_SECONDS", 10)
+ITSM_OIDC_USERNAME_CLAIM = env_str("ITSM_OIDC_USERNAME_CLAIM", "preferred_username")
+ITSM_OIDC_GROUPS_CLAIM = env_str("ITSM_OIDC_GROUPS_CLAIM", "groups")
+ITSM_OIDC_AGENT_GROUP = env_str("ITSM_OIDC_AGENT_GROUP")
+ITSM_OIDC_ADMIN_GROUP = env_str("ITSM_OIDC_ADMIN_GROUP")
+ITSM_OIDC_TEAM_GROUPS = mapping_from("ITSM_OIDC_TEAM_GROUPS", env_str("ITSM_OIDC_TEAM_GROUPS"))
+OIDC_RP_CLIENT_ID = env_str("ITSM_OIDC_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = env_secret("ITSM_OIDC_CLIENT_SECRET")
+OIDC_RP_SCOPES = env_str("ITSM_OIDC_SCOPES", "openid email profile")
+OIDC_RP_SIGN_ALGO = env_str("ITSM_OIDC_SIGN_ALGORITHM", "RS256")
+if ITSM_OIDC_ISSUER and not (OIDC_RP_CLIENT_ID and OIDC_RP_CLIENT_SECRET):
+    raise ImproperlyConfigured("ITSM_OIDC_ISSUER is set: set ITSM_OIDC_CLIENT_ID and ITSM_OIDC_CLIENT_SECRET too.")
+OIDC_USE_PKCE = True
+OIDC_STORE_ID_TOKEN = True  # the id_token_hint of the provider's logout
+OIDC_OP_LOGOUT_URL_METHOD = "itsm.services.single_sign_on.logout_url"
+OIDC_TIMEOUT = ITSM_OIDC_TIMEOUT_SECONDS
+LOGIN_REDIRECT_URL_FAILURE = "portal:sign-in"
+
 REST_KNOX = {
     # Sliding: every use moves the expiry this far ahead (at most one write a minute) ...
     "TOKEN_TTL": timedelta(hours=env_int("ITSM_TOKEN_TTL_HOURS", 10)),

@@ -22,6 +22,7 @@ urlpatterns = [
     path("metrics", metrics, name="prometheus-django-metrics"),
     path("admin/", admin.site.urls),
     path("portal/", include("itsm.portal.urls")),
+    path("oidc/", include("itsm.portal.single_sign_on")),
     path("api/v1/", include("itsm.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

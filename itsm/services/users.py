@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -14,6 +15,7 @@ from django.db.models import Field
 from django.db.models.functions import Lower
 
 from itsm.exceptions import InvalidInput
+from itsm.models.catalog import Team
 from itsm.roles import Role
 
 TAKEN = "A user with that username already exists (user names are compared without case and width)."
@@ -42,6 +44,9 @@ def user_by_username(username: str) -> Any | None:
     the unique index on lower(username), which this lookup uses."""
     users = get_user_model()._default_manager.alias(name=Lower("username"))
     return users.filter(name=username_normalise(username).lower()).first()
+
+
+logger = logging.getLogger(__name__)
 
 
 def roles_ensure() -> dict[Role, Group]:
@@ -87,11 +92,27 @@ def user_upsert(
             user.set_password(password)
         elif created:
             user.set_unusable_password()
-        # Admins use the Django admin; agents may too, to work tickets there.
-        user.is_staff = role in (Role.ADMIN, Role.AGENT)
-        user.is_superuser = role == Role.ADMIN
-        user.save()
-        groups = roles_ensure()
-        user.groups.remove(*groups.values())
-        user.groups.add(groups[Role(role)])
+        role_set(user, Role(role))
     return user, created
+
+
+def role_set(user: Any, role: Role) -> None:
+    """Give a saved or unsaved user exactly this role (saving it): the role group, and the admin's flags."""
+    # Admins use the Django admin; agents may too, to work tickets there.
+    user.is_staff = role in (Role.ADMIN, Role.AGENT)
+    user.is_superuser = role == Role.ADMIN
+    user.save()
+    groups = roles_ensure()
+    user.groups.remove(*(group for name, group in groups.items() if name != role))
+    user.groups.add(groups[role])
+    user._itsm_role = role  # what itsm.roles.role_of would read again
+
+
+def teams_set(user: Any, *, member_of: set[str], managed: set[str]) -> None:
+    """Membership of the teams (by slug) an identity source manages: in those of `member_of`, out of the other
+    `managed` ones. Teams it does not manage are left as they are; an unknown slug is skipped (logged)."""
+    teams = {team.slug: team for team in Team.objects.filter(slug__in=managed)}
+    for slug in sorted(managed - set(teams)):
+        logger.warning("sign-in maps a group to the team %r, which does not exist", slug)
+    user.teams.add(*(team for slug, team in teams.items() if slug in member_of))
+    user.teams.remove(*(team for slug, team in teams.items() if slug not in member_of))
