@@ -3,6 +3,7 @@ satisfaction rating (their actions are in itsm.api.attachments and itsm.api.sati
 
 from __future__ import annotations
 
+import copy
 import re
 from datetime import datetime
 from typing import Any
@@ -61,6 +62,9 @@ class TicketFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
+_BUILT_FIELDS: dict[type, dict[str, serializers.Field]] = {}
+
+
 class TicketSerializer(StrictModelSerializer):
     """A ticket as the API shows it. Status changes only through the transition endpoint."""
 
@@ -87,6 +91,14 @@ class TicketSerializer(StrictModelSerializer):
         ]
         read_only_fields = ["id", "requester", *RECORDED_FIELDS]
         extra_kwargs = {"description": {"max_length": 20000}, "title": {"allow_blank": False}}
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        """ModelSerializer reads the model's fields anew for every instance (0.7 ms of a ticket create's CPU): they
+        are built once per class here and each instance gets its own deep copy, as DRF copies declared fields."""
+        built = _BUILT_FIELDS.get(type(self))
+        if built is None:
+            built = _BUILT_FIELDS[type(self)] = super().get_fields()
+        return copy.deepcopy(built)
 
     def to_representation(self, instance: Ticket) -> dict[str, Any]:
         """The same JSON as ModelSerializer's (a test compares them), written out: the field-by-field path cost

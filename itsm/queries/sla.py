@@ -8,44 +8,12 @@ reads, as the ORM would (SQLite stores times as text, JSON as text).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache
-from typing import Any
 
 from django.db import connection
-from django.db.models import Model
 
 from itsm.models import BusinessCalendar, SlaPolicy, SlaPolicyScope
-
-
-@dataclass(frozen=True)
-class Columns:
-    """A model's concrete columns as a hand-written SELECT reads them, turned into an instance as the ORM would."""
-
-    model: type[Model]
-    sql: str
-    attnames: list[str]
-    converters: list[tuple[Any, list[Callable[..., Any]]]]
-
-    @classmethod
-    def of(cls, model: type[Model], alias: str) -> Columns:
-        fields = model._meta.concrete_fields
-        columns = [field.get_col(model._meta.db_table) for field in fields]
-        return cls(
-            model,
-            ", ".join(f"{alias}.{connection.ops.quote_name(str(field.column))}" for field in fields),
-            [field.attname for field in fields],
-            [(col, connection.ops.get_db_converters(col) + col.get_db_converters(connection)) for col in columns],
-        )
-
-    def build(self, values: tuple[Any, ...]) -> Any:
-        converted = []
-        for value, (col, functions) in zip(values, self.converters, strict=True):
-            for function in functions:
-                value = function(value, col, connection)
-            converted.append(value)
-        return self.model.from_db(connection.alias, self.attnames, converted)
+from itsm.queries.rows import Columns
 
 
 @cache
