@@ -150,8 +150,15 @@ class Bench:
 def forget_created_tickets(cursor: Any, highest: int) -> None:
     """Delete the tickets an earlier run's create scenario added (with their comments and events), so a reused
     database starts every run as seeded: they would be the newest rows every list and search reads first."""
-    cursor.execute("DELETE FROM itsm_event WHERE ticket_id > %s", [highest])
-    cursor.execute("DELETE FROM itsm_comment WHERE ticket_id > %s", [highest])
+    # Every row that refers to those tickets first (events, comments, ticket notices, ...), found in the catalog.
+    cursor.execute(
+        "SELECT c.conrelid::regclass::text, a.attname FROM pg_constraint c "
+        "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+        "WHERE c.contype = 'f' AND c.confrelid = 'itsm_ticket'::regclass AND c.conrelid <> c.confrelid"
+    )
+    for referring, column in cursor.fetchall():
+        cursor.execute(f'DELETE FROM {referring} WHERE "{column}" > %s', [highest])  # noqa: S608 (names from the catalog)
+    cursor.execute("UPDATE itsm_ticket SET follow_up_of_id = NULL WHERE follow_up_of_id > %s", [highest])
     cursor.execute("DELETE FROM itsm_ticket WHERE id > %s", [highest])
     if cursor.rowcount:
         print(f"deleted {cursor.rowcount} tickets created by an earlier run", flush=True)
