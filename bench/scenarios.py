@@ -98,6 +98,15 @@ SCENARIOS = [
         ceiling="drf-detail",
     ),
     Scenario(
+        "drf-detail-anon",
+        "/bench/drf/anonymous-ticket/",
+        "detail.lua",
+        "reference: minimal DRF detail view, no authentication",
+        token=False,
+        api=False,
+        ceiling="drf-detail",
+    ),
+    Scenario(
         "drf-create",
         "/bench/drf/create/",
         "create.lua",

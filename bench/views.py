@@ -63,6 +63,13 @@ class MinimalDrfTicket(generics.RetrieveAPIView):
     queryset = Ticket.objects.all()
 
 
+class AnonymousMinimalDrfTicket(MinimalDrfTicket):
+    """The same without authentication (as the list ceiling): what the token lookup costs a detail, for reference."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+
 class TicketInputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Ticket
