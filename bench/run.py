@@ -280,7 +280,7 @@ def report(
     print(text)
     print(f"\nRSS per worker (MB) at start: {_mb(rss_start)}; at end: {_mb(rss_end)}")
     if args.topology != "direct":
-        print(f"rows the replica returned (pg_stat_database.tup_returned) during the run: {args.replica_reads:,}")
+        print(f"ticket rows read on the replica during the run (pg_stat_user_tables): {args.replica_reads:,}")
     for seconds, sizes in soak:
         print(f"  soak {seconds:5.0f} s: {_mb(sizes)}")
     print("\ntargets missed: " + ("; ".join(missed) if missed else "none"))

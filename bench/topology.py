@@ -125,14 +125,17 @@ class Topology:
         }
 
     def replica_reads(self) -> int:
-        """Rows the standby has returned from the bench database since it started (its reads are the API's)."""
+        """Ticket rows the standby has read since it started (scans of itsm_ticket there are the API's reads)."""
         with (
             contextlib.closing(
-                psycopg2.connect(host="127.0.0.1", port=self.replica_port, user="postgres", dbname="postgres")
+                psycopg2.connect(host="127.0.0.1", port=self.replica_port, user="postgres", dbname=self.database)
             ) as conn,
             conn.cursor() as cursor,
         ):
-            cursor.execute("SELECT tup_returned FROM pg_stat_database WHERE datname = %s", [self.database])
+            cursor.execute(
+                "SELECT COALESCE(seq_tup_read, 0) + COALESCE(idx_tup_fetch, 0) FROM pg_stat_user_tables "
+                "WHERE relname = 'itsm_ticket'"
+            )
             row = cursor.fetchone()
         return int(row[0]) if row else 0
 
