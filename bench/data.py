@@ -397,6 +397,17 @@ SEARCH_TERMS = [
     "replica failover",
     "webcam",
 ]
+# The terms above by how many tickets match them (100,000 tickets: 3.7-35 % against 0.2-2 %): the search is timed
+# for each kind, since the index and the plan that serve one do not serve the other alike.
+COMMON_SEARCH_TERMS: tuple[str, ...] = ("webcam", "printer", "toner", "phishing", "deadlock", "vpn")
+RARE_SEARCH_TERMS: tuple[str, ...] = (
+    "disk full",
+    "kubernetes pod",
+    "password reset",
+    "mailbox quota",
+    "replica failover",
+    "certificate expired",
+)
 
 
 class TextPool:

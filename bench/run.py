@@ -3,6 +3,7 @@ with wrk, and print the medians with their ratio to the minimal DRF view measure
 
     .venv/bin/python -m bench.run                       # make bench: 1,000,000 tickets, 3 runs of 20 s
     .venv/bin/python -m bench.run --smoke               # make bench-smoke: 20,000 tickets, 1 run of 3 s
+    .venv/bin/python -m bench.run --topology replica-pgbouncer   # reads on a replica, the API behind PgBouncer
 
 Every process it starts (gunicorn and its workers, wrk) is stopped before it exits, on errors and Ctrl-C too.
 Exit status: 0 when every target is met, 1 when one is missed, 2 when the harness itself failed.
@@ -15,95 +16,23 @@ import json
 import os
 import random
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg2
 
 from bench.data import SEARCH_TERMS, TextPool
+from bench.scenarios import NAMES, SCENARIOS, Outcome, Scenario, table
 from bench.seed import BENCH_AGENT, BENCH_PASSWORD, BENCH_REQUESTER, DEFAULT_URL
 from bench.server import Server, server_env
+from bench.topology import Topology
 
 LUA = Path(__file__).resolve().parent / "lua"
-LATENCY_TARGETS_MS = {
-    "list": 50.0,
-    "filtered": 50.0,
-    "search": 50.0,
-    "detail": 50.0,
-    "create": 100.0,
-}
-# The portal's pages have no latency target under this load: theirs is 50 ms of server time, which
-# bench/portal_bench.py measures (`make bench-portal`); here they show what they cost next to the API.
-INTAKE_TARGET_ALERTS_PER_S = 500.0
-CEILING_SHARE = 0.5
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    path: str
-    script: str
-    title: str
-    token: bool = True  # sends the agent's knox token
-    api: bool = True  # held to the 50 % of the minimal DRF view
-    session: bool = False  # sends the bench requester's session cookie (the portal's pages)
-
-
-SCENARIOS = [
-    Scenario("list", "/api/v1/tickets/", "get.lua", "ticket list (default page)"),
-    Scenario(
-        "filtered",
-        "/api/v1/tickets/?status=open&priority=high&ordering=-created_at",
-        "get.lua",
-        "filtered list (status, priority, newest first)",
-    ),
-    Scenario("search", "/api/v1/tickets/", "search.lua", "full-text search"),
-    Scenario("detail", "/api/v1/tickets/", "detail.lua", "ticket detail (random id)"),
-    Scenario("create", "/api/v1/tickets/", "create.lua", "ticket create (POST)"),
-    Scenario("transition", "/api/v1/incidents/", "transition.lua", "incident transition (POST)"),
-    Scenario("intake", "/api/v1/alerts/alertmanager/", "intake.lua", "Alertmanager intake", token=False),
-    Scenario(
-        "portal-list",
-        "/portal/?state=all",
-        "get.lua",
-        "portal: my tickets",
-        token=False,
-        api=False,
-        session=True,
-    ),
-    Scenario(
-        "portal-ticket",
-        "/portal/",
-        "portal.lua",
-        "portal: a ticket",
-        token=False,
-        api=False,
-        session=True,
-    ),
-    Scenario("health", "/health/", "get.lua", "/health/", token=False, api=False),
-    Scenario("django", "/bench/django/tickets/", "get.lua", "ceiling: bare Django view", token=False, api=False),
-    Scenario("drf", "/bench/drf/tickets/", "get.lua", "ceiling: minimal DRF list view", token=False, api=False),
-]
-NAMES = [s.name for s in SCENARIOS]
-
-
-@dataclass
-class Outcome:
-    scenario: Scenario
-    runs: list[dict[str, float]] = field(default_factory=list)
-
-    def median(self, key: str) -> float:
-        return statistics.median(run[key] for run in self.runs)
-
-    def errors(self) -> int:
-        keys = ("non2xx", "connect_errors", "read_errors", "write_errors", "timeouts")
-        return int(sum(run[key] for run in self.runs for key in keys))
 
 
 class Bench:
@@ -159,7 +88,9 @@ class Bench:
     def wrk(self, scenario: Scenario, seconds: float, workdir: Path) -> dict[str, float]:
         script = workdir / f"{scenario.name}.lua"
         script.write_text((LUA / "report.lua").read_text() + "\n" + (LUA / scenario.script).read_text())
-        env = {**os.environ, **self.env}
+        env = {**os.environ, **self.env, "BENCH_PATH": scenario.path}
+        if scenario.terms:
+            env["BENCH_TERMS"] = ",".join(scenario.terms)
         if scenario.name == "transition":
             env["BENCH_INCIDENTS"] = self.incident_pool()
         command = [
@@ -219,50 +150,19 @@ class Bench:
 def forget_created_tickets(cursor: Any, highest: int) -> None:
     """Delete the tickets an earlier run's create scenario added (with their comments and events), so a reused
     database starts every run as seeded: they would be the newest rows every list and search reads first."""
-    cursor.execute("DELETE FROM itsm_event WHERE ticket_id > %s", [highest])
-    cursor.execute("DELETE FROM itsm_comment WHERE ticket_id > %s", [highest])
+    # Every row that refers to those tickets first (events, comments, ticket notices, ...), found in the catalog.
+    cursor.execute(
+        "SELECT c.conrelid::regclass::text, a.attname FROM pg_constraint c "
+        "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+        "WHERE c.contype = 'f' AND c.confrelid = 'itsm_ticket'::regclass AND c.conrelid <> c.confrelid"
+    )
+    for referring, column in cursor.fetchall():
+        cursor.execute(f'DELETE FROM {referring} WHERE "{column}" > %s', [highest])  # noqa: S608 (names from the catalog)
+    cursor.execute("UPDATE itsm_ticket SET follow_up_of_id = NULL WHERE follow_up_of_id > %s", [highest])
     cursor.execute("DELETE FROM itsm_ticket WHERE id > %s", [highest])
     if cursor.rowcount:
         print(f"deleted {cursor.rowcount} tickets created by an earlier run", flush=True)
         cursor.execute("VACUUM ANALYZE itsm_ticket")
-
-
-def table(outcomes: list[Outcome], args: argparse.Namespace) -> tuple[str, list[str]]:
-    """The results table (Markdown) and the targets that were missed."""
-    by_name = {o.scenario.name: o for o in outcomes}
-    ceiling = by_name.get("drf")
-    lines = [
-        "| scenario | req/s | p50 ms | p95 ms | p99 ms | errors | vs minimal DRF | target |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    missed: list[str] = []
-    for outcome in outcomes:
-        s = outcome.scenario
-        rps, p95 = outcome.median("rps"), outcome.median("p95_ms")
-        # The median of each round's ratio: both sides of a ratio were measured minutes apart at most.
-        share = None
-        if ceiling is not None:
-            share = statistics.median(a["rps"] / b["rps"] for a, b in zip(outcome.runs, ceiling.runs, strict=True))
-        ratio = f"{share:.2f}" if share is not None else "-"
-        checks = []
-        if s.name in LATENCY_TARGETS_MS:
-            checks.append((f"p95 ≤ {LATENCY_TARGETS_MS[s.name]:g} ms", p95 <= LATENCY_TARGETS_MS[s.name]))
-        if s.api and share is not None:
-            checks.append(("≥ 0.5 of DRF", share >= CEILING_SHARE))
-        if s.name == "intake":
-            alerts = rps * args.alerts_per_delivery
-            checks.append(
-                (f"{alerts:.0f} alerts/s ≥ {INTAKE_TARGET_ALERTS_PER_S:g}", alerts >= INTAKE_TARGET_ALERTS_PER_S)
-            )
-        if outcome.errors():
-            checks.append(("no errors", False))
-        verdict = ", ".join(f"{text} {'ok' if ok else 'MISSED'}" for text, ok in checks) or "-"
-        missed += [f"{s.name}: {text}" for text, ok in checks if not ok]
-        lines.append(
-            f"| {s.title} | {rps:.0f} | {outcome.median('p50_ms'):.1f} | {p95:.1f} | {outcome.median('p99_ms'):.1f} "
-            f"| {outcome.errors()} | {ratio} | {verdict} |"
-        )
-    return "\n".join(lines), missed
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -287,6 +187,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--soak", type=float, default=0, help="Then load the list this many seconds, sampling RSS.")
     parser.add_argument("--json", type=Path, help="Also write every run's figures here.")
     parser.add_argument(
+        "--topology",
+        choices=["direct", "replica-pgbouncer"],
+        default="direct",
+        help="direct: the API on --database-url's server. replica-pgbouncer: a primary of its own (initdb, seeded "
+        "with --database-url's database name), a streaming replica for the reads that tolerate lag, and the API "
+        "behind PgBouncer in transaction pooling (bench/topology.py).",
+    )
+    parser.add_argument(
+        "--cluster-dir", type=Path, help="replica-pgbouncer: keep the primary here between runs (else a temporary one)."
+    )
+    parser.add_argument(
         "--smoke", action="store_true", help="20,000 tickets, 1 round of 3 s, 1 s warm-up; fails only on errors."
     )
     args = parser.parse_args(argv)
@@ -304,17 +215,36 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     started = time.monotonic()
+    topology = None
+    if args.topology == "replica-pgbouncer":
+        topology = Topology(args.cluster_dir, database=urlsplit(args.database_url).path.strip("/"))
+    try:
+        return _run(args, topology, started)
+    finally:
+        if topology is not None:
+            left = topology.stop()
+            if left:
+                raise RuntimeError(f"processes left behind in groups {left}")
+            print("primary, replica and PgBouncer stopped")
+
+
+def _run(args: argparse.Namespace, topology: Topology | None, started: float) -> int:
+    if topology is not None:
+        args.database_url = topology.start_primary()
     if not args.skip_seed:
         seed = [sys.executable, "-m", "bench.seed", "--database-url", args.database_url]
         seed += ["--tickets", str(args.tickets), "--incidents", str(args.incidents)] + (
             ["--reuse"] if args.reuse else []
         )
         subprocess.run(seed, check=True, cwd=Path(__file__).resolve().parent.parent)
+    databases = topology.start_replica_and_bouncer() if topology is not None else {}
+    if topology is not None:
+        print(topology.describe(), flush=True)
     chosen = [s for s in SCENARIOS if s.name in args.scenarios.split(",")]
     with tempfile.TemporaryDirectory(prefix="itsm-bench-") as work:
         workdir = Path(work)
         env = server_env(args.database_url, args.redis_url, args.port, args.workers, workdir / "metrics")
-        server = Server(env, workdir / "gunicorn.log")
+        server = Server({**env, **databases}, workdir / "gunicorn.log")
         try:
             server.start()
             bench = Bench(args, server)
@@ -322,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
             rss_start = server.rss_mb()
             outcomes = bench.measure(chosen, workdir)
             rss_end = server.rss_mb()
+            if topology is not None:
+                args.replica_reads = topology.replica_reads()
             soak = bench.soak(args.soak, workdir) if args.soak else []
         except BaseException:
             print(f"gunicorn log (tail):\n{_tail(workdir / 'gunicorn.log')}", file=sys.stderr)
@@ -342,10 +274,13 @@ def report(
     text, missed = table(outcomes, args)
     print(
         f"\n{args.tickets:,} tickets, {args.incidents:,} incidents; wrk -t{args.threads} -c{args.connections}, "
-        f"{args.runs} rounds of {args.duration:g} s per scenario (medians), gunicorn {args.workers} workers\n"
+        f"{args.runs} rounds of {args.duration:g} s per scenario (medians), gunicorn {args.workers} workers, "
+        f"topology {args.topology}\n"
     )
     print(text)
     print(f"\nRSS per worker (MB) at start: {_mb(rss_start)}; at end: {_mb(rss_end)}")
+    if args.topology != "direct":
+        print(f"ticket rows read on the replica during the run (pg_stat_user_tables): {args.replica_reads:,}")
     for seconds, sizes in soak:
         print(f"  soak {seconds:5.0f} s: {_mb(sizes)}")
     print("\ntargets missed: " + ("; ".join(missed) if missed else "none"))
@@ -355,6 +290,7 @@ def report(
             "scenarios": {o.scenario.name: o.runs for o in outcomes},
             "rss_mb": {"start": rss_start, "end": rss_end, "soak": soak},
             "missed": missed,
+            "replica_rows_returned": getattr(args, "replica_reads", None),
         }
         args.json.write_text(json.dumps(data, indent=2))
     if args.smoke:

@@ -4,6 +4,11 @@ Both answer the first page (25 rows, newest first) with the ticket API's fields,
 filters or pagination links. The DRF view keeps DRF's stock JSON renderer, so the ceiling does not move when
 the platform's renderer changes.
 
+The detail and create ceilings are the stock DRF views of the same work, as a project would write them first: a
+`RetrieveAPIView` and a `CreateAPIView` over a stock `ModelSerializer`, with the project's default authentication
+and permission (the agent's token, IsAuthenticated: a new ticket needs its requester), without the platform's
+visibility rules, ETag, idempotency, SLA clocks, events or notifications.
+
 The portal's ceiling (bench/portal_bench.py): a signed-in requester's open tickets, first page, and one of their
 tickets with its public comments, as minimal DRF views over session authentication: the same rows the portal's
 pages read, without the portal's template, search, SLA facts or timeline.
@@ -12,6 +17,7 @@ pages read, without the portal's template, search, SLA facts or timeline.
 from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from django.views import View
 from rest_framework import generics, serializers
 from rest_framework.authentication import SessionAuthentication
@@ -47,6 +53,39 @@ class MinimalDrfTickets(generics.ListAPIView):
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return Ticket.objects.order_by("-created_at", "-id")[:PAGE]
+
+
+class MinimalDrfTicket(generics.RetrieveAPIView):
+    """GET one ticket by id: the ticket detail scenario's ceiling."""
+
+    renderer_classes = [JSONRenderer]
+    serializer_class = TicketRowSerializer
+    queryset = Ticket.objects.all()
+
+
+class AnonymousMinimalDrfTicket(MinimalDrfTicket):
+    """The same without authentication (as the list ceiling): what the token lookup costs a detail, for reference."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+
+class TicketInputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Ticket
+        fields = ["id", "title", "description", "priority", "category", "service", "requester", "created_at"]
+        read_only_fields = ["id", "requester", "created_at"]
+
+
+class MinimalDrfCreateTicket(generics.CreateAPIView):
+    """POST a ticket with the create scenario's body: the ticket create scenario's ceiling (one INSERT)."""
+
+    renderer_classes = [JSONRenderer]
+    serializer_class = TicketInputSerializer
+
+    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
+        now = timezone.now()
+        serializer.save(requester=self.request.user, created_at=now, updated_at=now)
 
 
 class _Minimal:

@@ -92,12 +92,19 @@ def status(*, fresh: bool = False) -> ReplicaStatus | None:
         return None
     if fresh or _last is None or time.monotonic() - _last.checked_at >= settings.ITSM_REPLICA_CHECK_SECONDS:
         previous, _last = _last, _probe()
+        if not _last.usable:
+            _forget_replayed()
         REPLICA_UP.set(1 if _last.usable else 0)
         REPLICA_LAG.set(_last.lag_seconds if _last.lag_seconds is not None else float("nan"))
         if previous is None or previous.state != _last.state:
             log = logger.info if _last.usable else logger.warning
             log("replica: %s (lag %s s) %s", _last.state, _last.lag_seconds, _last.error)
     return _last
+
+
+def _forget_replayed() -> None:
+    global _replayed
+    _replayed = 0
 
 
 def _write_key(user_id: Any) -> str:
@@ -117,14 +124,34 @@ def remember_write(user: Any) -> None:
     cache.set(_write_key(user.pk), lsn, timeout=settings.ITSM_REPLICA_READ_YOUR_WRITES_SECONDS)
 
 
+# The furthest WAL position this process has seen the replica replay: replay only moves forward, so a write at or
+# before it needs no question to the replica (after a client's write, its every read asked, docs/benchmarks.md).
+# Forgotten whenever the replica is not usable (down, promoted, lagging), in case another server answers next.
+_replayed = 0
+
+
+def _position(lsn: str) -> int:
+    """A pg_lsn's text ("16/B374D848") as a number that orders as the positions do."""
+    high, _, low = lsn.partition("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
 def _replayed_past(lsn: str) -> bool:
+    global _replayed
+    wanted = _position(lsn)
+    if _replayed >= wanted:
+        return True
     try:
         with connections[REPLICA].cursor() as cursor:
-            cursor.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [lsn])
-            return bool(cursor.fetchone()[0])
+            cursor.execute("SELECT pg_last_wal_replay_lsn()::text")
+            (replayed,) = cursor.fetchone()
     except DatabaseError:
         connections[REPLICA].close()
         return False
+    if replayed is None:
+        return False
+    _replayed = max(_replayed, _position(replayed))
+    return _replayed >= wanted
 
 
 def source_for(user: Any) -> str:

@@ -1,7 +1,8 @@
 -- Ticket create: POST a new ticket as the signed-in agent, with a title and a description drawn from the
 -- seeded database's text (BENCH_TITLES, BENCH_DESCRIPTIONS, "|"-separated), so new tickets read like the others
--- and do not skew the search scenario, and a random priority and service.
-local services, titles, descriptions
+-- and do not skew the search scenario, and a random priority and service; to BENCH_PATH (the API or the minimal
+-- DRF view).
+local services, titles, descriptions, path
 local priorities = {"low", "medium", "medium", "high", "critical"}
 
 init = function(args)
@@ -9,6 +10,7 @@ init = function(args)
   services = split(os.getenv("BENCH_SERVICES"), ",")
   titles = split(os.getenv("BENCH_TITLES"), "|")
   descriptions = split(os.getenv("BENCH_DESCRIPTIONS"), "|")
+  path = os.getenv("BENCH_PATH") or "/api/v1/tickets/"
   wrk.headers["Content-Type"] = "application/json"
 end
 
@@ -17,5 +19,5 @@ request = function()
     '{"title": "%s", "description": "%s", "priority": "%s", "category": "request", "service": %s}',
     titles[math.random(#titles)], descriptions[math.random(#descriptions)],
     priorities[math.random(#priorities)], services[math.random(#services)])
-  return wrk.format("POST", "/api/v1/tickets/", nil, body)
+  return wrk.format("POST", path, nil, body)
 end

@@ -1,4 +1,5 @@
--- Full-text search: a random term of BENCH_TERMS (comma separated) per request.
+-- Full-text search: a random term of BENCH_TERMS (comma separated; the scenario's own set when it has one) per
+-- request.
 local terms
 
 init = function(args)

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 
 from itsm import sla
 from itsm.lifecycles import MAINTENANCE_UNDER_WAY_STATUSES
-from itsm.models import Incident, MaintenanceWindow, Service
+from itsm.models import Incident, Service
+from itsm.queries.maintenance import started_windows_of
 
 Pause = tuple[datetime, datetime]
 
@@ -42,11 +43,8 @@ def maintenance_pauses(*, service_id: int) -> list[Pause]:
 
 def maintenance_pauses_for(*, service_ids: Iterable[int]) -> list[Pause]:
     """The maintenance of any of these services (an incident's), as in `maintenance_pauses`; they may overlap."""
-    windows = MaintenanceWindow.objects.filter(services__in=list(service_ids), started_at__isnull=False).distinct()
     pauses = []
-    for started, verifying, aborted, planned in windows.values_list(
-        "started_at", "verifying_at", "cancelled_at", "ends_at"
-    ):
+    for started, verifying, aborted, planned in started_windows_of(list(service_ids)):
         end = verifying or aborted or planned  # an aborted window (cancelled while it ran) ended when cancelled
         if started is not None and end > started:
             pauses.append((started, end))

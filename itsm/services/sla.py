@@ -12,12 +12,13 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Q, Value, When
+from django.db.models import Q
 from django.utils import timezone
 
 from itsm import metrics, sla
 from itsm.lifecycles import TICKET_DONE_STATUSES, TICKET_PAUSED_STATUSES
 from itsm.models import BusinessCalendar, Event, Service, SlaPolicy, Ticket
+from itsm.queries.sla import sla_policy_matching
 from itsm.services.clocks import maintenance_pauses
 from itsm.services.events import event_record, event_record_change
 from itsm.services.ticket_notifications import ticket_notify_sla
@@ -50,25 +51,9 @@ def sla_policy_for(*, service: Service | None, priority: str) -> SlaPolicy:
 
 
 def _policy_for(service_id: int | None, priority: str) -> SlaPolicy:
-    # One row per (policy, scope) that matches, plus the default's rows; the rank orders them by precedence. The
-    # unique constraints of SlaPolicyScope leave at most one policy per rank.
-    cases = [When(scopes__service__isnull=True, scopes__priority=priority, then=Value(2))]
-    matches = Q(scopes__service__isnull=True, scopes__priority=priority)
-    if service_id is not None:
-        cases = [
-            When(scopes__service_id=service_id, scopes__priority=priority, then=Value(0)),
-            When(scopes__service_id=service_id, scopes__priority="", then=Value(1)),
-            *cases,
-        ]
-        matches |= Q(scopes__service_id=service_id, scopes__priority__in=[priority, ""])
-    policy = (
-        SlaPolicy.objects.select_related("calendar")
-        .filter(matches | Q(is_default=True))
-        .annotate(rank=Case(*cases, default=Value(3)))
-        .order_by("rank", "id")
-        .first()
-    )
-    # No row at all means no default yet either: make it (without asking for it a second time).
+    # One statement written once (itsm.queries.sla): the unique constraints of SlaPolicyScope leave at most one
+    # policy per rank. No row at all means no default yet either: make it (without asking for it a second time).
+    policy = sla_policy_matching(service_id, priority)
     return policy if policy is not None else _default_made()
 
 

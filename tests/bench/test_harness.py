@@ -90,3 +90,35 @@ def test_a_failing_server_start_is_reported_and_leaves_nothing_behind(bench_data
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
     assert "benchmark failed" in done.stderr
     assert "left behind" not in done.stderr
+
+
+@pytest.mark.skipif(
+    shutil.which("pgbouncer") is None and not Path("/usr/sbin/pgbouncer").exists(), reason="PgBouncer is not installed"
+)
+def test_the_replica_and_pgbouncer_topology_serves_reads_from_the_replica_and_stops_everything(
+    tmp_path: Path,
+) -> None:
+    """--topology replica-pgbouncer: a primary, a streaming replica and PgBouncer of the run's own; the list's rows
+    come from the replica, every scenario pairs with its minimal DRF view, and no process is left."""
+    report = tmp_path / "bench.json"
+    scenarios = "list,detail,create,drf,drf-detail,drf-create"
+    command = [sys.executable, "-m", "bench.run", "--topology", "replica-pgbouncer", "--scenarios", scenarios]
+    command += ["--tickets", "400", "--incidents", "60", "--runs", "1", "--duration", "1", "--warmup", "0"]
+    command += ["--connections", "4", "--port", str(free_port()), "--json", str(report)]
+    redis = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")
+    done = subprocess.run(
+        [*command, "--redis-url", redis], cwd=ROOT, capture_output=True, text=True, timeout=400, check=False
+    )
+    assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]
+    data = json.loads(report.read_text())
+    for name, (run,) in data["scenarios"].items():
+        assert run["requests"] > 0, name
+        assert not run["non2xx"] + run["read_errors"] + run["timeouts"], (name, run)
+    # Ticket rows are read on the replica only by the API's lag-tolerant reads: at least one per list request (a
+    # page is 26; a read that found the replica busy or lagging under load goes to the primary instead).
+    assert data["replica_rows_returned"] >= data["scenarios"]["list"][0]["requests"]
+    assert "| ticket detail (random id) |" in done.stdout
+    assert "of drf-detail" in done.stdout
+    assert "of drf-create" in done.stdout
+    assert "primary, replica and PgBouncer stopped" in done.stdout
+    assert "left behind" not in done.stderr
