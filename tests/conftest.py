@@ -12,6 +12,21 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from tests.factories import make_user
+from tests.parallel import (
+    pytest_collection_modifyitems,
+    pytest_unconfigure,
+    pytest_xdist_make_scheduler,
+    pytest_xdist_setupnodes,
+)
+
+# The hooks that give each pytest-xdist worker its own Redis databases and var directory, and group the tests
+# that share a fixture (tests/parallel.py).
+__all__ = [
+    "pytest_collection_modifyitems",
+    "pytest_unconfigure",
+    "pytest_xdist_make_scheduler",
+    "pytest_xdist_setupnodes",
+]
 
 
 @pytest.fixture(autouse=True)
