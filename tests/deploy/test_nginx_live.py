@@ -254,6 +254,7 @@ def test_an_oversized_body_is_refused_before_it_reaches_the_api(platform):
 
 def test_login_attempts_are_rate_limited_per_address(platform):
     statuses = []
+    started = time.monotonic()
     for attempt in range(12):
         response = platform.request(
             "POST", "/api/v1/auth/token/", body={"username": f"nobody{attempt}", "password": "wrong-password"}
@@ -262,9 +263,12 @@ def test_login_attempts_are_rate_limited_per_address(platform):
         if response.status == 429:
             assert response.json()["code"] == "rate_limited"
             assert response.headers["Retry-After"] == "60"
-    # 1 + a burst of 5 pass to the API (which refuses the credentials); the rest stop at Nginx.
+    # 1 + a burst of 5 pass to the API (which refuses the credentials); the rest stop at Nginx. At 10r/m the
+    # bucket gains one request every 6 s: on a machine slow enough to take that long, one more may pass per 6 s.
+    refills = int((time.monotonic() - started) // 6)
     assert 429 not in statuses[:6], statuses
-    assert statuses[6:] == [429] * 6, statuses
+    assert statuses.count(429) >= 6 - refills, statuses
+    assert statuses[6:] == [429] * 6 or refills > 0, statuses
 
 
 def test_requests_still_succeed_with_one_gunicorn_killed(platform, agent_token):
