@@ -13,15 +13,17 @@ from rest_framework.test import APIClient
 
 from tests.factories import make_user
 from tests.parallel import (
+    django_db_modify_db_settings,
     pytest_collection_modifyitems,
     pytest_unconfigure,
     pytest_xdist_make_scheduler,
     pytest_xdist_setupnodes,
 )
 
-# The hooks that give each pytest-xdist worker its own Redis databases and var directory, and group the tests
-# that share a fixture (tests/parallel.py).
+# The hooks that give each pytest-xdist worker its own Redis databases and var directory, group the tests that
+# share a fixture, and start each worker's test database from a migrated template (tests/parallel.py).
 __all__ = [
+    "django_db_modify_db_settings",
     "pytest_collection_modifyitems",
     "pytest_unconfigure",
     "pytest_xdist_make_scheduler",

@@ -157,3 +157,66 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return self._groups.get(nodeid, nodeid)
 
     return GroupScheduling(config, log)
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(
+    django_db_modify_db_settings_parallel_suffix: None, request: pytest.FixtureRequest
+) -> None:
+    """A worker whose test database does not exist yet starts from a copy of a migrated template (test_<name>_template,
+    migrated once under a lock) instead of migrating its own while the other workers migrate theirs; pytest-django
+    then finds it (--reuse-db) and applies only the migrations the template lacks. --create-db drops the template."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if not hasattr(request.config, "workerinput") or "postgresql" not in database["ENGINE"]:
+        return
+    if request.config.getvalue("reuse_db"):
+        _clone_template(database, fresh=bool(request.config.getvalue("create_db")))
+
+
+def _clone_template(database: Any, *, fresh: bool) -> None:
+    import fcntl
+    import subprocess
+
+    import psycopg2
+    from django.conf import settings
+
+    from tests.system.processes import PYTHON, ROOT, base_env
+
+    name = database["TEST"]["NAME"]
+    template = f"{name.rsplit('_gw', 1)[0]}_template"
+    server = {key.lower(): database.get(key) or None for key in ("HOST", "PORT", "USER", "PASSWORD")}
+    server.update({key.lower(): value for key, value in settings.ITSM_DIRECT_DATABASE.items()})  # past PgBouncer
+    connection = psycopg2.connect(dbname="postgres", **server)
+    connection.autocommit = True
+    lock = Path(tempfile.gettempdir()) / f"itsm-test-{template}.lock"
+    try:
+        with connection.cursor() as cursor, lock.open("a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)  # one worker migrates the template, the others wait for it
+            exists = "SELECT 1 FROM pg_database WHERE datname = %s"
+            if fresh:
+                cursor.execute(f'DROP DATABASE IF EXISTS "{template}"')
+                return
+            cursor.execute(exists, [name])
+            if cursor.fetchone():
+                return
+            cursor.execute(exists, [template])
+            if not cursor.fetchone():
+                cursor.execute(f'CREATE DATABASE "{template}"')
+                password = f":{server['password']}" if server["password"] else ""
+                host = f"{server['host'] or '127.0.0.1'}:{server['port'] or 5432}"
+                migrate = subprocess.run(
+                    [PYTHON, "manage.py", "migrate", "--noinput"],
+                    env=base_env(DATABASE_URL=f"postgres://{server['user']}{password}@{host}/{template}"),
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+                if migrate.returncode != 0:
+                    cursor.execute(f'DROP DATABASE IF EXISTS "{template}"')
+                    raise RuntimeError(f"migrating {template} failed:\n{migrate.stdout}\n{migrate.stderr}")
+            cursor.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        connection.close()
