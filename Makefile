@@ -8,7 +8,10 @@ STAMP := $(VENV)/.installed
 
 # Tests run on PostgreSQL and Redis on 127.0.0.1 unless the environment says otherwise.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/itsm_db
-TEST_REDIS_URL ?= redis://127.0.0.1:6379/14
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/8
+# `make test` runs the suite in this many pytest-xdist workers, each with its own test database, Redis databases
+# and var directory (tests/parallel.py); TEST_WORKERS=0 runs it in one process, one test after another.
+TEST_WORKERS ?= 4
 
 .DEFAULT_GOAL := help
 
@@ -37,9 +40,9 @@ run: venv ## Start the API (127.0.0.1:8000, PORT overrides), a Celery worker and
 		ITSM_LOG_FORMAT=$${ITSM_LOG_FORMAT:-plain} exec $(PY) scripts/run_platform.py
 
 .PHONY: test
-test: venv ## Run the test suite against PostgreSQL and Redis (DATABASE_URL and REDIS_URL override)
+test: venv ## Run the test suite in TEST_WORKERS parallel workers (0: serially) against PostgreSQL and Redis
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
-		$(BIN)/pytest $(PYTEST_ARGS)
+		$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: venv ## ruff lint and format check

@@ -12,6 +12,23 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from tests.factories import make_user
+from tests.parallel import (
+    django_db_modify_db_settings,
+    pytest_collection_modifyitems,
+    pytest_unconfigure,
+    pytest_xdist_make_scheduler,
+    pytest_xdist_setupnodes,
+)
+
+# The hooks that give each pytest-xdist worker its own Redis databases and var directory, group the tests that
+# share a fixture, and start each worker's test database from a migrated template (tests/parallel.py).
+__all__ = [
+    "django_db_modify_db_settings",
+    "pytest_collection_modifyitems",
+    "pytest_unconfigure",
+    "pytest_xdist_make_scheduler",
+    "pytest_xdist_setupnodes",
+]
 
 
 @pytest.fixture(autouse=True)

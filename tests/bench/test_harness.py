@@ -51,7 +51,7 @@ def test_the_harness_loads_every_scenario_without_errors_and_stops_everything(
     command = [sys.executable, "-m", "bench.run", "--database-url", bench_database, *SIZES]
     command += ["--runs", "1", "--duration", "1", "--warmup", "0", "--connections", "4"]
     command += ["--incident-pool", "40", "--alert-groups", "20", "--port", str(free_port()), "--json", str(report)]
-    redis = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")
+    redis = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/8")
     done = subprocess.run(
         [*command, "--redis-url", redis], cwd=ROOT, capture_output=True, text=True, timeout=240, check=False
     )

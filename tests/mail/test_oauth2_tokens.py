@@ -18,6 +18,7 @@ import pytest
 from itsm.mail.imap import MailboxUnavailable, OAuth2Client
 from itsm.services import mail_oauth2
 from itsm.services.mail_oauth2 import mail_oauth2_token
+from tests.system.processes import free_port
 
 SECRET = "s3cret+with/odd=chars~"
 
@@ -164,9 +165,7 @@ def test_every_failure_of_the_endpoint_is_one_sentence(
 
 
 def test_nothing_listening_is_a_clear_error() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nothing listens there, and no other test is handed it
     client = OAuth2Client(token_url=f"http://127.0.0.1:{port}/token", client_id="c", client_secret=SECRET)
 
     with pytest.raises(

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -25,10 +28,59 @@ BIN = Path(PYTHON).parent
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 
 
-def free_port() -> int:
+# Ports handed out by free_port(), each locked (flock) in this directory while the process that took it lives: no
+# other test process on the machine (another xdist worker, another checkout's run) is handed the same one.
+PORT_LOCKS = Path(tempfile.gettempdir()) / "itsm-test-ports"
+_held_ports: list[int] = []  # the lock files' descriptors, closed (and the locks dropped) when the process exits
+
+
+def _ephemeral_floor() -> int:
+    """Where the kernel's range for outgoing connections starts: ports below it are never taken by a client."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _lock(port: int) -> bool:
+    PORT_LOCKS.mkdir(exist_ok=True)
+    with contextlib.suppress(PermissionError):
+        PORT_LOCKS.chmod(0o1777)  # shared by every user's test runs, like /tmp
+    fd = os.open(PORT_LOCKS / str(port), os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _held_ports.append(fd)
+    return True
+
+
+def free_port() -> int:
+    """A loopback port that nothing listens on and no other test process is handed while this one runs.
+
+    Chosen below the kernel's range for outgoing connections (so a client's connection cannot take it before the
+    server binds it) and locked for this process's life (so no parallel test, in this run or another, gets it)."""
+    low, high = 10000, _ephemeral_floor()
+    for _ in range(200):
+        if high - low < 1000:  # an unusual port range: the kernel's choice, still locked
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+        else:
+            port = random.randrange(low, high)
+        if _bindable(port) and _lock(port):
+            return port
+    raise AssertionError("no free loopback port found in 200 tries")
 
 
 def http(
@@ -62,10 +114,21 @@ def http(
         return status, headers, text
 
 
+def pauses(longest: float) -> Iterator[float]:
+    """The pauses of a polling loop: short at first (most waits end within a fraction of a second), then growing
+    to `longest` (a long wait does not poll a busy machine 20 times a second)."""
+    pause = 0.05
+    while True:
+        yield pause
+        pause = min(longest, pause * 1.5)
+
+
 def wait_for(url: str, timeout: float, expect: int = 200) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
-    while time.monotonic() < deadline:
+    for pause in pauses(0.3):
+        if time.monotonic() >= deadline:
+            break
         try:
             status, _, body = http("GET", url, timeout=2)
             if status == expect:
@@ -73,18 +136,20 @@ def wait_for(url: str, timeout: float, expect: int = 200) -> Any:
             last = (status, body)
         except OSError as error:
             last = error
-        time.sleep(0.3)
+        time.sleep(pause)
     raise AssertionError(f"{url} did not answer {expect} within {timeout} s; last: {last}")
 
 
 def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
     """Poll `check` until it returns something truthy (and return that), or fail saying `what` did not happen."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    for pause in pauses(0.5):
+        if time.monotonic() >= deadline:
+            break
         found = check()
         if found:
             return found
-        time.sleep(0.5)
+        time.sleep(pause)
     raise AssertionError(f"not within {timeout} s: {what}")
 
 
@@ -175,8 +240,6 @@ def _postgres_user() -> dict[str, Any]:
 
 def postgres_owned_dir(prefix: str) -> Path:
     """A fresh directory the PostgreSQL binaries may write to (pytest's tmp_path is private to root)."""
-    import tempfile
-
     path = Path(tempfile.mkdtemp(prefix=prefix))
     path.chmod(0o755)
     if os.geteuid() == 0:
