@@ -19,7 +19,7 @@ CONFIGURATION_DOC = ROOT / "docs" / "configuration.md"
 
 NAME = r"([A-Z][A-Z0-9_]*)"
 # env_str("X"), env_bool("X", ...), env_int('X', ...) and the other typed helpers of itsm_project/env.py.
-SETTINGS_READ = re.compile(r"\benv_(?:str|bool|int|float|list|secret)\(\s*[\"']" + NAME + r"[\"']")
+SETTINGS_READ = re.compile(r"\benv_(?:str|bool|int|float|list|secrets?)\(\s*[\"']" + NAME + r"[\"']")
 SETTINGS_SECRET = re.compile(r"\benv_secrets?\(\s*[\"']" + NAME + r"[\"']")
 # os.environ.get("X"), os.environ["X"], os.getenv("X") in plain Python files.
 OS_ENVIRON_READ = re.compile(r"os\.(?:environ\.get\(|environ\[|getenv\()\s*[\"']" + NAME + r"[\"']")

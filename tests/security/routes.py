@@ -50,6 +50,12 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("api-root", "GET"): Op("public"),
     ("admin", "GET"): Op("session"),
     ("portal", "GET"): Op("session"),
+    # Single sign-on (itsm/portal/single_sign_on.py): anyone may start one or come back from the provider; a 404
+    # while no provider is configured. Signing out ends whatever session there is.
+    ("oidc_authentication_init", "GET"): Op("public"),
+    ("oidc_authentication_callback", "GET"): Op("public"),
+    ("oidc_logout", "GET"): Op("public"),
+    ("oidc_logout", "POST"): Op("public"),
     ("auth-token", "POST"): Op("public"),
     ("auth-logout", "POST"): S,
     ("auth-logoutall", "POST"): S,
