@@ -423,6 +423,11 @@ ITSM_DEPLOYMENT_SECRETS = {
         "ALERTMANAGER_PAGER_TOKEN",
         "ALERTMANAGER_PAGER_URL",
         "ALERTMANAGER_DEADMAN_URL",
+        # docker compose's pgBackRest repository (docker/postgres/, the `pgbackrest` service).
+        "BACKUP_PITR_S3_BUCKET",
+        "BACKUP_PITR_S3_KEY",
+        "BACKUP_PITR_S3_KEY_SECRET",
+        "PGBACKREST_CIPHER_PASS",
     )
 }
 # How many times an unacknowledged incident walks its whole escalation chain before paging stops.
