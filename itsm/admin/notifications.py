@@ -17,8 +17,32 @@ from itsm.models import DeliveryAttempt, Notification, NotificationChannel, Noti
 from itsm.models.notifications import DELIVERY_FIELDS
 from itsm.notifiers.ssrf import validate_webhook_url
 from itsm.services import ticket_notifications
-from itsm.services.notification_channels import notification_channel_check, target_display
+from itsm.services.notification_channels import (
+    ROTATION_WINDOW,
+    Signed,
+    notification_channel_check,
+    target_display,
+    webhook_secret_rotate,
+)
 from itsm.services.notifications import notification_redeliver
+
+
+def rotate_secrets(admin_site: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+    """The admin action of both webhook admins: a new secret each, the former one signing beside it for a day."""
+    rotated: list[Signed] = [webhook_secret_rotate(signed=signed) for signed in queryset]
+    if rotated:
+        until = max(signed.previous_secret_expires_at or timezone.now() for signed in rotated)
+        admin_site.message_user(
+            request,
+            f"{len(rotated)} signing secret(s) rotated: open each to copy the new secret to its receiver. The former "
+            f"secrets sign beside them until {until:%Y-%m-%d %H:%M} UTC.",
+            messages.SUCCESS,
+        )
+
+
+ROTATE_DESCRIPTION = (
+    f"Rotate the signing secret (the former one signs beside it for {ROTATION_WINDOW.total_seconds() / 3600:g} hours)"
+)
 
 LOG_FIELDS = (
     "channel",
@@ -99,6 +123,12 @@ class WebhookEndpointAdmin(AdminRolePermissions, admin.ModelAdmin):
     list_filter = ["kind", "enabled", "team"]
     search_fields = ["name"]
     list_select_related = ["team"]
+    readonly_fields = ["previous_secret_expires_at"]
+    actions = ["rotate_secret"]
+
+    @admin.action(description=ROTATE_DESCRIPTION)
+    def rotate_secret(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        rotate_secrets(self, request, queryset.filter(kind=WebhookEndpoint.Kind.WEBHOOK))
 
     @admin.display(description="URL")
     def shown_url(self, endpoint: WebhookEndpoint) -> str:
@@ -137,6 +167,12 @@ class NotificationChannelAdmin(AdminRolePermissions, admin.ModelAdmin):
     list_filter = ["channel", "enabled"]
     search_fields = ["user__username", "user__email"]
     list_select_related = ["user"]
+    readonly_fields = ["previous_secret_expires_at"]
+    actions = ["rotate_secret"]
+
+    @admin.action(description=ROTATE_DESCRIPTION)
+    def rotate_secret(self, request: HttpRequest, queryset: QuerySet[NotificationChannel]) -> None:
+        rotate_secrets(self, request, queryset.filter(channel=Notification.Channel.WEBHOOK))
 
     @admin.display(description="target")
     def shown_target(self, channel: NotificationChannel) -> str:

@@ -3,6 +3,7 @@ own ways to be told)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import django_filters
@@ -24,12 +25,19 @@ from rest_framework.views import APIView
 
 from itsm.api.filters import StableOrderingFilter, UtcDateTimeFilter
 from itsm.api.strict import BooleanFilter, FilterBackend, IdFilter, StrictModelSerializer, StrictSerializer
+from itsm.exceptions import InvalidInput
 from itsm.models import DeliveryAttempt, Notification, NotificationChannel
 from itsm.models.notifications import DELIVERY_FIELDS
 from itsm.queries.notifications import notifications_visible_to
 from itsm.services import notifications as notification_services
 from itsm.services import ticket_notifications
-from itsm.services.notification_channels import notification_channel_check, target_display
+from itsm.services.notification_channels import (
+    MAX_ROTATION_WINDOW,
+    ROTATION_WINDOW,
+    notification_channel_check,
+    target_display,
+    webhook_secret_rotate,
+)
 
 
 class NotificationFilter(django_filters.FilterSet):
@@ -174,6 +182,24 @@ CHANNEL_REQUEST = PolymorphicProxySerializer(
 )
 
 
+class SecretRotationSerializer(StrictSerializer):
+    window_hours = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=int(MAX_ROTATION_WINDOW.total_seconds() // 3600),
+        default=int(ROTATION_WINDOW.total_seconds() // 3600),
+        help_text="How long the former secret keeps signing beside the new one (0: it stops at once).",
+    )
+
+
+class RotatedSecretSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    secret = serializers.CharField(help_text="The new signing secret: give it to the receiver.")
+    previous_secret_expires_at = serializers.DateTimeField(
+        allow_null=True, help_text="Until then deliveries carry a second signature, made with the former secret."
+    )
+
+
 class NotificationChannelFilter(django_filters.FilterSet):
     channel = django_filters.ChoiceFilter(choices=Notification.Channel.choices)
     enabled = BooleanFilter()
@@ -214,6 +240,21 @@ class NotificationChannelViewSet(
 
     def perform_create(self, serializer: serializers.BaseSerializer) -> None:
         serializer.save(user=self.request.user)
+
+    @extend_schema(
+        request=SecretRotationSerializer,
+        responses={200: RotatedSecretSerializer},
+        summary="Give one of your webhook channels a new signing secret, the former one signing beside it a while",
+    )
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request: Request, pk: str | None = None) -> Response:
+        channel = self.get_object()
+        body = SecretRotationSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if channel.channel != Notification.Channel.WEBHOOK:
+            raise InvalidInput({"channel": ["Only webhook channels are signed; this one has no secret to rotate."]})
+        rotated = webhook_secret_rotate(signed=channel, window=timedelta(hours=body.validated_data["window_hours"]))
+        return Response(RotatedSecretSerializer(rotated).data)
 
 
 # --- /api/v1/me/notification-preferences/ ------------------------------------------------------------------------

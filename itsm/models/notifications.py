@@ -114,6 +114,9 @@ class NotificationChannel(models.Model):
     enabled = models.BooleanField(default=True)
     # Signs the user's own webhooks (X-ITSM-Signature); unused for e-mail and Slack.
     secret = models.CharField(max_length=100, default=generate_secret)
+    # After a rotation, the former secret also signs deliveries until it expires (services/webhook_secrets.py).
+    previous_secret = models.CharField(max_length=100, blank=True, default="")
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -142,6 +145,12 @@ class WebhookEndpoint(models.Model):
     url = models.CharField(max_length=500, help_text="http(s) only; private and loopback addresses are refused.")
     secret = models.CharField(
         max_length=100, default=generate_secret, help_text="Signs the body (X-ITSM-Signature); give it to the receiver."
+    )
+    previous_secret = models.CharField(
+        max_length=100, blank=True, default="", help_text="The secret before the last rotation, until it expires."
+    )
+    previous_secret_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Until then each delivery carries a signature with the former secret too."
     )
     enabled = models.BooleanField(default=True)
     team = models.ForeignKey(

@@ -36,6 +36,8 @@ class Message:
     payload: dict[str, Any] = field(default_factory=dict)
     # The HMAC key for signed webhooks; empty for other channels.
     secret: str = ""
+    # During a secret rotation's window, the former key: the webhook then carries a signature with each.
+    previous_secret: str = ""
     # E-mail: the HTML alternative and the thread headers (Message-ID, In-Reply-To, References).
     html_body: str = ""
     headers: dict[str, str] = field(default_factory=dict)

@@ -20,6 +20,7 @@ from itsm import databases, metrics
 from itsm.models import DeliveryAttempt, Notification
 from itsm.notifiers import email, slack, webhook
 from itsm.notifiers.base import DeliveryError, Message, PermanentError, Sent, TransientError
+from itsm.services.notification_channels import signing_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -152,11 +153,10 @@ def retry_delay(attempt: int) -> timedelta:
 
 
 def _message(notification: Notification) -> Message:
-    secret = ""
-    if notification.endpoint is not None:
-        secret = notification.endpoint.secret
-    elif notification.user_channel is not None:
-        secret = notification.user_channel.secret
+    secret, previous_secret = "", ""
+    signed = notification.endpoint or notification.user_channel
+    if signed is not None:
+        secret, previous_secret = signing_secrets(signed)
     return Message(
         notification_id=notification.pk,
         target=notification.target,
@@ -166,6 +166,7 @@ def _message(notification: Notification) -> Message:
         urgent=notification.urgent,
         payload=dict(notification.payload or {}),
         secret=secret,
+        previous_secret=previous_secret,
         html_body=notification.html_body,
         headers={str(name): str(value) for name, value in (notification.headers or {}).items()},
     )

@@ -69,6 +69,7 @@ WRITES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("post", "/api/v1/notification-channels/"): ("rita", {"channel": "email", "target": "rita2@example.com"}),
     ("put", "/api/v1/notification-channels/{id}/"): ("rita", {"channel": "email", "target": "rita3@example.com"}),
     ("patch", "/api/v1/notification-channels/{id}/"): ("rita", {"enabled": False}),
+    ("post", "/api/v1/notification-channels/{id}/rotate-secret/"): ("rita", {"window_hours": 1}),
 }
 COLLECTION_OBJECTS = {
     "tickets": "ticket",
@@ -230,6 +231,8 @@ def _reread(client: APIClient, url: str, method: str, response: Any) -> Any:
         return client.get(url).json()
     if url.endswith("/transition/"):
         return client.get(url.removesuffix("transition/")).json()
+    if url.endswith("/rotate-secret/"):
+        return client.get(url.removesuffix("rotate-secret/")).json()
     detail = url if method != "post" else f"{url}{body['id']}/"
     return client.get(detail).json()
 
