@@ -39,15 +39,15 @@ class Command(BaseCommand):
         self.stderr.write(f"Rotated the signing secret of {signed}: {note}.")
 
     def _target(self, channel_id: int | None, endpoint: str | None) -> Signed:
-        if (channel_id is None) == (endpoint is None):
-            raise CommandError("Name one webhook: a channel id, or --endpoint <name>.")
-        if endpoint is not None:
+        if endpoint is not None and channel_id is None:
             found = WebhookEndpoint.objects.filter(name=endpoint).first()
             if found is None:
                 raise CommandError(f"No webhook endpoint is named {endpoint!r}.")
             if found.kind != WebhookEndpoint.Kind.WEBHOOK:
                 raise CommandError(f"The endpoint {endpoint!r} is a Slack webhook: it is not signed.")
             return found
+        if channel_id is None or endpoint is not None:
+            raise CommandError("Name one webhook: a channel id, or --endpoint <name>.")
         channel = NotificationChannel.objects.filter(pk=channel_id).select_related("user").first()
         if channel is None:
             raise CommandError(f"No notification channel has the id {channel_id}.")
