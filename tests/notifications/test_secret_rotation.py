@@ -195,3 +195,16 @@ def test_the_helper_refuses_an_old_timestamp_a_garbled_header_and_an_empty_secre
     assert not webhook.verify("old", timestamp, header.replace(",", ";"), body, now=1774692000)
     assert not webhook.verify("", timestamp, header, body, now=1774692000)
     assert not webhook.verify("new", timestamp, header, body + b" ", now=1774692000)
+
+
+def test_the_admin_action_rotates_users_webhook_channels_and_passes_over_their_e_mail(operator: Any, agent: Any):
+    hook = NotificationChannel.objects.create(user=agent, channel="webhook", target="https://hooks.example.com/a")
+    mail = NotificationChannel.objects.create(user=agent, channel="email", target="alice@example.com")
+    response = operator.post(
+        "/admin/itsm/notificationchannel/",
+        {"action": "rotate_secret", "_selected_action": [hook.pk, mail.pk]},
+        follow=True,
+    )
+    assert "1 signing secret(s) rotated" in response.content.decode()
+    assert NotificationChannel.objects.get(pk=hook.pk).previous_secret == hook.secret
+    assert NotificationChannel.objects.get(pk=mail.pk).secret == mail.secret
