@@ -137,6 +137,7 @@ def _secrets() -> dict[str, str]:
         "REDIS_URL": redis_password,
         "EMAIL_URL": str(settings.EMAIL_HOST_PASSWORD),
         "ITSM_ALERTMANAGER_TOKEN": settings.ITSM_ALERTMANAGER_TOKEN,
+        "ITSM_METRICS_TOKEN": settings.ITSM_METRICS_TOKEN,
         "ITSM_MAIL_INBOX_URL": _url_password(settings.ITSM_MAIL_INBOX_URL),
         "ITSM_MAIL_OAUTH2_CLIENT_SECRET": settings.ITSM_MAIL_OAUTH2_CLIENT_SECRET,
         "BACKUP_S3_ACCESS_KEY_ID": settings.BACKUP_S3_ACCESS_KEY_ID,
@@ -175,6 +176,12 @@ REQUIRED_IN_PRODUCTION = [
         "every PromQL check of a maintenance window fails.",
         "Set PROMETHEUS_URL=http://prometheus:9090.",
         "itsm.E009",
+    ),
+    (
+        "ITSM_METRICS_TOKEN",
+        "/metrics answers only loopback callers, so Prometheus scrapes nothing.",
+        "Set ITSM_METRICS_TOKEN (or its _FILE) to the bearer token Prometheus sends (`openssl rand -hex 24`).",
+        "itsm.E026",
     ),
 ]
 

@@ -412,6 +412,11 @@ ITSM_JOB_GRACE_SECONDS = env_int("ITSM_JOB_GRACE_SECONDS", 300)
 ITSM_ALERTMANAGER_TOKEN = env_secret("ITSM_ALERTMANAGER_TOKEN")
 # Tokens it replaced, still accepted while Alertmanager is moved to the new one (docs/runbooks/rotate-secrets.md).
 ITSM_ALERTMANAGER_TOKEN_FALLBACKS = env_secrets("ITSM_ALERTMANAGER_TOKEN_FALLBACKS")
+# GET /metrics wants `Authorization: Bearer <ITSM_METRICS_TOKEN>`. Unset: only loopback callers get /metrics
+# (`make run`); `check --deploy` refuses it (itsm.E026).
+ITSM_METRICS_TOKEN = env_secret("ITSM_METRICS_TOKEN")
+# Tokens it replaced, still accepted while Prometheus is moved to the new one (docs/runbooks/rotate-secrets.md).
+ITSM_METRICS_TOKEN_FALLBACKS = env_secrets("ITSM_METRICS_TOKEN_FALLBACKS")
 # Secrets of the services around the platform, which compose's .env hands to the app too: `check --deploy`
 # refuses their placeholders (itsm.E005).
 ITSM_DEPLOYMENT_SECRETS = {

@@ -46,6 +46,7 @@ PRODUCTION_ENV = {
     # Without these check --deploy refuses to start (itsm.E006-E009; tests/test_production_checks.py).
     "EMAIL_URL": "smtp://itsm:" + secrets.token_hex(12) + "@mail.example.com:587/?tls=true",
     "ITSM_ALERTMANAGER_TOKEN": secrets.token_hex(24),
+    "ITSM_METRICS_TOKEN": secrets.token_hex(24),
     "ALERTMANAGER_URL": "http://alertmanager:9093",
     "PROMETHEUS_URL": "http://prometheus:9090",
     # Without it the archives would be stored in the clear (itsm.E025); a fixed, valid age key.

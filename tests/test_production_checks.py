@@ -26,6 +26,7 @@ REAL = {
     # The host may say example: only the password is a secret.
     "EMAIL_HOST_PASSWORD": "a-real-password",
     "ITSM_ALERTMANAGER_TOKEN": secrets.token_hex(24),
+    "ITSM_METRICS_TOKEN": secrets.token_hex(24),
     "ALERTMANAGER_URL": "http://alertmanager:9093",
     "PROMETHEUS_URL": "http://prometheus:9090",
     "ITSM_MAIL_INBOX_URL": "imaps://support%40example.com:app-password@imap.example.com:993/INBOX",
@@ -58,6 +59,7 @@ def test_a_production_configuration_has_no_wiring_errors(production):
         ("DATABASE_URL", "postgres://itsm:change-me@postgres:5432/itsm_db", "DATABASE_URL"),
         ("EMAIL_HOST_PASSWORD", "change-me", "EMAIL_URL"),
         ("ITSM_ALERTMANAGER_TOKEN", "change-me-alertmanager-token", "ITSM_ALERTMANAGER_TOKEN"),
+        ("ITSM_METRICS_TOKEN", "change-me-metrics-token", "ITSM_METRICS_TOKEN"),
         ("BACKUP_S3_SECRET_ACCESS_KEY", "ExampleSecretKey", "BACKUP_S3_SECRET_ACCESS_KEY"),
         ("ITSM_MAIL_INBOX_URL", "imaps://support:changeme@imap.example.com/INBOX", "ITSM_MAIL_INBOX_URL"),
     ],
@@ -102,7 +104,12 @@ def test_an_e_mail_backend_that_delivers_nothing_is_itsm_e006(production, backen
 
 @pytest.mark.parametrize(
     ("name", "error_id"),
-    [("ITSM_ALERTMANAGER_TOKEN", "itsm.E007"), ("ALERTMANAGER_URL", "itsm.E008"), ("PROMETHEUS_URL", "itsm.E009")],
+    [
+        ("ITSM_ALERTMANAGER_TOKEN", "itsm.E007"),
+        ("ALERTMANAGER_URL", "itsm.E008"),
+        ("PROMETHEUS_URL", "itsm.E009"),
+        ("ITSM_METRICS_TOKEN", "itsm.E026"),
+    ],
 )
 def test_a_missing_alerting_setting_is_an_error_naming_it(production, name, error_id):
     setattr(production, name, "")

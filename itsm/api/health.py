@@ -3,10 +3,13 @@ status word (`ok`, `degraded`, `down`); agents and admins (their API token, or s
 dependency's check with its latency or error, and whether read-only mode refuses writes (itsm.services.readonly),
 which does not change the status: that is about the dependencies. A read replica (itsm/replica.py) down or lagging
 degrades the status: the primary serves its reads. Connection details and exception text are not
-for anonymous callers. GET /metrics: django-prometheus' export, with the read-only gauge brought up to date first."""
+for anonymous callers. GET /metrics: django-prometheus' export, with the read-only gauge brought up to date first,
+for `Authorization: Bearer <ITSM_METRICS_TOKEN>` only (or, with no token set, for loopback callers only)."""
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 import time
 from collections.abc import Callable
@@ -100,7 +103,34 @@ def _replica() -> dict[str, object] | None:
     return check
 
 
+def _metrics_allowed(request: HttpRequest) -> bool:
+    """The bearer token against the current one and its rotation fallbacks, every one compared (in constant time)
+    so the time taken does not tell which one nearly matched. No token configured: `make run`'s development mode,
+    where a Prometheus on the same machine may scrape; `check --deploy` refuses that in production (itsm.E026)."""
+    if not settings.ITSM_METRICS_TOKEN:
+        try:
+            return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
+        except ValueError:
+            return False
+    accepted = [settings.ITSM_METRICS_TOKEN, *settings.ITSM_METRICS_TOKEN_FALLBACKS]
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    matches = [hmac.compare_digest(token.strip().encode(), candidate.encode()) for candidate in accepted]
+    return scheme.lower() == "bearer" and any(matches)
+
+
+@never_cache
+@require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
+    if not _metrics_allowed(request):
+        response = JsonResponse(
+            {
+                "detail": "Missing or wrong bearer token: send Authorization: Bearer <ITSM_METRICS_TOKEN>.",
+                "code": "not_authenticated",
+            },
+            status=401,
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     read_only_observe()
     replica.status()
     return ExportToDjangoView(request)

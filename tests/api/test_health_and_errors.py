@@ -111,3 +111,57 @@ class TestErrors:
         text = response.content.decode()
         assert "itsm_tickets_created_total" in text
         assert "django_http_requests_latency_seconds_by_view_method" in text
+
+
+METRICS_TOKEN = "metrics-token-0123456789abcdef"
+
+
+@pytest.fixture
+def metrics_token(settings):
+    settings.ITSM_METRICS_TOKEN = METRICS_TOKEN
+    settings.ITSM_METRICS_TOKEN_FALLBACKS = ["former-metrics-token"]
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("metrics_token")
+class TestMetricsToken:
+    def test_an_anonymous_scrape_is_refused_with_json_401(self):
+        response = Client().get("/metrics")
+        assert response.status_code == 401
+        assert response.json()["code"] == "not_authenticated"
+        assert response["WWW-Authenticate"] == 'Bearer realm="metrics"'
+        assert "itsm_" not in response.content.decode()
+
+    def test_a_wrong_token_is_refused(self):
+        response = Client().get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}x"})
+        assert response.status_code == 401
+
+    def test_the_token_under_another_scheme_is_refused(self):
+        response = Client().get("/metrics", headers={"Authorization": f"Token {METRICS_TOKEN}"})
+        assert response.status_code == 401
+
+    def test_the_right_token_gets_the_metrics(self):
+        response = Client().get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        assert response.status_code == 200
+        assert "django_http_requests_latency_seconds_by_view_method" in response.content.decode()
+
+    def test_a_former_token_still_works_during_a_rotation(self):
+        response = Client().get("/metrics", headers={"Authorization": "Bearer former-metrics-token"})
+        assert response.status_code == 200
+
+
+@pytest.mark.django_db
+class TestMetricsWithoutToken:
+    """`make run`: no token configured, so a Prometheus on the same machine scrapes, and nobody else."""
+
+    @pytest.fixture(autouse=True)
+    def _no_token(self, settings):
+        settings.ITSM_METRICS_TOKEN = ""
+        settings.ITSM_METRICS_TOKEN_FALLBACKS = []
+
+    def test_a_loopback_caller_gets_the_metrics(self):
+        assert Client(REMOTE_ADDR="127.0.0.1").get("/metrics").status_code == 200
+        assert Client(REMOTE_ADDR="::1").get("/metrics").status_code == 200
+
+    def test_a_caller_from_elsewhere_is_refused(self):
+        assert Client(REMOTE_ADDR="10.1.2.3").get("/metrics").status_code == 401

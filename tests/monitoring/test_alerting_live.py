@@ -44,6 +44,7 @@ from tests.system.processes import (
 
 PROMETHEUS = shutil.which("prometheus")
 TOKEN = "live-alerting-test-token-0123456789"
+METRICS_TOKEN = "live-alerting-metrics-token-0123456789"
 
 pytestmark = [
     pytest.mark.slow,
@@ -87,6 +88,10 @@ def derived_prometheus(work: Path, api_port: int, worker_port: int, am_port: int
     for job, port in ((api, api_port), (worker, worker_port)):
         job.pop("dns_sd_configs")
         job["static_configs"] = [{"targets": [f"127.0.0.1:{port}"]}]
+    # /metrics wants the bearer token: the job reads it from a file, as compose's secret.
+    (work / "metrics_token").write_text(METRICS_TOKEN)
+    assert api["authorization"]["credentials_file"] == "/run/secrets/itsm_metrics_token"
+    api["authorization"]["credentials_file"] = str(work / "metrics_token")
     config["scrape_configs"] = [api, worker]
     assert config["rule_files"] == ["rules/*.yml"]
     derived_rules(work)
@@ -128,6 +133,7 @@ def pipeline(work: Path) -> Iterator[dict[str, int]]:
         ITSM_GUNICORN_WORKERS="2",
         ITSM_VAR_DIR=str(work / "var"),
         ITSM_ALERTMANAGER_TOKEN=TOKEN,
+        ITSM_METRICS_TOKEN=METRICS_TOKEN,
         PROMETHEUS_MULTIPROC_DIR=str(work / "metrics"),
         XDG_RUNTIME_DIR=str(work / "run"),
     )
