@@ -91,7 +91,7 @@ class DeskAdminSite(admin.AdminSite):
         portal before the code was asked there, or before the user set one up elsewhere) is sent to sign in again."""
         return super().has_permission(request) and second_factor_state(request) != "unverified"
 
-    def admin_view(self, view: Callable[..., Any], cacheable: bool = False) -> Callable[..., Any]:
+    def admin_view(self, view: Any, cacheable: bool = False) -> Any:
         """Django's guard, then: an admin who must set up two factors reaches only the page that sets them up (and
         the log-out) until they have."""
         guarded = super().admin_view(view, cacheable)

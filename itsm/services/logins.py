@@ -166,7 +166,7 @@ def credentials_check(
                 metrics.LOGIN_FAILURES.labels(reason="second_factor").inc()
             raise
         if device is not None:
-            user.otp_device = device  # django-otp marks the session verified when it is signed in
+            user.otp_device = device  # type: ignore[attr-defined]  # django-otp marks the session verified at sign-in
     login_attempt_succeeded(buckets)
     return user
 
