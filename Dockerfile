@@ -39,6 +39,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     ITSM_VAR_DIR=/var/lib/itsm \
     ITSM_MEDIA_ROOT=/var/lib/itsm/media \
     ITSM_STATIC_ROOT=/app/staticfiles \
+    ITSM_REQUIRE_2FA_FOR_ADMINS=true \
     PROMETHEUS_MULTIPROC_DIR=/tmp/itsm-metrics \
     XDG_RUNTIME_DIR=/tmp
 

@@ -8,17 +8,44 @@ importing a module of the package runs the package's registrations first, which 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import update_wrapper
 from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import URLPattern, path, reverse
 
 from itsm.queries.desk import QUEUES, desk_numbers
 from itsm.roles import is_staff_role
 from itsm.services.single_sign_on import logout_url, sign_in_context
+from itsm.services.two_factor import second_factor_enrolled, second_factor_required
 from itsm.sign_in import AdminSignInForm
+
+# The admin pages an admin who must set up two factors may still open.
+ENROLMENT_PAGES = {"two-factor", "logout"}
+
+
+def second_factor_state(request: HttpRequest) -> str:
+    """This session's standing for the admin, read once per request:
+    `provider` (signed in through OpenID Connect: the provider asks for the second factor), `verified` (signed in
+    with a code), `unverified` (the user has a second factor, this session was not signed in with it), `missing`
+    (an admin who must set one up, ITSM_REQUIRE_2FA_FOR_ADMINS) or `none` (not asked for)."""
+    cached = getattr(request, "_itsm_second_factor", None)
+    if cached is not None:
+        return str(cached)
+    user = request.user
+    if sign_in_context(request)["sign_in"]["provider_session"]:
+        state = "provider"
+    elif getattr(user, "otp_device", None) is not None:
+        state = "verified"
+    elif second_factor_enrolled(user):
+        state = "unverified"
+    else:
+        state = "missing" if second_factor_required(user) else "none"
+    request._itsm_second_factor = state  # type: ignore[attr-defined]
+    return state
 
 
 class DeskAdminSite(admin.AdminSite):
@@ -31,6 +58,10 @@ class DeskAdminSite(admin.AdminSite):
     enable_nav_sidebar = False
     # The password checked under the API's and the portal's limits (itsm.services.logins).
     login_form = AdminSignInForm
+
+    def __init__(self, name: str = "admin") -> None:
+        super().__init__(name)
+        self._pages: list[tuple[str, Callable[..., Any], str]] = []
 
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         response = super().login(request, extra_context)
@@ -54,6 +85,37 @@ class DeskAdminSite(admin.AdminSite):
         if provider and request.method == "POST":
             return HttpResponseRedirect(provider)
         return response
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        """Staff, and signed in with their second factor when they have one: a session signed in without it (in the
+        portal before the code was asked there, or before the user set one up elsewhere) is sent to sign in again."""
+        return super().has_permission(request) and second_factor_state(request) != "unverified"
+
+    def admin_view(self, view: Any, cacheable: bool = False) -> Any:
+        """Django's guard, then: an admin who must set up two factors reaches only the page that sets them up (and
+        the log-out) until they have."""
+        guarded = super().admin_view(view, cacheable)
+
+        def inner(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            match = request.resolver_match
+            if (
+                self.has_permission(request)
+                and second_factor_state(request) == "missing"
+                and (match is None or match.url_name not in ENROLMENT_PAGES)
+            ):
+                return HttpResponseRedirect(reverse(f"{self.name}:two-factor"))
+            return guarded(request, *args, **kwargs)
+
+        return update_wrapper(inner, view)
+
+    def register_page(self, route: str, view: Callable[..., Any], name: str) -> None:
+        """A page of the site that belongs to no model (the two factors' page of itsm/admin/two_factor.py),
+        registered by its module like a ModelAdmin, and guarded like every admin page."""
+        self._pages.append((route, view, name))
+
+    def get_urls(self) -> list[Any]:
+        pages: list[URLPattern] = [path(route, self.admin_view(view), name=name) for route, view, name in self._pages]
+        return pages + super().get_urls()
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
         context = dict(extra_context or {})

@@ -101,6 +101,15 @@ def check_production(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
                 id="itsm.W001",
             )
         )
+    if not settings.ITSM_REQUIRE_2FA_FOR_ADMINS:
+        errors.append(
+            checks.Warning(
+                "ITSM_REQUIRE_2FA_FOR_ADMINS is off: an admin's password alone opens the admin and gets API tokens.",
+                hint="Set ITSM_REQUIRE_2FA_FOR_ADMINS=true (docs/security.md#two-factors); admins then set up an "
+                "authenticator app at their next sign-in.",
+                id="itsm.W004",
+            )
+        )
     return errors
 
 

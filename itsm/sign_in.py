@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
@@ -25,6 +26,7 @@ from rest_framework.throttling import BaseThrottle
 
 from itsm.services.logins import LoginThrottled, credentials_check
 from itsm.services.tokens import tokens_revoke_all
+from itsm.services.two_factor import SecondFactorRefused
 from itsm.services.users import user_by_username
 
 THROTTLED = _("Too many failed sign-ins. Try again in a few minutes.")
@@ -58,12 +60,25 @@ class UsernameBackend(ModelBackend):
 
 class ThrottledSignInMixin:
     """AuthenticationForm.clean with the password checked by credentials_check: past a limit the form says so,
-    without checking the password, and `throttled` holds the wait for the view's Retry-After."""
+    without checking the password, and `throttled` holds the wait for the view's Retry-After. The `otp` field takes
+    the code of a user with a second factor (itsm.services.two_factor); a wrong one counts as a failed sign-in."""
 
     throttled: LoginThrottled | None = None
     request: HttpRequest | None
     cleaned_data: dict[str, Any]
     user_cache: Any
+    fields: dict[str, Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["otp"] = forms.CharField(
+            label=_("Code"),
+            required=False,
+            max_length=64,
+            strip=True,
+            help_text=_("Only if you set up two factors: from your authenticator app, or a recovery code."),
+            widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "spellcheck": "false"}),
+        )
 
     def clean(self) -> dict[str, Any]:
         username = self.cleaned_data.get("username")
@@ -71,10 +86,14 @@ class ThrottledSignInMixin:
         if username is not None and password:
             address = client_address(self.request) if self.request is not None else ""
             try:
-                self.user_cache = credentials_check(username=username, password=password, address=address)
+                self.user_cache = credentials_check(
+                    username=username, password=password, address=address, otp=self.cleaned_data.get("otp") or ""
+                )
             except LoginThrottled as exc:
                 self.throttled = exc
                 raise ValidationError(THROTTLED, code="throttled") from None
+            except SecondFactorRefused as refused:
+                raise ValidationError({"otp": str(refused)}, code=refused.code) from None
             if self.user_cache is None:
                 raise self.get_invalid_login_error()  # type: ignore[attr-defined]
             self.confirm_login_allowed(self.user_cache)  # type: ignore[attr-defined]

@@ -67,6 +67,10 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Second factors of staff (itsm/services/two_factor.py): TOTP apps and single-use recovery codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "itsm",
 ]
 
@@ -81,6 +85,8 @@ MIDDLEWARE = [
     "itsm.middleware.ReadOnlyModeMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.otp_device: the device this session's sign-in was verified with (None without one).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "itsm.middleware.DatabaseUnavailableMiddleware",
@@ -312,6 +318,16 @@ OIDC_STORE_ID_TOKEN = True  # the id_token_hint of the provider's logout
 OIDC_OP_LOGOUT_URL_METHOD = "itsm.services.single_sign_on.logout_url"
 OIDC_TIMEOUT = ITSM_OIDC_TIMEOUT_SECONDS
 LOGIN_REDIRECT_URL_FAILURE = "portal:sign-in"
+# Second factors (itsm/services/two_factor.py, docs/security.md#two-factors). On: an admin without a confirmed
+# authenticator is sent to /admin/2fa/ from every admin page and gets no API token until they set one up. Off
+# by default for `make run`; the image, compose and k8s turn it on, and `check --deploy` warns when off (itsm.W004).
+ITSM_REQUIRE_2FA_FOR_ADMINS = env_bool("ITSM_REQUIRE_2FA_FOR_ADMINS", False)
+# The name authenticator apps show beside the account.
+OTP_TOTP_ISSUER = env_str("ITSM_2FA_ISSUER", "ITSM Platform")
+# Wrong codes are counted in the sign-in buckets (itsm/services/logins.py) with the passwords; django-otp's own
+# per-device wait would let a stranger who knows the password hold the owner's codes back.
+OTP_TOTP_THROTTLE_FACTOR = 0
+OTP_STATIC_THROTTLE_FACTOR = 0
 
 REST_KNOX = {
     # Sliding: every use moves the expiry this far ahead (at most one write a minute) ...
@@ -356,6 +372,10 @@ ITSM_LOGIN_FAILURES_PER_ADDRESS = env_int("ITSM_LOGIN_FAILURES_PER_ADDRESS", 20)
 ITSM_LOGIN_FAILURE_WINDOW_SECONDS = env_int("ITSM_LOGIN_FAILURE_WINDOW_SECONDS", 900)
 ITSM_LOGIN_BACKOFF_SECONDS = env_int("ITSM_LOGIN_BACKOFF_SECONDS", 60)
 ITSM_LOGIN_BACKOFF_MAX_SECONDS = env_int("ITSM_LOGIN_BACKOFF_MAX_SECONDS", 3600)
+# Password-reset requests (itsm/portal/accounts.py), counted the same way per client address and per e-mail
+# address asked for; past a limit no mail is sent, and the page says the same as for every request.
+ITSM_PASSWORD_RESETS_PER_ADDRESS = env_int("ITSM_PASSWORD_RESETS_PER_ADDRESS", 10)
+ITSM_PASSWORD_RESETS_PER_EMAIL = env_int("ITSM_PASSWORD_RESETS_PER_EMAIL", 3)
 # How long a POST's Idempotency-Key is remembered (its response replayed) before the daily cleanup forgets it.
 ITSM_IDEMPOTENCY_KEY_TTL_HOURS = env_int("ITSM_IDEMPOTENCY_KEY_TTL_HOURS", 24)
 

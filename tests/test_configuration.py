@@ -42,6 +42,7 @@ PRODUCTION_ENV = {
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/itsm_db",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "ITSM_HTTPS": "true",
+    "ITSM_REQUIRE_2FA_FOR_ADMINS": "true",
     "DJANGO_ALLOWED_HOSTS": "itsm.example.com",
     # Without these check --deploy refuses to start (itsm.E006-E009; tests/test_production_checks.py).
     "EMAIL_URL": "smtp://itsm:" + secrets.token_hex(12) + "@mail.example.com:587/?tls=true",

@@ -16,6 +16,7 @@ from itsm.admin import (
     satisfaction,
     sla,
     tickets,
+    two_factor,
     users,
 )
 
@@ -35,5 +36,6 @@ __all__ = [
     "satisfaction",
     "sla",
     "tickets",
+    "two_factor",
     "users",
 ]

@@ -9,11 +9,13 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from itsm.admin.base import AdminRolePermissions
 from itsm.roles import Role, role_of, role_q
+from itsm.services.two_factor import second_factor_reset
 from itsm.services.users import TAKEN, user_upsert, username_taken
 
 User = get_user_model()
@@ -58,9 +60,9 @@ admin.site.unregister(User)
 
 @admin.register(User)
 class ItsmUserAdmin(AdminRolePermissions, UserAdmin):
-    list_display = ["username", "email", "role", "is_active", "last_login"]
+    list_display = ["username", "email", "role", "two_factor", "is_active", "last_login"]
     list_filter = [RoleListFilter, "is_active"]
-    actions = ["make_requester", "make_agent", "make_admin"]
+    actions = ["make_requester", "make_agent", "make_admin", "reset_two_factor"]
     form = UserEditForm
     add_form = UserAddForm
 
@@ -88,9 +90,22 @@ class ItsmUserAdmin(AdminRolePermissions, UserAdmin):
     def make_admin(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         self._set_role(request, queryset, Role.ADMIN)
 
+    @admin.action(description="Reset the second factor of the selected users (a lost phone)")
+    def reset_two_factor(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        """The user's authenticator app and recovery codes stop working; they sign in with their password alone
+        and, while ITSM_REQUIRE_2FA_FOR_ADMINS holds for them, set up a new app at once
+        (docs/runbooks/lost-second-factor.md)."""
+        count = sum(1 for user in queryset if second_factor_reset(user=user, by=f"admin {request.user.get_username()}"))
+        self.message_user(request, f"The second factor of {count} users was reset.", messages.SUCCESS)
+
+    @admin.display(description="two factors", boolean=True)
+    def two_factor(self, obj: Any) -> bool:
+        return bool(obj.has_two_factor)
+
     @admin.display(description="role")
     def role(self, obj: Any) -> str:
         return role_of(obj)  # from the prefetched groups
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return super().get_queryset(request).prefetch_related("groups")
+        confirmed = TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
+        return super().get_queryset(request).prefetch_related("groups").annotate(has_two_factor=Exists(confirmed))

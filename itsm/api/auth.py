@@ -1,5 +1,5 @@
 """POST /api/v1/auth/token/, /auth/logout/ and /auth/logoutall/: hashed, expiring tokens (django-rest-knox), logins
-throttled with the admin's and the portal's (itsm.services.logins)."""
+throttled with the admin's and the portal's (itsm.services.logins). A user with two factors sends `otp` too."""
 
 from __future__ import annotations
 
@@ -19,11 +19,18 @@ from rest_framework.views import APIView
 from itsm.api.authentication import TokenAuthentication
 from itsm.api.strict import StrictSerializer
 from itsm.services.logins import LoginThrottled, credentials_check
+from itsm.services.two_factor import SecondFactorRefused
 
 
 class LoginSerializer(StrictSerializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+    otp = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_blank=True,
+        help_text="For a user with two factors: the code of their authenticator app, or one of their recovery codes.",
+    )
 
 
 class TokenSerializer(serializers.Serializer):
@@ -45,7 +52,9 @@ class ObtainTokenView(APIView):
         request=LoginSerializer,
         responses={
             200: TokenSerializer,
-            400: OpenApiResponse(description="Missing fields or wrong credentials."),
+            400: OpenApiResponse(
+                description='Missing fields, wrong credentials, or a missing or wrong `otp` code (`{"otp": [...]}`).'
+            ),
             429: OpenApiResponse(TooManyFailures, description="Too many failed logins for this account or address."),
         },
         tags=["auth"],
@@ -58,7 +67,11 @@ class ObtainTokenView(APIView):
                 username=credentials.validated_data["username"],
                 password=credentials.validated_data["password"],
                 address=BaseThrottle().get_ident(request),
+                otp=credentials.validated_data.get("otp", ""),
+                enrolment_required=True,
             )
+        except SecondFactorRefused as refused:
+            return Response({"otp": [str(refused)]}, status=status.HTTP_400_BAD_REQUEST)
         except LoginThrottled as exc:
             return Response(
                 {"detail": "Too many failed logins. Try again later."},

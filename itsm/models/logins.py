@@ -3,7 +3,8 @@ from django.db import models
 
 class LoginThrottle(models.Model):
     """Failed sign-ins of one bucket: an account from one address, or one address for every account
-    (itsm.services.logins). In the database, so the counts outlive a cache outage and every worker shares them.
+    (itsm.services.logins); and password-reset requests, per client address and per e-mail address asked for. In the
+    database, so the counts outlive a cache outage and every worker shares them.
 
     The key is a SHA-256 of the bucket's name: a user name typed by a stranger (or a password typed into the name
     field) is not stored.
@@ -12,6 +13,8 @@ class LoginThrottle(models.Model):
     class Scope(models.TextChoices):
         ACCOUNT_ADDRESS = "account_address"
         ADDRESS = "address"
+        RESET_ADDRESS = "reset_address"
+        RESET_EMAIL = "reset_email"
 
     key = models.CharField(max_length=64, primary_key=True)
     scope = models.CharField(max_length=20, choices=Scope.choices)

@@ -8,10 +8,11 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import reverse_lazy
 
-from itsm.sign_in import PortalSignInForm
+from itsm.services.logins import password_reset_take
+from itsm.sign_in import PortalSignInForm, client_address
 
 
 class SignInView(auth_views.LoginView):
@@ -37,12 +38,17 @@ class SignOutView(auth_views.LogoutView):
 
 
 class PasswordResetView(auth_views.PasswordResetView):
+    """Requests are counted per client address and per e-mail address asked for (itsm.services.logins); past either
+    limit no mail goes out, and the answer is the same page as always, so it tells nothing about the accounts."""
+
     template_name = "portal/password_reset.html"
     email_template_name = "portal/email/password_reset.txt"
     subject_template_name = "portal/email/password_reset_subject.txt"
     success_url = reverse_lazy("portal:password-reset-sent")
 
     def form_valid(self, form: Any) -> HttpResponse:
+        if not password_reset_take(email=form.cleaned_data["email"], address=client_address(self.request)):
+            return HttpResponseRedirect(self.get_success_url())
         self.extra_email_context = {"public_url": settings.ITSM_PUBLIC_URL}
         return super().form_valid(form)
 

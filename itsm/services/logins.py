@@ -1,5 +1,7 @@
 """Every sign-in path checks a password here (the API's token endpoint, the admin's and the portal's sign-in forms;
 directory and password-reset sign-ins are to call the same function), so one set of limits holds on all of them.
+A user's second factor is checked here too, and a wrong code counts like a wrong password (itsm.services.two_factor).
+Password-reset requests are counted by the same mechanism in buckets of their own (`password_reset_take`).
 
 Attempts are counted in the database (LoginThrottle), so a cache outage lifts no limit, in two buckets: an account
 from one address, and one address for every account. The count is taken in its own transaction, under the row's
@@ -31,6 +33,7 @@ from django.utils import timezone
 
 from itsm import metrics
 from itsm.models import LoginThrottle
+from itsm.services.two_factor import SecondFactorRefused, second_factor_check
 from itsm.services.users import username_normalise
 
 Scope = LoginThrottle.Scope
@@ -87,6 +90,17 @@ def _forgotten(row: LoginThrottle, now: datetime) -> bool:
 def login_attempt_take(*, username: str, address: str) -> list[_Bucket]:
     """Count one attempt in each bucket, or raise LoginThrottled (counting nothing) while one of them waits."""
     buckets = _buckets(username=username, address=address)
+    try:
+        attempt_take(buckets)
+    except LoginThrottled:
+        metrics.LOGIN_FAILURES.labels(reason="throttled").inc()
+        raise
+    return buckets
+
+
+def attempt_take(buckets: list[_Bucket]) -> None:
+    """The mechanism the sign-ins and the password resets share: one attempt counted in each bucket, under the rows'
+    locks, in its own transaction; or LoginThrottled, counting nothing, while one of them waits."""
     now = timezone.now()
     with transaction.atomic():
         LoginThrottle.objects.bulk_create(
@@ -98,7 +112,6 @@ def login_attempt_take(*, username: str, address: str) -> list[_Bucket]:
         until = [row.blocked_until for row in rows.values() if row.blocked_until is not None]
         waits = [(moment - now).total_seconds() for moment in until if moment > now]
         if waits:
-            metrics.LOGIN_FAILURES.labels(reason="throttled").inc()
             raise LoginThrottled(retry_after=max(1, math.ceil(max(waits))))
         for bucket in buckets:
             row = rows[bucket.key]
@@ -109,7 +122,6 @@ def login_attempt_take(*, username: str, address: str) -> list[_Bucket]:
             if row.failures >= bucket.limit:
                 row.blocked_until = now + backoff(row.failures - bucket.limit)
             row.save(update_fields=["failures", "last_attempt_at", "blocked_until"])
-    return buckets
 
 
 def login_attempt_succeeded(buckets: list[_Bucket]) -> None:
@@ -129,16 +141,50 @@ def login_attempt_succeeded(buckets: list[_Bucket]) -> None:
             row.save(update_fields=["failures", "blocked_until"])
 
 
-def credentials_check(*, username: str, password: str, address: str) -> Any | None:
+def credentials_check(
+    *, username: str, password: str, address: str, otp: str | None = None, enrolment_required: bool = False
+) -> Any | None:
     """The active user these credentials name (`Agent` names `agent`), or None. Raises LoginThrottled, before
-    the password is hashed, while the account's bucket for this address or the address's bucket waits."""
+    the password is hashed, while the account's bucket for this address or the address's bucket waits.
+
+    With `otp` (a form or a request that offers the field), a user with a second factor must also give one of its
+    codes, else SecondFactorRefused: a wrong or missing code keeps the attempt counted like a wrong password, so
+    codes are guessed no faster than passwords. `otp=None` is for the callers that ask for no code (none do today);
+    `enrolment_required` refuses an admin without a second factor while ITSM_REQUIRE_2FA_FOR_ADMINS is on."""
     buckets = login_attempt_take(username=username, address=address)
     user = authenticate(None, username=username, password=password)
     if user is None or not user.is_active:
         metrics.LOGIN_FAILURES.labels(reason="credentials").inc()
         return None
+    if otp is not None:
+        try:
+            device = second_factor_check(user=user, code=otp, enrolment_required=enrolment_required)
+        except SecondFactorRefused as refused:
+            if refused.code == SecondFactorRefused.ENROL:
+                login_attempt_succeeded(buckets)  # nothing to guess: the password was right
+            else:
+                metrics.LOGIN_FAILURES.labels(reason="second_factor").inc()
+            raise
+        if device is not None:
+            user.otp_device = device  # type: ignore[attr-defined]  # django-otp marks the session verified at sign-in
     login_attempt_succeeded(buckets)
     return user
+
+
+def password_reset_take(*, email: str, address: str) -> bool:
+    """Whether a password-reset mail may go out for this request: one request counted for the client address and
+    for the e-mail address asked for (known or not), with the sign-ins' waits past ITSM_PASSWORD_RESETS_PER_*."""
+    buckets = [
+        _Bucket(_digest(f"reset-address\0{address}"), Scope.RESET_ADDRESS, settings.ITSM_PASSWORD_RESETS_PER_ADDRESS),
+        _Bucket(
+            _digest(f"reset-email\0{email.strip().lower()}"), Scope.RESET_EMAIL, settings.ITSM_PASSWORD_RESETS_PER_EMAIL
+        ),
+    ]
+    try:
+        attempt_take(sorted(buckets, key=lambda bucket: bucket.key))
+    except LoginThrottled:
+        return False
+    return True
 
 
 def login_throttles_forget(*, before: datetime, now: datetime) -> int:

@@ -92,7 +92,8 @@ def test_a_queue_costs_the_same_however_many_tickets_it_holds(
 
 
 # 14 with the SLA policy filter, which lists the policies (one statement, however many tickets).
-QUEUE_BUDGET = 14
+# +1 since two factors: whether the user has an authenticator app, asked once per admin request.
+QUEUE_BUDGET = 15
 
 
 # --- Bulk: move to a state -------------------------------------------------------------------------------------------
@@ -180,7 +181,8 @@ def test_the_numbers_are_two_statements_whatever_the_size_of_the_desk(
     assert numbers.incidents == {"critical": 1, "high": 1, "medium": 1, "low": 1}
 
 
-INDEX_BUDGET = 8
+# +1 since two factors: whether the user has an authenticator app, asked once per admin request.
+INDEX_BUDGET = 9
 
 
 def test_the_index_costs_the_same_however_much_work_is_on_the_desk(

@@ -187,6 +187,8 @@ EXCLUDED = {
     ("docs/runbooks/backup-restore.md", "restore 16 --yes"): "destructive: replaces the media files",
     ("docs/runbooks/backup-restore.md", "backup_key --generate > /root/"): "writes a key file under /root; "
     "tests/backups/test_offsite_commands.py runs backup_key",
+    ("docs/runbooks/lost-second-factor.md", "reset_2fa USERNAME        # docker compose"): "in a deployment's "
+    "container, for a real user; the command's output and exit codes are tested in tests/auth/test_two_factor.py",
     ("docs/runbooks/rebuild-from-s3.md", "export DATABASE_URL="): "the operator's own values: "
     "tests/backups/test_rebuild_from_s3.py gives a new host's",
     ("docs/runbooks/rebuild-from-s3.md", "backup_s3 list\n"): _REBUILD,
