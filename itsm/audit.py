@@ -20,6 +20,7 @@ The correlation id (`cid`) is the request id of the logs, which follows a reques
 from __future__ import annotations
 
 import contextlib
+import copy
 import getpass
 import sys
 from collections.abc import Iterator
@@ -29,9 +30,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from auditlog.diff import model_instance_diff
 from auditlog.models import LogEntry
+from auditlog.receivers import check_disable, log_update
 from auditlog.registry import auditlog
 from celery import signals
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Model
 from django.db.models.signals import pre_save
@@ -46,6 +50,7 @@ SOURCES = ("api", "admin", "portal", "web", "command", "task", "mail")
 URL_SOURCES = (("/api/", "api"), ("/admin/", "admin"), ("/portal/", "portal"))
 ACTOR_HEADER = "audit_actor"
 HIDDEN = "(hidden)"
+BEFORE = "_audit_before"
 
 # What is recorded, with the fields left out or hidden. Every model of the app is either here or in NOT_RECORDED
 # (tests/audit/test_registration.py keeps it so): a new model needs a decision.
@@ -117,7 +122,9 @@ current: ContextVar[Context] = ContextVar("audit_context", default=Context())  #
 
 
 def register_models() -> None:
-    """Register RECORDED and the user model with django-auditlog (AppConfig.ready)."""
+    """Register RECORDED and the user model with django-auditlog (AppConfig.ready), updates through
+    `_log_update` (what the registry's `custom` signals option sets)."""
+    auditlog._signals[pre_save] = _log_update
     for model, options in [*RECORDED.items(), (get_user_model(), USER_OPTIONS)]:
         masked = {"mask_callable": "itsm.audit.hidden"} if options.get("mask_fields") else {}
         exclude = [*options.get("exclude_fields", []), *_reverse_relations(model)]
@@ -128,6 +135,36 @@ def _reverse_relations(model: type[Model]) -> list[str]:
     """Other models' keys to this one: django-auditlog would write each as a field of a created row
     ("events": "itsm.Event.None")."""
     return [field.name for field in model._meta.get_fields() if field.auto_created and not field.concrete]
+
+
+def remember(instance: Any) -> Any:
+    """Keep the row as just read (under its lock, by the service about to change it): its update's audit row takes
+    the values before from here, not from one more SELECT of the row (the query budget, docs/benchmarks.md)."""
+    instance.__dict__[BEFORE] = {
+        field.attname: copy.deepcopy(getattr(instance, field.attname)) for field in instance._meta.concrete_fields
+    }
+    return instance
+
+
+@check_disable
+def _log_update(sender: type[Model], instance: Model, **kwargs: Any) -> None:
+    """django-auditlog's update receiver, with the values before from `remember` when the service kept them. Used
+    once: a second save of the instance reads the row again, as django-auditlog does."""
+    before = instance.__dict__.pop(BEFORE, None)
+    if before is None:
+        log_update(sender=sender, instance=instance, **kwargs)
+        return
+    if instance._state.adding or instance.pk is None:
+        return
+    old = sender.from_db(instance._state.db, list(before), list(before.values()))
+    changes = model_instance_diff(
+        old,
+        instance,
+        fields_to_check=kwargs.get("update_fields"),
+        use_json_for_changes=settings.AUDITLOG_STORE_JSON_CHANGES,
+    )
+    if changes:
+        LogEntry.objects.log_create(instance, action=LogEntry.Action.UPDATE, changes=changes)
 
 
 def hidden(value: str) -> str:

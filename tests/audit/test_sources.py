@@ -11,12 +11,15 @@ import pytest
 from auditlog.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from itsm.audit import ACTOR_HEADER, audit_context
 from itsm.audit import _send_actor as send_actor
 from itsm.models import NotificationChannel, Service, Ticket
+from itsm.services.tickets import ticket_transition
 from itsm.tasks.sla import recompute_sla, scan_sla
 from tests.factories import ServiceFactory, make_ticket
 
@@ -140,3 +143,19 @@ def test_models_left_out_write_no_rows(requester):
     assert "event" not in kinds
     assert "ticketnotice" not in kinds
     assert Service.objects.count() == 0
+
+
+def test_a_service_that_locked_the_row_gives_the_values_before_without_reading_it_again(agent, requester):
+    ticket = make_ticket(requester)
+    with CaptureQueriesContext(connection) as queries:
+        ticket_transition(ticket_id=ticket.pk, actor=agent, to="open")
+    rows = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith('SELECT "itsm_ticket"."id", "itsm_ticket"."title"')
+    ]
+    assert len(rows) == 1, rows  # the lock; django-auditlog alone would read the row once more
+    update = entries_of(ticket)[-1]
+    assert update.changes["status"] == ["new", "open"]
+    assert update.actor is None  # a service called outside any request: a command's
+    assert update.additional_data["source"] == "command"

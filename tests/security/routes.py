@@ -106,6 +106,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("notification-detail", "GET"): Op("signed_in", "notification"),
     ("notification-redeliver", "POST"): Op("staff", "notification"),
     **_crud("notification-channel", "signed_in", "signed_in", "signed_in"),
+    ("audit-list", "GET"): ADMIN,
 }
 
 # Objects that belong to one user: anyone else (staff included, for channels) gets 404. An attachment is its
