@@ -66,7 +66,7 @@ class AuditEntrySerializer(serializers.ModelSerializer):
     actor = serializers.IntegerField(source="actor_id", allow_null=True)
     actor_username = serializers.CharField(source="actor.username", default=None, allow_null=True)
     actor_email = serializers.CharField(allow_null=True)
-    source = serializers.SerializerMethodField()
+    source = serializers.SerializerMethodField()  # type: ignore[assignment]  # a field, not Field.source
     detail = serializers.SerializerMethodField(help_text="The request, the task or the command that made it.")
     remote_addr = serializers.IPAddressField(allow_null=True)
     request_id = serializers.CharField(source="cid", allow_null=True, help_text="The request id of the logs.")
