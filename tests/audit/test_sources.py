@@ -4,6 +4,7 @@ the middleware), the admin, a command, a Celery task, a mail; and never a passwo
 from __future__ import annotations
 
 from datetime import timedelta
+from email.message import EmailMessage
 from io import StringIO
 from typing import Any
 
@@ -16,9 +17,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from itsm.audit import ACTOR_HEADER, audit_context
+from itsm.audit import ACTOR_HEADER, audit_context, request_source
 from itsm.audit import _send_actor as send_actor
-from itsm.models import NotificationChannel, Service, Ticket
+from itsm.models import Mailbox, NotificationChannel, Service, Ticket
+from itsm.services.mail import mail_receive
 from itsm.services.tickets import ticket_transition
 from itsm.tasks.sla import recompute_sla, scan_sla
 from tests.factories import ServiceFactory, make_ticket
@@ -159,3 +161,34 @@ def test_a_service_that_locked_the_row_gives_the_values_before_without_reading_i
     assert update.changes["status"] == ["new", "open"]
     assert update.actor is None  # a service called outside any request: a command's
     assert update.additional_data["source"] == "command"
+
+
+def test_a_mail_that_opens_a_ticket_is_recorded_as_source_mail_with_the_sender(requester):
+    mailbox = Mailbox.objects.create(name="support", host="127.0.0.1")
+    mail = EmailMessage()
+    mail["From"] = f"Rita <{requester.email}>"
+    mail["To"] = "support@itsm.example.com"
+    mail["Subject"] = "Scanner is offline"
+    mail["Message-ID"] = "<scanner-1@example.com>"
+    mail.set_content("Since this morning.")
+    record = mail_receive(mailbox=mailbox, uidvalidity=1, uid=1, raw=bytes(mail))
+    assert record.ticket is not None
+    (created,) = entries_of(record.ticket)
+    assert created.actor == requester
+    assert created.additional_data == {"source": "mail", "detail": "mailbox support"}
+    # The mailbox row itself was made by this test, outside any source: a command's.
+    assert entries_of(mailbox)[0].additional_data["source"] == "command"
+
+
+@pytest.mark.parametrize(
+    ("path", "source"),
+    [
+        ("/api/v1/tickets/", "api"),
+        ("/admin/itsm/ticket/1/change/", "admin"),
+        ("/portal/tickets/new/", "portal"),
+        ("/oidc/callback/", "web"),
+        ("/apiary/", "web"),
+    ],
+)
+def test_an_http_requests_source_is_the_site_of_its_url(path, source):
+    assert request_source(path) == source
