@@ -7,8 +7,11 @@ class ItsmConfig(AppConfig):
     verbose_name = "IT service management"
 
     def ready(self) -> None:
-        # Registers the system checks, Celery's signals and the receivers that take tokens back (itsm.sign_in).
-        from itsm import beat, celery_metrics, checks, sign_in  # noqa: F401
+        # Registers the system checks, Celery's signals and the receivers that take tokens back (itsm.sign_in), and
+        # the models the audit trail records (itsm.audit).
+        from itsm import audit, beat, celery_metrics, checks, sign_in  # noqa: F401
+
+        audit.register_models()
 
 
 class DeskAdminConfig(admin_apps.AdminConfig):

@@ -33,6 +33,11 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 running_task: ContextVar[tuple[str, str] | None] = ContextVar("running_task", default=None)
 
 
+def current_request_id() -> str | None:
+    """The request id of the request or task running now: the audit trail's correlation id (AUDITLOG_CID_GETTER)."""
+    return request_id.get()
+
+
 @cache
 def process_kind(argv: tuple[str, ...] | None = None) -> str:
     """`worker` or `beat` for those Celery commands, `api` for everything else (gunicorn, runserver, commands)."""

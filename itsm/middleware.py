@@ -13,7 +13,7 @@ from django.db import InterfaceError, OperationalError
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from itsm import log_context, replica
+from itsm import audit, log_context, replica
 from itsm.services.readonly import read_only_state
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,19 @@ class RequestIdMiddleware:
 @receiver(request_finished)
 def _forget_request_id(**_: Any) -> None:
     log_context.request_id.set(None)
+
+
+class AuditMiddleware:
+    """Attributes the audit trail's rows written during the request to it (itsm.audit): its user, read when a row is
+    written (DRF authenticates an API token inside the view, after this), its site as the source, its address."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        source = audit.request_source(request.path)
+        with audit.audit_context(source=source, detail=f"{request.method} {request.path}"[:300], request=request):
+            return self.get_response(request)
 
 
 class ReadOnlyModeMiddleware:

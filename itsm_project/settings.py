@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "auditlog",
     "itsm",
 ]
 
@@ -87,6 +88,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # request.user.otp_device: the device this session's sign-in was verified with (None without one).
     "django_otp.middleware.OTPMiddleware",
+    # The audit trail's context: the request (its user read when a row is written, after DRF's token check).
+    "itsm.middleware.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "itsm.middleware.DatabaseUnavailableMiddleware",
@@ -425,6 +428,11 @@ ITSM_RETENTION_DAYS = {
     "tokens": env_int("ITSM_RETENTION_DAYS_TOKENS", 0),
     "sessions": env_int("ITSM_RETENTION_DAYS_SESSIONS", 0),
 }
+# The audit trail (django-auditlog, itsm/audit.py, docs/security.md#audit-trail): changes as JSON values, the
+# request id as the correlation id, the client address set by itsm.audit (the trusted one), kept this many days.
+AUDITLOG_STORE_JSON_CHANGES = True
+AUDITLOG_CID_GETTER = "itsm.log_context.current_request_id"
+ITSM_AUDIT_RETENTION_DAYS = env_int("ITSM_AUDIT_RETENTION_DAYS", 730)
 # The dead-man switch: how late a scheduled job's run may start before the job counts as missed (at least the
 # `expires` of its Beat entry).
 ITSM_JOB_GRACE_SECONDS = env_int("ITSM_JOB_GRACE_SECONDS", 300)

@@ -27,6 +27,7 @@ def test_settings_name_the_middleware_where_it_lives_and_no_middleware_is_left_i
     assert ours == [
         "itsm.middleware.RequestIdMiddleware",
         "itsm.middleware.ReadOnlyModeMiddleware",
+        "itsm.middleware.AuditMiddleware",
         "itsm.middleware.DatabaseUnavailableMiddleware",
         "itsm.middleware.ReplicaWritesMiddleware",
     ]

@@ -51,3 +51,12 @@ class IsAgentReadsAdminWrites(BasePermission):
         if not (_signed_in(request) and is_staff_role(request.user)):
             return False
         return request.method in SAFE_METHODS or is_admin(request.user)
+
+
+class IsAdmin(BasePermission):
+    """Admins only, whatever the method (the audit trail)."""
+
+    message = "Only admins can see this."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return _signed_in(request) and is_admin(request.user)

@@ -4,6 +4,7 @@ from rest_framework.permissions import AllowAny
 
 from itsm.api.alerts import AlertmanagerIntakeView, AlertViewSet
 from itsm.api.attachments import AttachmentViewSet
+from itsm.api.audit import AuditEntryViewSet
 from itsm.api.auth import LogoutAllView, LogoutView, ObtainTokenView
 from itsm.api.backups import BackupViewSet
 from itsm.api.catalog import ServiceViewSet, TeamViewSet
@@ -43,6 +44,7 @@ router.register("jobs", JobViewSet, basename="job")
 router.register("oncall", OnCallViewSet, basename="oncall")
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("notification-channels", NotificationChannelViewSet, basename="notification-channel")
+router.register("audit", AuditEntryViewSet, basename="audit")
 
 urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="auth-token"),

@@ -4,8 +4,9 @@ Retention per kind (days, ITSM_RETENTION_DAYS_*): resolved alerts (from their la
 notifications with their delivery attempts (from their creation), job runs (from their slot; the newest run and
 the newest successful run of each job are always kept, the job list and the dead-man switch read them), and
 expired API tokens and sessions (from their expiry), and expired Idempotency-Key records (ITSM_IDEMPOTENCY_KEY_TTL_HOURS
-after their first use), and failed-sign-in counts a window of quiet after their last attempt. Firing alerts,
-failed or pending notifications and live tokens are never deleted here.
+after their first use), and failed-sign-in counts a window of quiet after their last attempt, and the audit trail's
+rows (ITSM_AUDIT_RETENTION_DAYS after the change they record). Firing alerts, failed or pending notifications and
+live tokens are never deleted here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
+from auditlog.models import LogEntry
 from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.db import transaction
@@ -32,11 +34,16 @@ KINDS = ("alerts", "notifications", "job_runs", "tokens", "sessions")
 def retention_days() -> dict[str, int]:
     """The retention of each kind, from settings; a negative number is a configuration mistake, not "keep less"."""
     days = {kind: int(settings.ITSM_RETENTION_DAYS[kind]) for kind in KINDS}
+    days["audit_log"] = int(settings.ITSM_AUDIT_RETENTION_DAYS)
     wrong = [kind for kind, value in days.items() if value < 0]
     if wrong:
-        names = ", ".join(f"ITSM_RETENTION_DAYS_{kind.upper()}" for kind in wrong)
+        names = ", ".join(_variable(kind) for kind in wrong)
         raise ValueError(f"{names} must be 0 or more days.")
     return days
+
+
+def _variable(kind: str) -> str:
+    return "ITSM_AUDIT_RETENTION_DAYS" if kind == "audit_log" else f"ITSM_RETENTION_DAYS_{kind.upper()}"
 
 
 def cleanup_old_records(*, now: datetime | None = None, batch_size: int = BATCH_SIZE) -> dict[str, Any]:
@@ -56,6 +63,7 @@ def cleanup_old_records(*, now: datetime | None = None, batch_size: int = BATCH_
     job_runs = JobRun.objects.filter(slot__lt=cutoff("job_runs")).exclude(pk__in=_newest_runs())
     tokens = AuthToken.objects.filter(expiry__lt=cutoff("tokens"))
     sessions = Session.objects.filter(expire_date__lt=cutoff("sessions"))
+    audit_log = LogEntry.objects.filter(timestamp__lt=cutoff("audit_log"))
 
     deleted: Counter[str] = Counter()
     deleted.update(_delete_in_batches(alerts, batch_size))
@@ -64,6 +72,7 @@ def cleanup_old_records(*, now: datetime | None = None, batch_size: int = BATCH_
     deleted.update(_delete_in_batches(job_runs, batch_size))
     deleted.update(_delete_in_batches(tokens, batch_size))
     deleted.update(_delete_in_batches(sessions, batch_size))
+    deleted.update(_delete_in_batches(audit_log, batch_size))
     counts = {
         "alerts": deleted["itsm.Alert"],
         "notifications": deleted["itsm.Notification"],
@@ -72,6 +81,7 @@ def cleanup_old_records(*, now: datetime | None = None, batch_size: int = BATCH_
         "job_runs": deleted["itsm.JobRun"],
         "tokens": deleted["knox.AuthToken"],
         "sessions": deleted["sessions.Session"],
+        "audit_log": deleted["auditlog.LogEntry"],
         "idempotency_keys": delete_expired_idempotency_keys(now=now, batch_size=batch_size),
         # Failed sign-ins a window of quiet ago are forgotten anyway (itsm.services.logins).
         "login_throttles": login_throttles_forget(

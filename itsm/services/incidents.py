@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from itsm import metrics
+from itsm.audit import remember
 from itsm.exceptions import Conflict, InvalidInput, NotPermitted
 from itsm.lifecycles import (
     INCIDENT_CLOSED_STATUSES,
@@ -88,7 +89,7 @@ def incident_create(
 
 
 def _locked(incident_id: int) -> Incident:
-    return Incident.objects.select_for_update().get(pk=incident_id)
+    return remember(Incident.objects.select_for_update().get(pk=incident_id))
 
 
 def incident_update(*, incident_id: int, actor: Any, changes: dict[str, Any]) -> Incident:

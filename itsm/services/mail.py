@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from itsm import metrics
+from itsm.audit import audit_context
 from itsm.exceptions import InvalidInput
 from itsm.mail.parse import MailParseError, ParsedMail, parse_mail
 from itsm.mail.reply import strip_quoted
@@ -56,7 +57,8 @@ def mail_receive(*, mailbox: Mailbox, uidvalidity: int, uid: int, raw: bytes) ->
     except MailParseError as exc:
         return _record(mailbox, uidvalidity, uid, raw, None, Outcome(Status.FAILED, f"unreadable: {exc}"))
     try:
-        with transaction.atomic():
+        # The audit trail's source for everything the message does, whoever reads it (a task, fetch_mail, a retry).
+        with transaction.atomic(), audit_context(source="mail", detail=f"mailbox {mailbox.name}", request=None):
             return _record(mailbox, uidvalidity, uid, raw, mail, _apply(mailbox, mail))
     except IntegrityError:
         # Another worker recorded the same message first; its effect stands, this one's was rolled back.
@@ -130,10 +132,11 @@ def _apply(mailbox: Mailbox, mail: ParsedMail) -> Outcome:
     sender = _user_for(mail.sender, mail.sender_name)
     if sender is None:
         return Outcome(Status.REFUSED, f"unknown sender {mail.sender} (ITSM_MAIL_ACCEPT_UNKNOWN_SENDERS is off)")
-    ticket = _ticket_replied_to(mail, sender)
-    if ticket is not None and ticket.status != Ticket.Status.CLOSED:
-        return _reply(ticket, sender, mail)
-    return _new_ticket(mailbox, sender, mail, follow_up_of=ticket)
+    with audit_context(actor=sender, actor_id=None, actor_email=None):
+        ticket = _ticket_replied_to(mail, sender)
+        if ticket is not None and ticket.status != Ticket.Status.CLOSED:
+            return _reply(ticket, sender, mail)
+        return _new_ticket(mailbox, sender, mail, follow_up_of=ticket)
 
 
 def _bounced(mail: ParsedMail) -> Outcome:

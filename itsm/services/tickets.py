@@ -11,6 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from itsm import metrics
+from itsm.audit import remember
 from itsm.exceptions import InvalidInput, NotPermitted, StaleVersion
 from itsm.lifecycles import TICKET_REQUESTER_TARGETS, TICKET_TRANSITIONS, check_transition
 from itsm.models import Comment, Event, Service, Ticket
@@ -93,7 +94,7 @@ def ticket_create(
 
 
 def _locked(ticket_id: int) -> Ticket:
-    return Ticket.objects.select_for_update().get(pk=ticket_id)
+    return remember(Ticket.objects.select_for_update().get(pk=ticket_id))
 
 
 def ticket_update(*, ticket_id: int, actor: Any, expected_version: int | None, changes: dict[str, Any]) -> Ticket:

@@ -103,7 +103,10 @@ def role_set(user: Any, role: Role) -> None:
     user.is_superuser = role == Role.ADMIN
     user.save()
     groups = roles_ensure()
-    user.groups.remove(*(group for name, group in groups.items() if name != role))
+    # Only the groups held: the audit trail records each removal named (itsm.audit), so none that did not happen.
+    stale = [group for group in user.groups.all() if group.name != role]
+    if stale:
+        user.groups.remove(*stale)
     user.groups.add(groups[role])
     user._itsm_role = role  # what itsm.roles.role_of would read again
 

@@ -17,6 +17,9 @@ from itsm.services.tickets import comment_create, ticket_transition
 from tests.factories import ServiceFactory, make_ticket, make_user
 
 BUDGET = 10
+# A write also writes its audit row (docs/security.md#audit-trail): one INSERT, the values before taken from the
+# row the service locked (itsm.audit.remember), not read again.
+WRITE_BUDGET = BUDGET + 1
 TOKEN = "budget-intake-token"
 pytestmark = pytest.mark.django_db
 
@@ -102,7 +105,7 @@ def test_every_benchmarked_endpoint_stays_within_the_query_budget(
 ) -> None:
     method, url, body = requests(desk)[scenario]
     client = client_for(agent)
-    with django_assert_max_num_queries(BUDGET):
+    with django_assert_max_num_queries(BUDGET if method == "get" else WRITE_BUDGET):
         response = getattr(client, method)(url, body, format="json")
     assert response.status_code in (200, 201), response.content
     if scenario in ("list", "filtered", "search"):
@@ -123,7 +126,7 @@ def test_an_incident_moves_back_and_forth_within_the_budget(
     """The benchmark's transition scenario: resolved -> diagnosing -> resolved, over and over."""
     url = f"/api/v1/incidents/{desk['incidents'][1].pk}/transition/"
     for target in ("diagnosing", "resolved", "diagnosing"):
-        with django_assert_max_num_queries(BUDGET):
+        with django_assert_max_num_queries(WRITE_BUDGET):
             response = as_agent.post(url, {"to": target}, format="json")
         assert response.status_code == 200, response.content
         assert response.json()["status"] == target

@@ -56,6 +56,7 @@ ABOVE = {
 # Imports inside a function that are there for a reason other than a loop: AppConfig.ready() registers the
 # system checks, Celery's signal handlers and the token receivers of itsm.sign_in once the app registry is ready.
 DEFERRED_ON_PURPOSE = {
+    ("itsm.apps", "itsm.audit"),
     ("itsm.apps", "itsm.beat"),
     ("itsm.apps", "itsm.celery_metrics"),
     ("itsm.apps", "itsm.checks"),

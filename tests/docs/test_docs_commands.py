@@ -101,6 +101,7 @@ RUN = [
     Run("docs/api.md", '-d \'{"kind": "database", "tier": "daily"}\'', (202,), "keys"),
     Run("docs/api.md", "$API/jobs/cleanup/", (200,), "keys"),
     Run("docs/api.md", "$API/jobs/vacuum_database/run/", (202,), "keys"),
+    Run("docs/api.md", "$API/audit/?object_type=ticket", (200,), "none", "the doc's ticket 201 was deleted elsewhere"),
     # The operations runbook.
     Run("docs/operations.md", "curl -s http://127.0.0.1:8000/health/", (200,)),
     # Before add_user: its password reset ends the admin's tokens, ADMIN_TOKEN among them.

@@ -144,6 +144,7 @@ def test_a_queued_run_executes_the_jobs_own_task_once_and_records_into_that_run(
         "job_runs",
         "tokens",
         "sessions",
+        "audit_log",
         "idempotency_keys",
         "login_throttles",
     }

@@ -68,6 +68,7 @@ def idempotency_key(user, key: str, expires_in: timedelta) -> IdempotencyKey:
 
 def test_each_kind_loses_only_what_is_older_than_its_retention(requester, settings):
     settings.ITSM_RETENTION_DAYS = {"alerts": 30, "notifications": 10, "job_runs": 30, "tokens": 0, "sessions": 2}
+    settings.ITSM_AUDIT_RETENTION_DAYS = 36500  # the audit trail's own test is tests/audit/test_retention.py
     old_resolved, kept_resolved = alert("old", "resolved", 31), alert("recent", "resolved", 29)
     old_firing = alert("still-firing", "firing", 90)
     old_delivered, kept_delivered = notification("delivered", 11, attempts=2), notification("delivered", 9)
@@ -94,11 +95,12 @@ def test_each_kind_loses_only_what_is_older_than_its_retention(requester, settin
         "job_runs": 1,
         "tokens": 1,
         "sessions": 1,
+        "audit_log": 0,
         "idempotency_keys": 1,
         "login_throttles": 0,
     }
     assert list(IdempotencyKey.objects.values_list("pk", flat=True)) == [live_key.pk]
-    assert detail["retention_days"] == settings.ITSM_RETENTION_DAYS
+    assert detail["retention_days"] == {**settings.ITSM_RETENTION_DAYS, "audit_log": settings.ITSM_AUDIT_RETENTION_DAYS}
     assert set(Alert.objects.values_list("pk", flat=True)) == {kept_resolved.pk, old_firing.pk}
     assert not Alert.objects.filter(pk=old_resolved.pk).exists()
     assert set(Notification.objects.values_list("pk", flat=True)) == {kept_delivered.pk, old_failed.pk}

@@ -107,6 +107,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("notification-redeliver", "POST"): Op("staff", "notification"),
     **_crud("notification-channel", "signed_in", "signed_in", "signed_in"),
     ("notification-channel-rotate-secret", "POST"): Op("signed_in", "notification-channel"),
+    ("audit-list", "GET"): ADMIN,
 }
 
 # Objects that belong to one user: anyone else (staff included, for channels) gets 404. An attachment is its

@@ -1,0 +1,270 @@
+"""The audit trail (docs/security.md#audit-trail): which models django-auditlog records, and who, from where, each
+recorded change comes from.
+
+django-auditlog writes one row to `auditlog_logentry` per create, update and delete of a registered model (post_save,
+pre_save and post_delete receivers), with the changed fields' values before and after as JSON. This module adds
+what the library leaves to the project, in one place per source:
+
+- HTTP: `itsm.middleware.AuditMiddleware` puts the request in the context; the actor is read from it when a row is
+  written, so an API request, whose token DRF checks inside the view (after every middleware), is the token's user.
+  The source is the site of the URL: `api`, `admin`, `portal`, else `web` (single sign-on, the status page).
+- Celery: `task_prerun` sets the source `task` with the task's name; the actor of the context that sent the task
+  (a request's user) travels in a message header, as the request id does (itsm.log_context).
+- Mail: `itsm.services.mail.mail_receive` sets `mail`, the sender being the actor once known.
+- Commands: anything written outside the three above is a command's (`manage.py` and its shell, a migration), with
+  the command's name and the operating-system user who ran it.
+
+The correlation id (`cid`) is the request id of the logs, which follows a request into its tasks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import getpass
+import sys
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from auditlog.diff import model_instance_diff
+from auditlog.models import LogEntry
+from auditlog.receivers import check_disable, log_update
+from auditlog.registry import auditlog
+from celery import signals
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import Model
+from django.db.models.signals import pre_save
+from django.dispatch import receiver
+from django.http import HttpRequest
+from rest_framework.throttling import BaseThrottle
+
+from itsm import models
+
+SOURCES = ("api", "admin", "portal", "web", "command", "task", "mail")
+# The first matching prefix names an HTTP request's source; any other path is `web`.
+URL_SOURCES = (("/api/", "api"), ("/admin/", "admin"), ("/portal/", "portal"))
+ACTOR_HEADER = "audit_actor"
+HIDDEN = "(hidden)"
+BEFORE = "_audit_before"
+
+# What is recorded, with the fields left out or hidden. Every model of the app is either here or in NOT_RECORDED
+# (tests/audit/test_registration.py keeps it so): a new model needs a decision.
+RECORDED: dict[type[Model], dict[str, Any]] = {
+    # `version` is bumped by every write with an F() expression (the ETag): noise, and no value to show.
+    models.Ticket: {"exclude_fields": ["version"], "m2m_fields": ["watchers"]},
+    models.Comment: {},
+    models.Attachment: {},
+    models.TicketRating: {},
+    models.Incident: {},
+    models.Postmortem: {},
+    models.MaintenanceWindow: {"m2m_fields": ["notify_users"]},
+    models.Service: {},
+    models.Team: {"m2m_fields": ["members"]},
+    models.SlaPolicy: {},
+    models.SlaPolicyScope: {},
+    models.BusinessCalendar: {},
+    models.Holiday: {},
+    models.AlertRule: {},
+    models.Rotation: {},
+    models.RotationMember: {},
+    models.Override: {},
+    models.Backup: {},
+    models.RecoveryDrill: {},
+    models.Mailbox: {},
+    models.SuppressedAddress: {},
+    models.NotificationPreference: {},
+    # Signing secrets, and targets and URLs that may carry a token (a Slack webhook's URL is its credential): the
+    # change is recorded, the values are not.
+    models.NotificationChannel: {"mask_fields": ["secret", "target"]},
+    models.WebhookEndpoint: {"mask_fields": ["secret", "url"]},
+}
+# Left out, each for a reason (also in docs/security.md#audit-trail).
+NOT_RECORDED: dict[type[Model], str] = {
+    models.Event: "the per-object timeline itself, append-only, written with the change it describes",
+    models.IdempotencyKey: "a replay cache of API responses, one per write request, gone within hours",
+    models.LoginThrottle: "failed sign-in counters, one write per attempt; not who changed what",
+    models.JobRun: "one row per scheduled run (some every 30 s), itself the record of the run",
+    models.JobWatch: "written by the dead-man switch from the Beat schedule, derived",
+    models.Alert: "Alertmanager's alerts as received, rewritten by every repeat; the incident they open is recorded",
+    models.Notification: "the outbox: one row per message sent, derived from the recorded change that caused it",
+    models.DeliveryAttempt: "one row per delivery attempt of an outbox message",
+    models.TicketNotice: "the ticket e-mail outbox, derived from the recorded ticket change",
+    models.InboundMessage: "each e-mail read, with its raw bytes: the mail log itself; its tickets are recorded",
+    models.ThreadMessageId: "Message-IDs of a ticket's mail thread, derived from the mail sent and received",
+}
+# The user: the password hash is never written, only that it changed; each sign-in's last_login is noise. Role and
+# permission changes are the groups and permissions.
+USER_OPTIONS: dict[str, Any] = {
+    "exclude_fields": ["last_login"],
+    "mask_fields": ["password"],
+    "m2m_fields": ["groups", "user_permissions"],
+}
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who and what the rows written now come from. `request`: the user is read from it when a row is written."""
+
+    source: str | None = None
+    detail: str = ""
+    request: HttpRequest | None = None
+    actor: Any = None
+    actor_id: int | None = None
+    actor_email: str | None = None
+
+
+current: ContextVar[Context] = ContextVar("audit_context", default=Context())  # noqa: B039  # frozen, never mutated
+
+
+def register_models() -> None:
+    """Register RECORDED and the user model with django-auditlog (AppConfig.ready), updates through
+    `_log_update` (what the registry's `custom` signals option sets)."""
+    auditlog._signals[pre_save] = _log_update
+    for model, options in [*RECORDED.items(), (get_user_model(), USER_OPTIONS)]:
+        masked = {"mask_callable": "itsm.audit.hidden"} if options.get("mask_fields") else {}
+        exclude = [*options.get("exclude_fields", []), *_reverse_relations(model)]
+        auditlog.register(model, **{**options, **masked, "exclude_fields": exclude})
+
+
+def _reverse_relations(model: type[Model]) -> list[str]:
+    """Other models' keys to this one: django-auditlog would write each as a field of a created row
+    ("events": "itsm.Event.None")."""
+    return [field.name for field in model._meta.get_fields() if field.auto_created and not field.concrete]
+
+
+def remember(instance: Any) -> Any:
+    """Keep the row as just read (under its lock, by the service about to change it): its update's audit row takes
+    the values before from here, not from one more SELECT of the row (the query budget, docs/benchmarks.md)."""
+    instance.__dict__[BEFORE] = {
+        field.attname: copy.deepcopy(getattr(instance, field.attname)) for field in instance._meta.concrete_fields
+    }
+    return instance
+
+
+@check_disable
+def _log_update(sender: type[Model], instance: Model, **kwargs: Any) -> None:
+    """django-auditlog's update receiver, with the values before from `remember` when the service kept them. Used
+    once: a second save of the instance reads the row again, as django-auditlog does."""
+    before = instance.__dict__.pop(BEFORE, None)
+    if before is None:
+        log_update(sender=sender, instance=instance, **kwargs)
+        return
+    if instance._state.adding or instance.pk is None:
+        return
+    old = sender.from_db(instance._state.db, list(before), list(before.values()))
+    changes = model_instance_diff(
+        old,
+        instance,
+        fields_to_check=kwargs.get("update_fields"),
+        use_json_for_changes=settings.AUDITLOG_STORE_JSON_CHANGES,
+    )
+    if changes:
+        LogEntry.objects.log_create(instance, action=LogEntry.Action.UPDATE, changes=changes)
+
+
+def hidden(value: str) -> str:
+    """django-auditlog's mask for secrets: the fact of a value, never any of it (its default keeps half)."""
+    return value if value in ("", "None") else HIDDEN
+
+
+@contextlib.contextmanager
+def audit_context(**changes: Any) -> Iterator[Context]:
+    """Rows written inside are attributed to `changes` (source, detail, actor...) over the context around it."""
+    token = current.set(replace(current.get(), **changes))
+    try:
+        yield current.get()
+    finally:
+        current.reset(token)
+
+
+def request_source(path: str) -> str:
+    return next((source for prefix, source in URL_SOURCES if path.startswith(prefix)), "web")
+
+
+def _actor_of(context: Context) -> tuple[Any, int | None, str | None]:
+    """(user, user id, e-mail) of the context: the request's user as authenticated by now, or the one given."""
+    user = context.actor
+    if context.request is not None:
+        user = getattr(context.request, "user", None)
+    if user is not None and getattr(user, "is_authenticated", False) and user.pk is not None:
+        return user, user.pk, getattr(user, "email", None)
+    return None, context.actor_id, context.actor_email
+
+
+@cache
+def _command() -> tuple[str, str]:
+    """The manage.py command this process runs (empty under another entry point, e.g. pytest's call_command) and
+    the operating-system user."""
+    name = sys.argv[1] if len(sys.argv) > 1 and Path(sys.argv[0]).name in ("manage.py", "django-admin") else ""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container's arbitrary user)
+        user = ""
+    return name, user
+
+
+@receiver(pre_save, sender=LogEntry, dispatch_uid="itsm.audit.stamp")
+def _stamp(sender: Any, instance: LogEntry, **_: Any) -> None:
+    """Fill the actor, the source and the client address of a row django-auditlog is about to write."""
+    if not instance._state.adding:
+        return
+    context = current.get()
+    user, actor_id, email = _actor_of(context)
+    if instance.actor_id is None and actor_id is not None:
+        if user is not None:
+            instance.actor = user
+        else:
+            instance.actor_id = actor_id
+        instance.actor_email = email
+    data: dict[str, Any] = {"source": context.source or "command"}
+    if context.source is None:
+        command, os_user = _command()
+        data.update({"command": command, "os_user": os_user})
+    elif context.detail:
+        data["detail"] = context.detail
+    instance.additional_data = {**data, **(instance.additional_data or {})}
+    if context.request is not None and instance.remote_addr is None:
+        # The trusted client address (REMOTE_ADDR, or the ITSM_NUM_PROXIES-th entry of X-Forwarded-For), as the
+        # sign-in throttle reads it; not django-auditlog's, which believes the first entry a client sends.
+        instance.remote_addr = BaseThrottle().get_ident(context.request) or None  # type: ignore[arg-type]
+
+
+# --- Celery: the actor travels with the task, the task is the source -------------------------------------------
+
+
+@signals.before_task_publish.connect
+def _send_actor(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    _, actor_id, email = _actor_of(current.get())
+    if actor_id is not None and headers is not None:
+        headers.setdefault(ACTOR_HEADER, [actor_id, email])
+
+
+_task_tokens: ContextVar[Any] = ContextVar("audit_task_token", default=None)
+
+
+@signals.task_prerun.connect
+def _task_started(task: Any = None, **_: Any) -> None:
+    request = getattr(task, "request", None)
+    sent = getattr(request, ACTOR_HEADER, None) or (getattr(request, "headers", None) or {}).get(ACTOR_HEADER)
+    actor_id, email = sent if isinstance(sent, list | tuple) and len(sent) == 2 else (None, None)
+    context = Context(
+        source="task",
+        detail=str(getattr(task, "name", "")),
+        actor_id=actor_id if isinstance(actor_id, int) else None,
+        actor_email=email if isinstance(email, str) else None,
+    )
+    _task_tokens.set(current.set(context))
+
+
+@signals.task_postrun.connect
+def _task_finished(**_: Any) -> None:
+    token = _task_tokens.get()
+    if token is not None:
+        with contextlib.suppress(ValueError):  # set in another context (an eager task inside a request)
+            current.reset(token)
+        _task_tokens.set(None)
