@@ -61,6 +61,7 @@ RECORDED: dict[type[Model], dict[str, Any]] = {
     models.Attachment: {},
     models.TicketRating: {},
     models.Incident: {},
+    models.IntegrationToken: {"mask_fields": ["digest"]},
     models.Postmortem: {},
     models.MaintenanceWindow: {"m2m_fields": ["notify_users"]},
     models.Service: {},

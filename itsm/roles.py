@@ -91,3 +91,46 @@ def role_q(role: Role) -> Q:
     if role == Role.AGENT:
         return _in_groups(Role.AGENT) & ~admins_q()
     return ~staff_q()
+
+
+class Scope(StrEnum):
+    """What an integration token (a non-human caller: itsm.models.integrations) may do, on top of its account's
+    role: read everything an agent reads, work tickets, work incidents, or everything an admin does."""
+
+    READ = "read"
+    TICKETS = "tickets"
+    INCIDENTS = "incidents"
+    ADMIN = "admin"
+
+
+# The API's collections (the first segment after /api/v1/) each scope reads and writes. None: every collection.
+# Sign-in and personal settings ("auth", "me") are for people and are in no scope: an integration token cannot log
+# itself out, end every other token of its account, or set notification preferences.
+_SCOPE_READS: dict[Scope, frozenset[str] | None] = {
+    Scope.READ: None,
+    Scope.TICKETS: frozenset({"", "tickets", "attachments", "services", "teams"}),
+    Scope.INCIDENTS: frozenset({"", "incidents", "alerts", "maintenance-windows", "services", "teams", "oncall"}),
+    Scope.ADMIN: None,
+}
+_SCOPE_WRITES: dict[Scope, frozenset[str] | None] = {
+    Scope.READ: frozenset(),
+    Scope.TICKETS: frozenset({"tickets", "attachments"}),
+    Scope.INCIDENTS: frozenset({"incidents", "alerts", "maintenance-windows"}),
+    Scope.ADMIN: None,
+}
+_PEOPLE_ONLY = frozenset({"auth", "me"})
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def scope_role(scope: Scope) -> Role:
+    """The role of an integration account: an admin for the admin scope, an agent for the others."""
+    return Role.ADMIN if scope == Scope.ADMIN else Role.AGENT
+
+
+def scope_allows(scope: Scope, *, method: str, collection: str) -> bool:
+    """Whether a token of this scope may send `method` to this API collection. The account's role still applies
+    after this: a tickets token is an agent, so it cannot delete a ticket."""
+    if collection in _PEOPLE_ONLY:
+        return False
+    allowed = _SCOPE_READS[scope] if method.upper() in _READ_METHODS else _SCOPE_WRITES[scope]
+    return allowed is None or collection in allowed

@@ -343,6 +343,8 @@ REST_KNOX = {
 }
 
 # --- REST framework and OpenAPI --------------------------------------------------------------------------
+# Integration tokens (itsm.models.integrations) expire after at most this many days; 90 when not said otherwise.
+ITSM_INTEGRATION_TOKEN_MAX_DAYS = env_int("ITSM_INTEGRATION_TOKEN_MAX_DAYS", 365)
 ITSM_PAGE_SIZE = env_int("ITSM_PAGE_SIZE", 25)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

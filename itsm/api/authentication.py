@@ -29,8 +29,13 @@ from knox.models import get_token_model
 from knox.settings import CONSTANTS, knox_settings
 from knox.signals import token_expired
 from rest_framework import exceptions
+from rest_framework.request import Request
 
-from itsm.roles import STAFF_ROLES, remember_role, role_from
+from itsm.models.integrations import IntegrationToken
+from itsm.roles import STAFF_ROLES, Scope, remember_role, role_from, scope_allows, scope_role
+from itsm.services.integrations import TokenRefused, integration_token_check, is_integration_token
+
+API_PREFIX = "/api/v1/"
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,27 @@ def _expired(auth_token: Any) -> bool:
     return too_old or (auth_token.expiry is not None and auth_token.expiry < now)
 
 
+def _scope_check(request: Request, integration: IntegrationToken) -> None:
+    """An integration token reaches only the collections its scope names (itsm.roles.scope_allows)."""
+    path = request.path_info
+    collection = path[len(API_PREFIX) :].split("/", 1)[0] if path.startswith(API_PREFIX) else None
+    method = request.method or "GET"
+    if collection is None or not scope_allows(Scope(integration.scope), method=method, collection=collection):
+        where = f"/api/v1/{collection}/" if collection is not None else path
+        raise exceptions.PermissionDenied(
+            f"This integration token's scope ({integration.scope}) does not allow {method} on {where}."
+        )
+
+
 class TokenAuthentication(KnoxTokenAuthentication):
+    """A person's knox token, or an integration token (itsm.services.integrations) held to its scope."""
+
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        found = super().authenticate(request)
+        if found is not None and isinstance(found[1], IntegrationToken):
+            _scope_check(request, found[1])
+        return found
+
     def authenticate_credentials(self, token: bytes) -> tuple[Any, Any]:
         message = _("Invalid token.")
         try:
@@ -117,6 +142,13 @@ class TokenAuthentication(KnoxTokenAuthentication):
             raise exceptions.AuthenticationFailed(message) from None
         if not (text.isascii() and text.isprintable()):  # a NUL could not even be sent to PostgreSQL
             raise exceptions.AuthenticationFailed(message)
+        if is_integration_token(text):
+            try:
+                integration = integration_token_check(text)
+            except TokenRefused as exc:
+                raise exceptions.AuthenticationFailed(str(exc)) from None
+            remember_role(integration.account, scope_role(Scope(integration.scope)))
+            return integration.account, integration
         for auth_token, staff_group in _candidates(text[: CONSTANTS.TOKEN_KEY_LENGTH]):
             if _expired(auth_token):
                 username = auth_token.user.get_username()

@@ -6,6 +6,7 @@ from itsm.models.catalog import Service, Team
 from itsm.models.events import Event
 from itsm.models.idempotency import IdempotencyKey
 from itsm.models.incidents import Incident, Postmortem
+from itsm.models.integrations import IntegrationToken
 from itsm.models.jobs import JobRun, JobWatch
 from itsm.models.logins import LoginThrottle
 from itsm.models.mail import InboundMessage, Mailbox, SuppressedAddress, ThreadMessageId
@@ -37,6 +38,7 @@ __all__ = [
     "IdempotencyKey",
     "InboundMessage",
     "Incident",
+    "IntegrationToken",
     "JobRun",
     "JobWatch",
     "LoginThrottle",
