@@ -128,7 +128,7 @@ def _scope_check(request: Request, integration: IntegrationToken) -> None:
 class TokenAuthentication(KnoxTokenAuthentication):
     """A person's knox token, or an integration token (itsm.services.integrations) held to its scope."""
 
-    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+    def authenticate(self, request: Any) -> Any:
         found = super().authenticate(request)
         if found is not None and isinstance(found[1], IntegrationToken):
             _scope_check(request, found[1])
