@@ -6,11 +6,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
 from django.test import Client
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
+from itsm.queries.audit import audited_models
 from tests.factories import make_user
 from tests.parallel import (
     django_db_modify_db_settings,
@@ -54,6 +56,30 @@ def _clear_cache() -> Iterator[None]:
     cache.clear()
     yield
     cache.clear()
+
+
+def _warm_content_types() -> None:
+    """The audit trail reads each model's content type once per process and keeps it (ContentType's cache). A
+    budget counts the steady state, not whether an earlier test in the same worker happened to warm it."""
+    ContentType.objects.get_for_models(*audited_models().values())
+
+
+@pytest.fixture
+def django_assert_num_queries(django_assert_num_queries: Callable[..., Any]) -> Callable[..., Any]:
+    def counted(num: int, *args: Any, **kwargs: Any) -> Any:
+        _warm_content_types()
+        return django_assert_num_queries(num, *args, **kwargs)
+
+    return counted
+
+
+@pytest.fixture
+def django_assert_max_num_queries(django_assert_max_num_queries: Callable[..., Any]) -> Callable[..., Any]:
+    def counted(num: int, *args: Any, **kwargs: Any) -> Any:
+        _warm_content_types()
+        return django_assert_max_num_queries(num, *args, **kwargs)
+
+    return counted
 
 
 @pytest.fixture

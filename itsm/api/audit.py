@@ -23,7 +23,9 @@ ACTIONS = {LogEntry.Action.CREATE: "create", LogEntry.Action.UPDATE: "update", L
 
 class AuditEntryFilter(django_filters.FilterSet):
     object_type = django_filters.ChoiceFilter(
-        choices=[], method="of_type", help_text="The kind of object: ticket, incident, user..."
+        choices=[(name, name) for name in sorted(audited_models())],
+        method="of_type",
+        help_text="The kind of object: ticket, incident, user...",
     )
     object_id = IdFilter(help_text="The object's id (with object_type).")
     actor = IdFilter(field_name="actor_id", help_text="The user who made the change.")
@@ -35,10 +37,6 @@ class AuditEntryFilter(django_filters.FilterSet):
     class Meta:
         model = LogEntry
         fields: list[str] = []
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.filters["object_type"].extra["choices"] = [(name, name) for name in sorted(audited_models())]
 
     def of_type(self, queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
         return audit_entries_of(queryset, object_type=value)

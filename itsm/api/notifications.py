@@ -25,7 +25,7 @@ from rest_framework.views import APIView
 
 from itsm.api.filters import StableOrderingFilter, UtcDateTimeFilter
 from itsm.api.strict import BooleanFilter, FilterBackend, IdFilter, StrictModelSerializer, StrictSerializer
-from itsm.exceptions import InvalidInput
+from itsm.exceptions import Conflict
 from itsm.models import DeliveryAttempt, Notification, NotificationChannel
 from itsm.models.notifications import DELIVERY_FIELDS
 from itsm.queries.notifications import notifications_visible_to
@@ -243,7 +243,7 @@ class NotificationChannelViewSet(
 
     @extend_schema(
         request=SecretRotationSerializer,
-        responses={200: RotatedSecretSerializer},
+        responses={200: RotatedSecretSerializer, 409: OpenApiResponse(description="Not a webhook channel.")},
         summary="Give one of your webhook channels a new signing secret, the former one signing beside it a while",
     )
     @action(detail=True, methods=["post"], url_path="rotate-secret")
@@ -252,7 +252,7 @@ class NotificationChannelViewSet(
         body = SecretRotationSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         if channel.channel != Notification.Channel.WEBHOOK:
-            raise InvalidInput({"channel": ["Only webhook channels are signed; this one has no secret to rotate."]})
+            raise Conflict("Only webhook channels are signed; this one has no secret to rotate.")
         rotated = webhook_secret_rotate(signed=channel, window=timedelta(hours=body.validated_data["window_hours"]))
         return Response(RotatedSecretSerializer(rotated).data)
 

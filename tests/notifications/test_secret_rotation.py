@@ -124,8 +124,8 @@ def test_a_bad_window_is_a_400_naming_the_field_and_the_secret_stays(
 def test_an_e_mail_channel_has_no_secret_to_rotate(agent: Any, client_for: Any) -> None:
     channel = NotificationChannel.objects.create(user=agent, channel="email", target="alice@example.com")
     response = client_for(agent).post(f"/api/v1/notification-channels/{channel.pk}/rotate-secret/", {})
-    assert response.status_code == 400
-    assert "channel" in response.json()
+    assert response.status_code == 409
+    assert "no secret to rotate" in response.json()["detail"]
 
 
 def test_no_one_rotates_another_users_channel_and_the_anonymous_are_asked_to_sign_in(
