@@ -26,6 +26,8 @@ class IssueTokenForm(forms.ModelForm):
         model = IntegrationToken
         fields = ["name", "scope", "expires_at"]
         help_texts = {
+            "name": "What calls with it, e.g. grafana or backup-script: it becomes the name of the token's account "
+            "in the audit trail (letters, digits, '.', '_' or '-').",
             "scope": "read: read what an agent reads. tickets / incidents: work those (and read the catalogue). "
             "admin: everything an admin does.",
             "expires_at": "The token stops working then; it cannot be extended, only replaced by a new one.",
