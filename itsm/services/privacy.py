@@ -15,7 +15,6 @@ alone are replaced only in rows that are the person's own (their notifications a
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -65,6 +64,7 @@ HANDLED: dict[str, str] = {
     "itsm.InboundMessage.sender": "the person's address becomes the pseudonym address",
     "itsm.InboundMessage.raw": "the person's own messages are emptied; in others the terms are replaced",
     "itsm.Notification.target": "notifications to the person go to the pseudonym address",
+    "itsm.Notification.recipient": "a key to the account, which is pseudonymised; its own rows' texts scrubbed too",
     "itsm.NotificationChannel.target": "the person's channels point nowhere (erased-<id>-<channel>@invalid), disabled",
     "itsm.SuppressedAddress.address": "the person's bounced address becomes the pseudonym address",
     "itsm.NotificationPreference.email": "a switch (e-mail on or off), no address",
@@ -192,14 +192,15 @@ def _replacement(found: str, terms: dict[str, str]) -> str:
 
 
 def _replace(value: Any, pattern: re.Pattern[str], terms: dict[str, str]) -> Any:
-    """`value` with every term replaced: text as text, JSON through its text (the pseudonyms need no escaping)."""
-    if value is None:
-        return None
+    """`value` with every term replaced: in text, and in every key and string of JSON (walked, not searched as its
+    text, where an escape such as \\n would hide the start of a word)."""
     if isinstance(value, str):
         return pattern.sub(lambda match: _replacement(match.group(0), terms), value)
-    text = json.dumps(value, ensure_ascii=False)
-    replaced = pattern.sub(lambda match: _replacement(match.group(0), terms), text)
-    return value if replaced == text else json.loads(replaced)
+    if isinstance(value, list):
+        return [_replace(item, pattern, terms) for item in value]
+    if isinstance(value, dict):
+        return {_replace(key, pattern, terms): _replace(item, pattern, terms) for key, item in value.items()}
+    return value
 
 
 def _scrub(queryset: Any, fields: tuple[str, ...], terms: dict[str, str]) -> int:

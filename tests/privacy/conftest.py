@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from django.contrib.admin.models import CHANGE
@@ -100,9 +101,11 @@ def person(db: Any, settings: Any, agent: Any, client_for: Any) -> Person:
 
 
 def run_command(*argv: str) -> int:
-    """A manage.py command as a shell runs it, in this process (the test database): its exit status."""
+    """A manage.py command as a shell runs it, in this process (the test database): its exit status. The test's
+    connection stays open (a command run from the shell closes every connection when it ends)."""
     try:
-        ManagementUtility(["manage.py", *argv]).execute()
+        with patch("django.core.management.base.connections.close_all"):
+            ManagementUtility(["manage.py", *argv]).execute()
     except SystemExit as exit_:
         return int(exit_.code or 0)
     return 0
