@@ -234,3 +234,11 @@ def test_the_command_asks_before_it_erases(person, monkeypatch, capsys):
     assert "Not confirmed: nothing was erased." in capsys.readouterr().err
     person.user.refresh_from_db()
     assert person.user.email == EMAIL
+
+
+def test_the_persons_open_sessions_stop_working(person, django_capture_on_commit_callbacks):
+    browser = Client()
+    browser.force_login(person.user)
+    assert browser.get("/portal/").status_code == 200
+    erase(person, django_capture_on_commit_callbacks)
+    assert browser.get("/portal/").status_code == 302  # back to the sign-in page
