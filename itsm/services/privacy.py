@@ -40,6 +40,7 @@ from itsm.exceptions import Conflict
 from itsm.models import (
     Attachment,
     Comment,
+    Event,
     InboundMessage,
     IntegrationToken,
     LoginThrottle,
@@ -56,6 +57,7 @@ logger = logging.getLogger(__name__)
 
 COMMENTS = ("keep", "blank")
 BLANKED = "(removed at the author's request)"
+REMOVED = "(removed: personal data erasure)"
 MIN_TERM = 3
 PERSON_FIELDS = ("username", "email", "first_name", "last_name")
 
@@ -187,7 +189,8 @@ def _pattern(terms: dict[str, str]) -> re.Pattern[str] | None:
 
 def _replacement(found: str, terms: dict[str, str]) -> str:
     """The pseudonym for a term as found (an address for an address)."""
-    default = next(value for term, value in terms.items() if ("@" in term) == ("@" in found))
+    same_kind = (value for term, value in terms.items() if ("@" in term) == ("@" in found))
+    default = next(same_kind, next(iter(terms.values())))
     return terms.get(found.lower(), default)
 
 
@@ -272,8 +275,9 @@ def _own_rows(user: Any, *, terms: dict[str, str], own: dict[str, str], counts: 
     counts["login_throttles"] = LoginThrottle.objects.filter(key__in=keys).delete()[0]
 
     attachments = Attachment.objects.filter(uploaded_by=user)
-    files = [str(path) for path in attachments.values_list("file", flat=True)]
+    removed = list(attachments.values_list("pk", "filename", "file"))
     counts["attachments"] = attachments.delete()[0]
+    _forget_attachments(removed)
 
     by_address = Q()
     for address in addresses:
@@ -299,7 +303,21 @@ def _own_rows(user: Any, *, terms: dict[str, str], own: dict[str, str], counts: 
         SuppressedAddress.objects.filter(pk=suppressed[0]).update(address=email)
     counts["watched_tickets"] = user.watched_tickets.count()
     user.watched_tickets.clear()
-    return files
+    return [str(path) for _, _, path in removed]
+
+
+def _forget_attachments(removed: list[tuple[int, str, str]]) -> None:
+    """The removed files' names may be personal too ("passport Jane Doe.pdf"): gone from the timeline entries
+    that recorded them and from their rows in the audit trail."""
+    if not removed:
+        return
+    ids = [str(pk) for pk, _, _ in removed]
+    Event.objects.filter(field__in=["attachment", "internal_attachment"], new_value__in=ids).update(note=REMOVED)
+    names = {name.lower(): REMOVED for _, name, _ in removed if len(name) >= MIN_TERM}
+    names |= {str(path).lower(): REMOVED for _, _, path in removed}
+    attachment_type = ContentType.objects.get_for_model(Attachment)
+    rows = LogEntry.objects.filter(content_type=attachment_type, object_pk__in=ids)
+    _scrub(rows, SCANNED["auditlog.LogEntry"], names)
 
 
 def _comments(user: Any, choice: str, counts: dict[str, int]) -> None:

@@ -60,7 +60,7 @@ def person(db: Any, settings: Any, agent: Any, client_for: Any) -> Person:
     mailbox = Mailbox.objects.create(name="support", host="127.0.0.1", username="support@itsm.example.com")
     message = mail_receive(mailbox=mailbox, uidvalidity=1, uid=1, raw=mail_from_jane())
     assert message.status == InboundMessage.Status.TICKET_CREATED, message.detail
-    ticket = Ticket.objects.get(pk=message.ticket_id)
+    ticket = Ticket.objects.get(inbound_messages=message)
     jane = ticket.requester
     assert (jane.username, jane.get_full_name()) == (USERNAME, NAME)
 
