@@ -41,6 +41,7 @@ from itsm.models import (
     Attachment,
     Comment,
     Event,
+    IdempotencyKey,
     InboundMessage,
     IntegrationToken,
     LoginThrottle,
@@ -148,7 +149,7 @@ def pseudonym_of(user: Any) -> tuple[str, str]:
 
 
 def is_erased(user: Any) -> bool:
-    name, email = pseudonym_of(user)
+    name, email = pseudonym_of(user)  # and no name left
     return bool(user.get_username() == name and user.email == email and not user.first_name and not user.last_name)
 
 
@@ -273,6 +274,7 @@ def _own_rows(user: Any, *, terms: dict[str, str], own: dict[str, str], counts: 
     usernames = [term for term in terms if "@" not in term and " " not in term]
     keys = login_throttle_keys_of(usernames=usernames, emails=addresses, addresses=sorted(set(ips)))
     counts["login_throttles"] = LoginThrottle.objects.filter(key__in=keys).delete()[0]
+    counts["idempotency_keys"] = IdempotencyKey.objects.filter(user=user).delete()[0]  # their replayable responses
 
     attachments = Attachment.objects.filter(uploaded_by=user)
     removed = list(attachments.values_list("pk", "filename", "file"))
@@ -290,8 +292,7 @@ def _own_rows(user: Any, *, terms: dict[str, str], own: dict[str, str], counts: 
     _scrub(Notification.objects.filter(recipient=user), SCANNED["itsm.Notification"], own)
     _scrub(InboundMessage.objects.filter(pk__in=mine.values("pk")), SCANNED["itsm.InboundMessage"], own)
     for channel in NotificationChannel.objects.filter(user=user):
-        target = f"{name}-{channel.pk}@invalid"
-        NotificationChannel.objects.filter(pk=channel.pk).update(target=target, enabled=False)
+        NotificationChannel.objects.filter(pk=channel.pk).update(target=f"{name}-{channel.pk}@invalid", enabled=False)
     counts["notification_channels"] = NotificationChannel.objects.filter(user=user).count()
     bounced = Q(address__iexact=email)
     for address in addresses:
