@@ -32,6 +32,7 @@ from django.db import models, transaction
 from django.db.models import F, Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
+from django.utils.html import escape
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from knox.models import AuthToken
@@ -324,11 +325,23 @@ def _forget_attachments(removed: list[tuple[int, str, str]]) -> None:
 def _comments(user: Any, choice: str, counts: dict[str, int]) -> None:
     if choice == "blank":
         written = Comment.objects.filter(author=user)
+        _unquote(written)
         counts["comments_blanked"] = written.exclude(body=BLANKED).update(body=BLANKED)
         TicketNotice.objects.filter(comment__in=written).update(note="")
         counts["ratings_blanked"] = TicketRating.objects.filter(rated_by=user).exclude(comment="").update(comment="")
     else:
         counts["comments_kept"] = Comment.objects.filter(author=user).count()
+
+
+def _unquote(written: Any) -> None:
+    """The blanked comments' text out of the e-mails that quoted them (the text part as written, the HTML escaped)."""
+    for ticket_id, body in written.exclude(body=BLANKED).values_list("ticket_id", "body"):
+        if len(body.strip()) < MIN_TERM:
+            continue
+        quoted = Notification.objects.filter(ticket_id=ticket_id)
+        for name, text in (("body", body), ("html_body", str(escape(body)))):
+            for pk, value in quoted.filter(**{f"{name}__contains": text}).values_list("pk", name):
+                Notification.objects.filter(pk=pk).update(**{name: value.replace(text, BLANKED)})
 
 
 def _audit_trail(user: Any, terms: dict[str, str], counts: dict[str, int]) -> None:

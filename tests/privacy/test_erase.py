@@ -28,6 +28,8 @@ from itsm.models import (
     TicketRating,
 )
 from itsm.services.privacy import BLANKED, PersonalDataRefused, personal_data_erase
+from itsm.services.ticket_notifications import ticket_notices_expand
+from itsm.services.tickets import ticket_update
 from tests.privacy.conftest import EMAIL, TRACES, USERNAME, run_command
 
 pytestmark = pytest.mark.django_db
@@ -163,11 +165,22 @@ def test_comments_are_kept_with_names_and_addresses_replaced(erased):
     assert TicketRating.objects.get().comment == "Quick, thanks"
 
 
-def test_comments_can_be_blanked(person, django_capture_on_commit_callbacks):
+def test_comments_can_be_blanked(person, django_capture_on_commit_callbacks, agent, client_for):
+    ticket_update(ticket_id=person.ticket.pk, actor=agent, expected_version=None, changes={"assignee": agent})
+    text = "My home router is a FritzBox 7590"
+    response = client_for(person.user).post(f"/api/v1/tickets/{person.ticket.pk}/comments/", {"body": text})
+    assert response.status_code == 201, response.content
+    ticket_notices_expand()
+    told = Notification.objects.get(recipient=agent, body__contains=text)  # the agent's e-mail quotes it
     erase(person, django_capture_on_commit_callbacks, comments="blank")
     assert Comment.objects.get(pk=person.comment.pk).body == BLANKED
+    assert not Notification.objects.filter(body__contains=text).exists()
+    assert not Notification.objects.filter(html_body__contains="FritzBox").exists()
+    told.refresh_from_db()
+    assert BLANKED in told.body
+    assert BLANKED in told.html_body
     assert TicketRating.objects.get().comment == ""
-    assert Comment.objects.filter(ticket=person.ticket).count() == 3  # the agents' replies stay
+    assert Comment.objects.filter(ticket=person.ticket).count() == 4  # the agents' replies stay
 
 
 def test_the_persons_attachments_are_removed_from_storage(person, django_capture_on_commit_callbacks):
