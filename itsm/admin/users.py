@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from itsm.admin.base import AdminRolePermissions
+from itsm.admin.privacy import erase_personal_data, export_personal_data
 from itsm.roles import Role, role_of, role_q
 from itsm.services.two_factor import second_factor_reset
 from itsm.services.users import TAKEN, user_upsert, username_taken
@@ -62,7 +63,14 @@ admin.site.unregister(User)
 class ItsmUserAdmin(AdminRolePermissions, UserAdmin):
     list_display = ["username", "email", "role", "two_factor", "is_active", "last_login"]
     list_filter = [RoleListFilter, "is_active"]
-    actions = ["make_requester", "make_agent", "make_admin", "reset_two_factor"]
+    actions = [
+        "make_requester",
+        "make_agent",
+        "make_admin",
+        "reset_two_factor",
+        export_personal_data,
+        erase_personal_data,
+    ]
     form = UserEditForm
     add_form = UserAddForm
 

@@ -187,6 +187,16 @@ def password_reset_take(*, email: str, address: str) -> bool:
     return True
 
 
+def login_throttle_keys_of(*, usernames: list[str], emails: list[str], addresses: list[str]) -> list[str]:
+    """The keys of the buckets named after a person (personal data erasure): their password-reset requests, and
+    their account's failures from each client address known for them."""
+    keys = [_digest(f"reset-email\0{email.strip().lower()}") for email in emails]
+    for username in usernames:
+        account = username_normalise(username).lower()
+        keys += [_digest(f"account-address\0{account}\0{address}") for address in addresses]
+    return keys
+
+
 def login_throttles_forget(*, before: datetime, now: datetime) -> int:
     """Delete the buckets nobody has tried since `before` and that no longer wait (the daily cleanup)."""
     stale = LoginThrottle.objects.filter(last_attempt_at__lt=before).exclude(blocked_until__gte=now)

@@ -192,6 +192,10 @@ EXCLUDED = {
     "tests/backups/test_offsite_commands.py runs backup_key",
     ("docs/runbooks/lost-second-factor.md", "reset_2fa USERNAME        # docker compose"): "in a deployment's "
     "container, for a real user; the command's output and exit codes are tested in tests/auth/test_two_factor.py",
+    ("docs/runbooks/personal-data-request.md", "export_personal_data jane.doe@example.org"): "for a real "
+    "person; the command's output and exit codes are tested in tests/privacy/test_export.py",
+    ("docs/runbooks/personal-data-request.md", "erase_personal_data jane.doe@example.org"): "destructive, for a "
+    "real person; tests/privacy/test_erase.py runs the command, its question and its exit codes",
     ("docs/runbooks/rebuild-from-s3.md", "export DATABASE_URL="): "the operator's own values: "
     "tests/backups/test_rebuild_from_s3.py gives a new host's",
     ("docs/runbooks/rebuild-from-s3.md", "backup_s3 list\n"): _REBUILD,
