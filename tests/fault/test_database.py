@@ -32,7 +32,9 @@ def test_the_api_answers_json_503_while_postgresql_is_down_and_recovers_once_it_
     before = [a for a in answers if a.ended < stopping]
     assert before, stack.logs()
     assert all(a.status == 200 for a in before), stack.logs()
-    assert slowest(answers).seconds < 3, slowest(answers)
+    # No request waits out a timeout: the connect timeout is 5 s (ITSM_DB_CONNECT_TIMEOUT) and gunicorn's 30 s, while
+    # a stopped server refuses at once. The margin is for a loaded CI machine (3.9 s seen with every core busy).
+    assert slowest(answers).seconds < 5, slowest(answers)
     assert all(a.status in (200, 503) for a in answers), {a.status for a in answers}
 
     failed = [a for a in answers if a.status == 503]
