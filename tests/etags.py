@@ -9,7 +9,7 @@ from django.db.models import Model
 from itsm.models.versioned import etag_of
 
 
-def if_match(row: Model | type[Model], pk: Any = None) -> dict[str, str]:
+def if_match(row: Model | type[Model], pk: Any = None) -> dict[str, Any]:
     """`{"HTTP_IF_MATCH": '"<pk>-<version>"'}` for a row (or a model and a primary key), at the version the database
     holds now: spread it into a test client's call."""
     model = row if isinstance(row, type) else type(row)

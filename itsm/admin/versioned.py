@@ -28,7 +28,7 @@ class VersionCheckedForm(forms.ModelForm):
             self.fields[SEEN_VERSION].initial = self.instance.version
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
         seen = self.cleaned_data.get(SEEN_VERSION)
         # A post without the field (a form from before this check) is not checked: there is nothing to compare.
         if self.instance.pk is not None and seen is not None:
@@ -36,7 +36,7 @@ class VersionCheckedForm(forms.ModelForm):
                 version_lock(model=type(self.instance), pk=self.instance.pk, expected_version=seen)
             except StaleVersion:
                 raise ValidationError(STALE.format(noun=self.instance._meta.verbose_name), code="stale") from None
-        return cleaned
+        return self.cleaned_data
 
 
 class VersionedAdmin:

@@ -260,6 +260,7 @@ class NotificationChannelViewSet(
         rotated = webhook_secret_rotate(
             signed=channel, window=timedelta(hours=body.validated_data["window_hours"]), expected_version=version
         )
+        assert isinstance(rotated, NotificationChannel)  # a user's channel, never an admin's endpoint
         return with_etag(Response(RotatedSecretSerializer(rotated).data), rotated)
 
 

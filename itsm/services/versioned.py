@@ -27,7 +27,7 @@ def version_bump(row: Versioned) -> str:
     """Make the row's next save bump its version in the same UPDATE; returns the field to add to update_fields.
     After the save, `version_bumped` reads the new number without a query (the row is still locked)."""
     row.__dict__["_version_read"] = row.version
-    row.version = F("version") + 1  # type: ignore[assignment]
+    row.version = F("version") + 1
     return "version"
 
 
@@ -42,7 +42,7 @@ def versioned_write(*, model: type[V], pk: int, expected_version: int | None, wr
     """Lock the row, check the version the client read, let `write` change and save it (its save bumps the
     version), all in one transaction. For the resources without rules of their own (services, teams, channels)."""
     with transaction.atomic():
-        row = remember(model.objects.select_for_update().get(pk=pk))
+        row = remember(model._default_manager.select_for_update().get(pk=pk))
         version_check(row, expected_version)
         version_bump(row)
         write(row)

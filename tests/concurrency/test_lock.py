@@ -44,7 +44,8 @@ def test_a_writer_waiting_for_the_lock_is_refused_when_the_one_before_it_changed
         thread = threading.Thread(target=second_writer)
         thread.start()
         deadline = time.monotonic() + 30
-        while not _waiting_on_a_lock():  # the second writer, sent with version 1 as its client read it, waits for the row
+        # The second writer, sent with version 1 as its client read it, waits for the row.
+        while not _waiting_on_a_lock():
             assert time.monotonic() < deadline, "the second writer never waited for the row lock"
             time.sleep(0.01)
     thread.join(timeout=30)
