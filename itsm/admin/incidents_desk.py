@@ -5,12 +5,13 @@ post is handled)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern
+from django.utils.datastructures import MultiValueDict
 
 from itsm.admin.base import staff_users
 from itsm.admin.desk import change_url, desk_action_urls, desk_urls, form_for, refuse_form, run, when
@@ -224,6 +225,7 @@ def _at(form: forms.Form, version: int) -> forms.Form:
     """A draft kept from a refused post carries the version it was posted with: shown again, it carries the current
     one, so that saving it again is a choice made after the refusal's message, not a loop of refusals."""
     if form.is_bound:
-        form.data = form.data.copy()
-        form.data["version"] = str(version)
+        data = cast(MultiValueDict, form.data).copy()  # form_for binds a draft's MultiValueDict
+        data["version"] = str(version)
+        form.data = data
     return form

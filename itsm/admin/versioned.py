@@ -27,6 +27,11 @@ class VersionCheckedForm(forms.ModelForm):
         if self.instance.pk is not None:
             self.fields[SEEN_VERSION].initial = self.instance.version
 
+    @property
+    def changed_data(self) -> list[str]:
+        """The fields edited: the version the form was opened at is not one (save_model hands them to a service)."""
+        return [name for name in super().changed_data if name != SEEN_VERSION]
+
     def clean(self) -> dict[str, Any]:
         super().clean()
         seen = self.cleaned_data.get(SEEN_VERSION)
