@@ -76,14 +76,15 @@ class Bench:
         }
 
     def incident_pool(self) -> str:
-        """Medium and low incidents that are resolved or diagnosing, with their current status (read each run)."""
+        """Medium and low incidents that are resolved or diagnosing, with their current status and version (the
+        If-Match the script sends; read each run)."""
         with psycopg2.connect(self.args.database_url) as conn, conn.cursor() as cursor:
             cursor.execute(
-                "SELECT id, status FROM itsm_incident WHERE status IN ('resolved', 'diagnosing') "
+                "SELECT id, status, version FROM itsm_incident WHERE status IN ('resolved', 'diagnosing') "
                 "AND severity IN ('medium', 'low') ORDER BY id DESC LIMIT %s",
                 [self.args.incident_pool],
             )
-            return ",".join(f"{pk}:{status}" for pk, status in cursor.fetchall())
+            return ",".join(f"{pk}:{status}:{version}" for pk, status, version in cursor.fetchall())
 
     def wrk(self, scenario: Scenario, seconds: float, workdir: Path) -> dict[str, float]:
         script = workdir / f"{scenario.name}.lua"

@@ -44,6 +44,7 @@ from django.http import HttpRequest
 from rest_framework.throttling import BaseThrottle
 
 from itsm import models
+from itsm.models.versioned import Versioned
 
 SOURCES = ("api", "admin", "portal", "web", "command", "task", "mail")
 # The first matching prefix names an HTTP request's source; any other path is `web`.
@@ -55,8 +56,7 @@ BEFORE = "_audit_before"
 # What is recorded, with the fields left out or hidden. Every model of the app is either here or in NOT_RECORDED
 # (tests/audit/test_registration.py keeps it so): a new model needs a decision.
 RECORDED: dict[type[Model], dict[str, Any]] = {
-    # `version` is bumped by every write with an F() expression (the ETag): noise, and no value to show.
-    models.Ticket: {"exclude_fields": ["version"], "m2m_fields": ["watchers"]},
+    models.Ticket: {"m2m_fields": ["watchers"]},
     models.Comment: {},
     models.Attachment: {},
     models.TicketRating: {},
@@ -128,7 +128,10 @@ def register_models() -> None:
     auditlog._signals[pre_save] = _log_update
     for model, options in [*RECORDED.items(), (get_user_model(), USER_OPTIONS)]:
         masked = {"mask_callable": "itsm.audit.hidden"} if options.get("mask_fields") else {}
-        exclude = [*options.get("exclude_fields", []), *_reverse_relations(model)]
+        # A Versioned model's `version` is bumped by every write with an F() expression (the ETag): noise, and no
+        # value to show.
+        versioned = ["version"] if issubclass(model, Versioned) else []
+        exclude = [*options.get("exclude_fields", []), *versioned, *_reverse_relations(model)]
         auditlog.register(model, **{**options, **masked, "exclude_fields": exclude})
 
 

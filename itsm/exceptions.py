@@ -16,9 +16,9 @@ class NotPermitted(DomainError):
 class StaleVersion(DomainError):
     """The row changed since the client read it (HTTP 412)."""
 
-    def __init__(self, current_etag: str) -> None:
+    def __init__(self, current_etag: str, noun: str = "ticket") -> None:
         self.current_etag = current_etag
-        super().__init__("The ticket was changed by someone else: fetch it again and reapply your change.")
+        super().__init__(f"The {noun} was changed by someone else: fetch it again and reapply your change.")
 
 
 class Conflict(DomainError):

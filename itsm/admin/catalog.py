@@ -5,11 +5,12 @@ from __future__ import annotations
 from django.contrib import admin
 
 from itsm.admin.base import AdminRolePermissions
+from itsm.admin.versioned import VersionedAdmin
 from itsm.models import Service, Team
 
 
 @admin.register(Team)
-class TeamAdmin(AdminRolePermissions, admin.ModelAdmin):
+class TeamAdmin(VersionedAdmin, AdminRolePermissions, admin.ModelAdmin):
     list_display = ["name", "slug"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
@@ -17,7 +18,7 @@ class TeamAdmin(AdminRolePermissions, admin.ModelAdmin):
 
 
 @admin.register(Service)
-class ServiceAdmin(AdminRolePermissions, admin.ModelAdmin):
+class ServiceAdmin(VersionedAdmin, AdminRolePermissions, admin.ModelAdmin):
     list_display = ["name", "slug", "team"]
     list_filter = ["team"]
     search_fields = ["name", "slug", "description"]

@@ -14,6 +14,7 @@ from itsm.admin.base import StaffRolePermissions, staff_users
 from itsm.admin.desk import DeskPages
 from itsm.admin.events import move_selected
 from itsm.admin.incidents_desk import incident_desk_context, incident_desk_urls
+from itsm.admin.versioned import VersionedAdmin
 from itsm.exceptions import InvalidInput
 from itsm.lifecycles import INCIDENT_CLOSED_STATUSES
 from itsm.models import Incident
@@ -64,7 +65,7 @@ def _move_all(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Quer
 
 
 @admin.register(Incident)
-class IncidentAdmin(StaffRolePermissions, DeskPages):
+class IncidentAdmin(VersionedAdmin, StaffRolePermissions, DeskPages):
     desk_urls_of = incident_desk_urls
     desk_context_of = incident_desk_context
 

@@ -5,12 +5,13 @@ post is handled)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern
+from django.utils.datastructures import MultiValueDict
 
 from itsm.admin.base import staff_users
 from itsm.admin.desk import change_url, desk_action_urls, desk_urls, form_for, refuse_form, run, when
@@ -46,8 +47,14 @@ SECTION_HELP = {
 }
 
 
+# The version the page was read at (itsm/models/versioned.py): a move or a post-mortem saved after someone else's
+# change is refused with a message (the draft kept), as the API's If-Match is. Absent: not checked.
+VERSION = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=0)
+
+
 class IncidentMoveForm(forms.Form):
     to = forms.ChoiceField(label="Move to", choices=Incident.Status.choices)
+    version = VERSION
     note = forms.CharField(
         label="Note (optional, on the timeline)",
         required=False,
@@ -63,6 +70,7 @@ class NoteForm(forms.Form):
 
 class PostmortemForm(forms.Form):
     status = forms.ChoiceField(choices=Postmortem.Status.choices, initial=Postmortem.Status.DRAFT)
+    version = VERSION
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -102,7 +110,11 @@ def move(modeladmin: admin.ModelAdmin, request: HttpRequest, incident: Incident)
 
     def call() -> str:
         moved = incident_transition(
-            incident_id=incident.pk, actor=request.user, to=form.cleaned_data["to"], note=form.cleaned_data["note"]
+            incident_id=incident.pk,
+            actor=request.user,
+            to=form.cleaned_data["to"],
+            note=form.cleaned_data["note"],
+            expected_version=form.cleaned_data["version"],
         )
         return f"INC-{moved.pk} is {moved.status}."
 
@@ -131,7 +143,9 @@ def postmortem(modeladmin: admin.ModelAdmin, request: HttpRequest, incident: Inc
         return refuse_form(request, back, incident, "postmortem", form)
 
     def call() -> str:
-        saved = postmortem_save(incident_id=incident.pk, actor=request.user, data=form.cleaned_data)
+        data = dict(form.cleaned_data)
+        version = data.pop("version")
+        saved = postmortem_save(incident_id=incident.pk, actor=request.user, data=data, expected_version=version)
         return f"Post-mortem saved ({saved.status})."
 
     return run(request, back, call, draft=(incident, "postmortem"))
@@ -185,6 +199,7 @@ def incident_desk_context(modeladmin: admin.ModelAdmin, request: HttpRequest, in
     existing = Postmortem.objects.filter(incident=incident).first()
     items = list(existing.action_items.select_related("assignee").order_by("pk")) if existing else []
     initial = {name: getattr(existing, name) for name in (*POSTMORTEM_FIELDS, "status")} if existing else {}
+    initial["version"] = existing.version if existing else 0  # 0: none written yet
     return {
         "incident": incident,
         "closed": incident.status in INCIDENT_CLOSED_STATUSES,
@@ -193,9 +208,24 @@ def incident_desk_context(modeladmin: admin.ModelAdmin, request: HttpRequest, in
         "postmortem": existing,
         "postmortem_updated": when(existing.updated_at) if existing else "",
         "action_items": items,
-        "move_form": form_for(request, incident, "move", IncidentMoveForm),
+        "move_form": _at(
+            form_for(request, incident, "move", IncidentMoveForm, initial={"version": incident.version}),
+            incident.version,
+        ),
         "note_form": form_for(request, incident, "note", NoteForm),
-        "postmortem_form": form_for(request, incident, "postmortem", PostmortemForm, initial=initial),
+        "postmortem_form": _at(
+            form_for(request, incident, "postmortem", PostmortemForm, initial=initial), initial["version"]
+        ),
         "action_item_form": form_for(request, incident, "action_item", ActionItemForm),
         "urls": desk_action_urls(modeladmin, incident.pk, list(VIEWS)),
     }
+
+
+def _at(form: forms.Form, version: int) -> forms.Form:
+    """A draft kept from a refused post carries the version it was posted with: shown again, it carries the current
+    one, so that saving it again is a choice made after the refusal's message, not a loop of refusals."""
+    if form.is_bound:
+        data = cast(MultiValueDict, form.data).copy()  # form_for binds a draft's MultiValueDict
+        data["version"] = str(version)
+        form.data = data
+    return form

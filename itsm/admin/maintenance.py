@@ -15,6 +15,7 @@ from itsm.admin.base import StaffRolePermissions
 from itsm.admin.desk import DeskPages
 from itsm.admin.events import move_selected, timeline_table
 from itsm.admin.maintenance_desk import maintenance_desk_context, maintenance_desk_urls
+from itsm.admin.versioned import VersionedAdmin
 from itsm.exceptions import InvalidInput
 from itsm.models import MaintenanceWindow
 from itsm.models.maintenance import EDITABLE_FIELDS, RECORDED_FIELDS, RELATIONS
@@ -68,7 +69,7 @@ def _move_all(
 
 
 @admin.register(MaintenanceWindow)
-class MaintenanceWindowAdmin(StaffRolePermissions, DeskPages):
+class MaintenanceWindowAdmin(VersionedAdmin, StaffRolePermissions, DeskPages):
     desk_urls_of = maintenance_desk_urls
     desk_context_of = maintenance_desk_context
 

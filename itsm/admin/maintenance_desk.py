@@ -39,6 +39,9 @@ FROM_LABELS = {
 
 class WindowMoveForm(forms.Form):
     to = forms.ChoiceField(label="Move to", choices=Status.choices)
+    # The version the page was read at: a move after someone else's change is refused with a message, as the API's
+    # If-Match is (itsm/models/versioned.py). Absent: not checked.
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=0)
 
 
 def move(modeladmin: admin.ModelAdmin, request: HttpRequest, window: MaintenanceWindow) -> HttpResponse:
@@ -48,7 +51,12 @@ def move(modeladmin: admin.ModelAdmin, request: HttpRequest, window: Maintenance
         return refuse_form(request, back, window, "move", form)
 
     def call() -> str:
-        moved = maintenance_transition(window_id=window.pk, actor=request.user, to=form.cleaned_data["to"])
+        moved = maintenance_transition(
+            window_id=window.pk,
+            actor=request.user,
+            to=form.cleaned_data["to"],
+            expected_version=form.cleaned_data["version"],
+        )
         reason = f" {moved.blocked_reason}" if moved.status == Status.BLOCKED else ""
         return f"MW-{moved.pk} is {moved.get_status_display().lower()}.{reason}"
 

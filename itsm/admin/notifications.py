@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from itsm.admin.base import AdminRolePermissions, ReadOnlyInlinePermissions, StaffRolePermissions
+from itsm.admin.versioned import VersionedAdmin
 from itsm.exceptions import InvalidInput, NotPermitted, NotReady
 from itsm.models import DeliveryAttempt, Notification, NotificationChannel, NotificationPreference, WebhookEndpoint
 from itsm.models.notifications import DELIVERY_FIELDS
@@ -159,7 +160,7 @@ class NotificationChannelForm(forms.ModelForm):
 
 
 @admin.register(NotificationChannel)
-class NotificationChannelAdmin(AdminRolePermissions, admin.ModelAdmin):
+class NotificationChannelAdmin(VersionedAdmin, AdminRolePermissions, admin.ModelAdmin):
     """Users' channels, for admins helping someone; users manage their own through the API."""
 
     form = NotificationChannelForm

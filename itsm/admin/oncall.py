@@ -13,6 +13,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from itsm.admin.base import AdminWritePermissions, StaffRolePermissions
+from itsm.admin.versioned import VersionedAdmin
 from itsm.models import Override, Rotation, RotationMember
 from itsm.roles import is_staff_role
 from itsm.services.oncall import oncall_for_team
@@ -59,7 +60,7 @@ class OverrideInline(AdminWritePermissions, admin.TabularInline):
 
 
 @admin.register(Rotation)
-class RotationAdmin(AdminWritePermissions, admin.ModelAdmin):
+class RotationAdmin(VersionedAdmin, AdminWritePermissions, admin.ModelAdmin):
     form = RotationForm
     list_display = ["name", "team", "shift_length_hours", "handoff_time", "time_zone", "start_date", "member_count"]
     list_filter = ["team", "time_zone"]

@@ -17,6 +17,7 @@ from itsm.admin.desk import DeskPages
 from itsm.admin.satisfaction import rating_summary
 from itsm.admin.tickets_desk import ticket_desk_context, ticket_desk_urls
 from itsm.admin.tickets_queues import QueueFilter, assign, change_priority, move, queue_tabs
+from itsm.admin.versioned import VersionedAdmin
 from itsm.models import Attachment, Ticket
 from itsm.models.tickets import RECORDED_FIELDS
 from itsm.roles import is_admin, is_staff_role
@@ -24,7 +25,7 @@ from itsm.services.tickets import ticket_create, ticket_update
 
 
 @admin.register(Ticket)
-class TicketAdmin(StaffRolePermissions, DeskPages):
+class TicketAdmin(VersionedAdmin, StaffRolePermissions, DeskPages):
     desk_urls_of = ticket_desk_urls
     desk_context_of = ticket_desk_context
 

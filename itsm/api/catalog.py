@@ -9,6 +9,7 @@ from rest_framework import viewsets
 from itsm.api.filters import StableOrderingFilter
 from itsm.api.permissions import IsAdminOrReadOnly
 from itsm.api.strict import CharFilter, FilterBackend, IdField, IdFilter, SearchFilter, StrictModelSerializer
+from itsm.api.versioned import VersionedMixin
 from itsm.models import Service, Team
 
 
@@ -36,8 +37,8 @@ class ServiceFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
-class ServiceViewSet(viewsets.ModelViewSet):
-    """Every signed-in user reads the service catalogue; admins edit it."""
+class ServiceViewSet(VersionedMixin, viewsets.ModelViewSet):
+    """Every signed-in user reads the service catalogue; admins edit it (If-Match, itsm.api.versioned)."""
 
     serializer_class = ServiceSerializer
     permission_classes = [IsAdminOrReadOnly]
@@ -51,8 +52,8 @@ class ServiceViewSet(viewsets.ModelViewSet):
         return Service.objects.all()
 
 
-class TeamViewSet(viewsets.ModelViewSet):
-    """Every signed-in user reads teams; admins edit them."""
+class TeamViewSet(VersionedMixin, viewsets.ModelViewSet):
+    """Every signed-in user reads teams; admins edit them (If-Match, itsm.api.versioned)."""
 
     serializer_class = TeamSerializer
     permission_classes = [IsAdminOrReadOnly]

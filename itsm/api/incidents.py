@@ -30,6 +30,7 @@ from itsm.api.strict import (
     StrictModelSerializer,
     StrictSerializer,
 )
+from itsm.api.versioned import IF_MATCH, IF_MATCH_ONCE_WRITTEN, expected_version, with_etag
 from itsm.models import Incident, Postmortem, Service, Ticket
 from itsm.models.incidents import POSTMORTEM_FIELDS, PUBLIC_FIELDS, RECORDED_FIELDS, RESPONSE_FIELDS, STATE_TIMES
 from itsm.queries.incidents import (
@@ -222,10 +223,14 @@ class ActionItemCreated(serializers.Serializer):
         parameters=[IDEMPOTENCY_KEY],
         responses={201: IncidentSerializer, **IDEMPOTENCY_RESPONSES},
     ),
-    retrieve=extend_schema(summary="One incident"),
-    update=extend_schema(summary="Replace an incident's editable fields", request=IncidentUpdateSerializer),
+    retrieve=extend_schema(summary="One incident (with its ETag)"),
+    update=extend_schema(
+        summary="Replace an incident's editable fields", request=IncidentUpdateSerializer, parameters=[IF_MATCH]
+    ),
     partial_update=extend_schema(
-        summary="Edit an incident (raising the severity moves the due time)", request=IncidentUpdateSerializer
+        summary="Edit an incident (raising the severity moves the due time)",
+        request=IncidentUpdateSerializer,
+        parameters=[IF_MATCH],
     ),
     destroy=extend_schema(summary="Delete an incident (admins only)"),
 )
@@ -261,10 +266,13 @@ class IncidentViewSet(PublicViewMixin, viewsets.ModelViewSet):
         return self.get_paginated_response(self._serialize(list(page), many=True))
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return Response(self._serialize([self.get_object()]))
+        incident = self.get_object()
+        response = Response(self._serialize([incident]))
+        return with_etag(response, incident) if not self.public_view() else response
 
     def _fresh(self, incident_id: int) -> Response:
-        return Response(self._serialize([incidents_with_counts().get(pk=incident_id)]))
+        incident = incidents_with_counts().get(pk=incident_id)
+        return with_etag(Response(self._serialize([incident])), incident)
 
     @idempotent
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -277,10 +285,13 @@ class IncidentViewSet(PublicViewMixin, viewsets.ModelViewSet):
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         incident = self.get_object()
+        version = expected_version(request, Incident, incident.pk)
         body = self.get_serializer(incident, data=request.data, partial=kwargs.get("partial", False))
         body.is_valid(raise_exception=True)
         changes = {k: v for k, v in body.validated_data.items() if k != "detected_at"}
-        incident_services.incident_update(incident_id=incident.pk, actor=request.user, changes=changes)
+        incident_services.incident_update(
+            incident_id=incident.pk, actor=request.user, changes=changes, expected_version=version
+        )
         return self._fresh(incident.pk)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -288,6 +299,7 @@ class IncidentViewSet(PublicViewMixin, viewsets.ModelViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
+        parameters=[IF_MATCH],
         request=IncidentTransitionSerializer,
         responses={
             200: IncidentSerializer,
@@ -303,12 +315,14 @@ class IncidentViewSet(PublicViewMixin, viewsets.ModelViewSet):
         # and relations get_object() reads would be discarded (docs/benchmarks.md, incident transition).
         if not (pk or "").isdigit():
             raise Http404
+        version = expected_version(request, Incident, int(pk or 0))
         try:
             incident = incident_services.incident_transition(
                 incident_id=int(pk or 0),
                 actor=request.user,
                 to=body.validated_data["to"],
                 note=body.validated_data["note"],
+                expected_version=version,
             )
         except Incident.DoesNotExist:
             raise Http404 from None
@@ -351,6 +365,7 @@ class IncidentViewSet(PublicViewMixin, viewsets.ModelViewSet):
     )
     @extend_schema(
         methods=["PUT"],
+        parameters=[IF_MATCH_ONCE_WRITTEN],
         request=PostmortemSerializer,
         responses={
             200: PostmortemSerializer,
@@ -362,17 +377,21 @@ class IncidentViewSet(PublicViewMixin, viewsets.ModelViewSet):
     def postmortem(self, request: Request, pk: str | None = None) -> Response:
         incident = self.get_object()
         if request.method == "PUT":
+            written = Postmortem.objects.filter(incident=incident).values_list("pk", flat=True).first()
+            # The first write creates it (no If-Match, 0: "none yet"); every later one sends the ETag it read.
+            version = 0 if written is None else expected_version(request, Postmortem, written)
             body = PostmortemSerializer(data=request.data, partial=True)
             body.is_valid(raise_exception=True)
             postmortem = incident_services.postmortem_save(
-                incident_id=incident.pk, actor=request.user, data=body.validated_data
+                incident_id=incident.pk, actor=request.user, data=body.validated_data, expected_version=version
             )
-            return Response(PostmortemSerializer(postmortem).data)
+            return with_etag(Response(PostmortemSerializer(postmortem).data), postmortem)
         if not is_staff_role(request.user):
             raise PermissionDenied("Only agents and admins can read post-mortems.")
         existing = Postmortem.objects.filter(incident=incident).first()
-        shown = existing or Postmortem(incident=incident, updated_at=incident.updated_at)
-        return Response(PostmortemSerializer(shown).data)
+        if existing is None:
+            return Response(PostmortemSerializer(Postmortem(incident=incident, updated_at=incident.updated_at)).data)
+        return with_etag(Response(PostmortemSerializer(existing).data), existing)
 
     @extend_schema(
         request=ActionItemSerializer,

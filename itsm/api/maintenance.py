@@ -28,6 +28,7 @@ from itsm.api.strict import (
     StrictModelSerializer,
     StrictSerializer,
 )
+from itsm.api.versioned import IF_MATCH, expected_version, with_etag
 from itsm.models import Incident, MaintenanceWindow, Service
 from itsm.models.maintenance import PROGRESS_FIELDS, PUBLIC_FIELDS, RECORDED_FIELDS
 from itsm.queries.maintenance import window_events
@@ -192,9 +193,9 @@ class MaintenanceTransitionSerializer(StrictSerializer):
 @extend_schema_view(
     list=extend_schema(summary="List maintenance windows"),
     create=extend_schema(summary="Schedule a maintenance window (agents and admins)"),
-    retrieve=extend_schema(summary="One maintenance window"),
-    update=extend_schema(summary="Replace a window that has not started"),
-    partial_update=extend_schema(summary="Edit a window that has not started"),
+    retrieve=extend_schema(summary="One maintenance window (with its ETag)"),
+    update=extend_schema(summary="Replace a window that has not started", parameters=[IF_MATCH]),
+    partial_update=extend_schema(summary="Edit a window that has not started", parameters=[IF_MATCH]),
     destroy=extend_schema(summary="Delete a maintenance window (admins only)"),
 )
 class MaintenanceWindowViewSet(PublicViewMixin, viewsets.ModelViewSet):
@@ -217,7 +218,13 @@ class MaintenanceWindowViewSet(PublicViewMixin, viewsets.ModelViewSet):
         return public_windows().prefetch_related("services")
 
     def _fresh(self, window_id: int) -> Response:
-        return Response(self.get_serializer(self.get_queryset().get(pk=window_id)).data)
+        window = self.get_queryset().get(pk=window_id)
+        return with_etag(Response(self.get_serializer(window).data), window)
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        window = self.get_object()
+        response = Response(self.get_serializer(window).data)
+        return response if self.public_view() else with_etag(response, window)
 
     @reads_from_replica
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -233,12 +240,13 @@ class MaintenanceWindowViewSet(PublicViewMixin, viewsets.ModelViewSet):
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         window = self.get_object()
+        version = expected_version(request, MaintenanceWindow, window.pk)
         body = MaintenanceWindowSerializer(
             window, data=request.data, partial=kwargs.get("partial", False), context=self.get_serializer_context()
         )
         body.is_valid(raise_exception=True)
         maintenance_services.maintenance_update(
-            window_id=window.pk, actor=request.user, changes=body.to_service_arguments()
+            window_id=window.pk, actor=request.user, changes=body.to_service_arguments(), expected_version=version
         )
         return self._fresh(window.pk)
 
@@ -247,6 +255,7 @@ class MaintenanceWindowViewSet(PublicViewMixin, viewsets.ModelViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
+        parameters=[IF_MATCH],
         request=MaintenanceTransitionSerializer,
         responses={
             200: MaintenanceWindowSerializer,
@@ -257,9 +266,12 @@ class MaintenanceWindowViewSet(PublicViewMixin, viewsets.ModelViewSet):
     @action(detail=True, methods=["post"])
     def transition(self, request: Request, pk: str | None = None) -> Response:
         window = self.get_object()
+        version = expected_version(request, MaintenanceWindow, window.pk)
         body = MaintenanceTransitionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        maintenance_transition(window_id=window.pk, actor=request.user, to=body.validated_data["to"])
+        maintenance_transition(
+            window_id=window.pk, actor=request.user, to=body.validated_data["to"], expected_version=version
+        )
         return self._fresh(window.pk)
 
     @extend_schema(

@@ -25,6 +25,7 @@ from rest_framework.views import APIView
 
 from itsm.api.filters import StableOrderingFilter, UtcDateTimeFilter
 from itsm.api.strict import BooleanFilter, FilterBackend, IdFilter, StrictModelSerializer, StrictSerializer
+from itsm.api.versioned import IF_MATCH, VersionedMixin, expected_version, with_etag
 from itsm.exceptions import Conflict
 from itsm.models import DeliveryAttempt, Notification, NotificationChannel
 from itsm.models.notifications import DELIVERY_FIELDS
@@ -213,11 +214,12 @@ class NotificationChannelFilter(django_filters.FilterSet):
     list=extend_schema(summary="Your notification channels"),
     create=extend_schema(summary="Add a channel (e-mail, webhook or Slack)", request=CHANNEL_REQUEST),
     retrieve=extend_schema(summary="One of your channels"),
-    update=extend_schema(summary="Change one of your channels", request=CHANNEL_REQUEST),
-    partial_update=extend_schema(summary="Change some fields of one of your channels"),
+    update=extend_schema(summary="Change one of your channels", request=CHANNEL_REQUEST, parameters=[IF_MATCH]),
+    partial_update=extend_schema(summary="Change some fields of one of your channels", parameters=[IF_MATCH]),
     destroy=extend_schema(summary="Remove one of your channels"),
 )
 class NotificationChannelViewSet(
+    VersionedMixin,
     mixins.ListModelMixin,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
@@ -242,6 +244,7 @@ class NotificationChannelViewSet(
         serializer.save(user=self.request.user)
 
     @extend_schema(
+        parameters=[IF_MATCH],
         request=SecretRotationSerializer,
         responses={200: RotatedSecretSerializer, 409: OpenApiResponse(description="Not a webhook channel.")},
         summary="Give one of your webhook channels a new signing secret, the former one signing beside it a while",
@@ -249,12 +252,16 @@ class NotificationChannelViewSet(
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request: Request, pk: str | None = None) -> Response:
         channel = self.get_object()
+        version = expected_version(request, NotificationChannel, channel.pk)
         body = SecretRotationSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         if channel.channel != Notification.Channel.WEBHOOK:
             raise Conflict("Only webhook channels are signed; this one has no secret to rotate.")
-        rotated = webhook_secret_rotate(signed=channel, window=timedelta(hours=body.validated_data["window_hours"]))
-        return Response(RotatedSecretSerializer(rotated).data)
+        rotated = webhook_secret_rotate(
+            signed=channel, window=timedelta(hours=body.validated_data["window_hours"]), expected_version=version
+        )
+        assert isinstance(rotated, NotificationChannel)  # a user's channel, never an admin's endpoint
+        return with_etag(Response(RotatedSecretSerializer(rotated).data), rotated)
 
 
 # --- /api/v1/me/notification-preferences/ ------------------------------------------------------------------------

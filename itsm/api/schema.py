@@ -61,8 +61,9 @@ _WRITE = {
 _WITH_INPUT = {"400": "Invalid input: per-field messages."}
 _DETAIL = {"404": "No such object, or not visible to you."}
 _UPLOAD = {"413": "The request body is larger than an attachment may be (ITSM_ATTACHMENT_MAX_BYTES and the form)."}
-_WRITE_TICKET = {
-    "412": "If-Match does not match the current ETag: someone changed the ticket.",
+# Every operation that takes If-Match (itsm.api.versioned.IF_MATCH) can answer these.
+_IF_MATCH = {
+    "412": "If-Match does not match the current ETag: someone changed the object (the response carries its ETag).",
     "428": "If-Match is missing.",
 }
 
@@ -92,8 +93,8 @@ def document_error_responses(result: dict[str, Any], generator: Any, request: An
                 codes.update(_WRITE)
             if method == "delete":
                 codes["409"] = "Still referenced by other records."
-            if method in ("put", "patch") and path.startswith("/api/v1/tickets/"):
-                codes.update(_WRITE_TICKET)
+            if any(p.get("in") == "header" and p.get("name") == "If-Match" for p in operation.get("parameters", [])):
+                codes.update(_IF_MATCH)
             if "multipart/form-data" in operation.get("requestBody", {}).get("content", {}):
                 codes.update(_UPLOAD)
             responses = operation.setdefault("responses", {})

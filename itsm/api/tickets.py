@@ -4,7 +4,6 @@ satisfaction rating (their actions are in itsm.api.attachments and itsm.api.sati
 from __future__ import annotations
 
 import copy
-import re
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +12,6 @@ from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import (
-    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_view,
@@ -25,14 +23,14 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from itsm.api.attachments import TicketAttachmentActions
-from itsm.api.errors import PreconditionRequired
 from itsm.api.events import EventSerializer
 from itsm.api.filters import StableOrderingFilter, TicketSearchFilter, UtcDateTimeFilter, urgency_rank
 from itsm.api.idempotency import IDEMPOTENCY_KEY, IDEMPOTENCY_RESPONSES, idempotent
 from itsm.api.satisfaction import TicketRatingActions
 from itsm.api.schema import TransitionConflict, paginated
 from itsm.api.strict import CharFilter, FilterBackend, IdField, IdFilter, StrictModelSerializer, StrictSerializer
-from itsm.exceptions import InvalidInput, StaleVersion
+from itsm.api.versioned import IF_MATCH, expected_version
+from itsm.exceptions import InvalidInput
 from itsm.models import Comment, Service, Ticket
 from itsm.models.tickets import RECORDED_FIELDS, STAMPED_FIELDS
 from itsm.queries.tickets import comments_visible_to, events_visible_to, tickets_visible_to
@@ -146,29 +144,6 @@ class CommentSerializer(StrictModelSerializer):
         extra_kwargs = {"body": {"max_length": 20000, "allow_blank": False}}
 
 
-_ETAG = re.compile(r'^(?:W/)?"(\d+)-(\d+)"$')
-
-IF_MATCH = OpenApiParameter(
-    "If-Match",
-    {"type": "string", "minLength": 1},
-    location=OpenApiParameter.HEADER,
-    required=True,
-    description='The ETag of the ticket as last read, e.g. "12-3". 412 when stale, 428 when missing.',
-)
-
-
-def expected_version(request: Request, ticket_id: int) -> int:
-    """The version the client read, from If-Match. Missing is 428, another ticket's or garbage is 412."""
-    header = request.headers.get("If-Match", "").strip()
-    if not header:
-        raise PreconditionRequired()
-    match = _ETAG.match(header)
-    if match is None or int(match.group(1)) != ticket_id:
-        current = Ticket.objects.filter(pk=ticket_id).values_list("version", flat=True).first()
-        raise StaleVersion(f'"{ticket_id}-{current}"')
-    return int(match.group(2))
-
-
 @extend_schema_view(
     list=extend_schema(summary="List the tickets you can see"),
     create=extend_schema(
@@ -231,7 +206,7 @@ class TicketViewSet(TicketAttachmentActions, TicketRatingActions, viewsets.Model
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         ticket = self.get_object()
-        version = expected_version(request, ticket.pk)
+        version = expected_version(request, Ticket, ticket.pk)
         serializer = self.get_serializer(ticket, data=request.data, partial=kwargs.get("partial", False))
         serializer.is_valid(raise_exception=True)
         ticket = ticket_services.ticket_update(

@@ -1,8 +1,10 @@
 from django.conf import settings
 from django.db import models
 
+from itsm.models.versioned import Versioned
 
-class Team(models.Model):
+
+class Team(Versioned):
     """A group of people that owns services and, later, an on-call rotation."""
 
     name = models.CharField(max_length=100, unique=True)
@@ -16,7 +18,7 @@ class Team(models.Model):
         return self.name
 
 
-class Service(models.Model):
+class Service(Versioned):
     """What tickets, incidents, alerts and maintenance windows are about (api, database, cache, ...)."""
 
     name = models.CharField(max_length=100, unique=True)

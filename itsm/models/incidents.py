@@ -2,6 +2,7 @@ from django.conf import settings
 from django.db import models
 
 from itsm.lifecycles import INCIDENT_CLOSED_STATUSES
+from itsm.models.versioned import Versioned
 
 # What people edit on an incident (besides its status, moved by transitions), and its relations beside those.
 EDITABLE_FIELDS = ("title", "summary", "severity", "commander", "public", "public_title")
@@ -19,7 +20,7 @@ PUBLIC_FIELDS = ("id", "public_title", "severity", "status", "services", "detect
 POSTMORTEM_FIELDS = ("summary", "impact", "root_cause", "trigger", "detection", "resolution", "lessons")
 
 
-class Incident(models.Model):
+class Incident(Versioned):
     """An operational outage or degradation, answered by the on-call team through a fixed lifecycle."""
 
     class Severity(models.TextChoices):
@@ -104,7 +105,7 @@ class Incident(models.Model):
         return f"INC-{self.pk} {self.title}"
 
 
-class Postmortem(models.Model):
+class Postmortem(Versioned):
     """The review of an incident: what happened, why, and what we change. Final ones are required to close
     critical and high incidents."""
 
@@ -127,6 +128,9 @@ class Postmortem(models.Model):
     )
     updated_at = models.DateTimeField()
     finalized_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "post-mortem"
 
     def __str__(self) -> str:
         return f"Post-mortem of INC-{self.incident_id} ({self.status})"

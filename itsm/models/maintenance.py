@@ -3,6 +3,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 
+from itsm.models.versioned import Versioned
+
 
 def default_verify_for() -> timedelta:
     """How long a new window's checks keep running after the maintenance (ITSM_MAINTENANCE_VERIFY_MINUTES)."""
@@ -52,7 +54,7 @@ PROGRESS_FIELDS = (
 RECORDED_FIELDS = ("series", "status", *PROGRESS_FIELDS, "created_by", "created_at", "updated_at")
 
 
-class MaintenanceWindow(models.Model):
+class MaintenanceWindow(Versioned):
     """Scheduled, scoped maintenance: announced ahead, backed up first, silenced while it runs, verified after.
 
     A window with a recurrence rule (RFC 5545 RRULE) is the first occurrence of a series; the scheduler writes

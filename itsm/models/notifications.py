@@ -5,6 +5,8 @@ import secrets
 from django.conf import settings
 from django.db import models
 
+from itsm.models.versioned import Versioned
+
 
 def generate_secret() -> str:
     """A fresh HMAC signing secret (256 bits)."""
@@ -104,7 +106,7 @@ class DeliveryAttempt(models.Model):
         return f"attempt on #{self.notification_id} at {self.attempted_at:%Y-%m-%d %H:%M:%S} ({outcome})"
 
 
-class NotificationChannel(models.Model):
+class NotificationChannel(Versioned):
     """A way one user wants to be told: an e-mail address, a signed webhook or a Slack-compatible webhook.
     A user with no channels at all gets e-mail at their account's address."""
 

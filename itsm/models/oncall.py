@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from itsm.models.versioned import Versioned
+
 # Longer shifts than this are almost certainly a typo (hours for days); it also bounds how far back the on-call
 # computation has to look for overrides.
 MAX_SHIFT_HOURS = 90 * 24
@@ -24,7 +26,7 @@ def validate_time_zone(value: str) -> None:
         raise ValidationError(f"{value!r} is not a time zone name from the IANA database, e.g. Europe/Berlin or UTC.")
 
 
-class Rotation(models.Model):
+class Rotation(Versioned):
     """Who of a team is on call when: members take turns in order, one shift each, handing over at a time of
     day in the rotation's time zone. The cycle is anchored at `start_date` + `handoff_time`."""
 

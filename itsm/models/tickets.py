@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+from itsm.models.versioned import Versioned
+
 # What the ticket service stamps as a ticket moves (its status changes only through transitions): read-only in the
 # API and in the admin.
 STAMPED_FIELDS = (
@@ -17,7 +19,7 @@ STAMPED_FIELDS = (
 RECORDED_FIELDS = ("status", *STAMPED_FIELDS)
 
 
-class Ticket(models.Model):
+class Ticket(Versioned):
     """A service desk request or problem report, worked by agents against an SLA."""
 
     class Status(models.TextChoices):
@@ -71,8 +73,6 @@ class Ticket(models.Model):
         related_name="tickets",
         verbose_name="SLA policy",
     )
-    # Bumped by every write: the ETag, so that If-Match can refuse a stale update.
-    version = models.PositiveIntegerField(default=1)
     # People told about the ticket besides its requester (the Cc of the mail that opened it), and the closed ticket
     # a reply to which opened this one.
     watchers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="watched_tickets")
@@ -101,10 +101,6 @@ class Ticket(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.title}"
-
-    @property
-    def etag(self) -> str:
-        return f'"{self.pk}-{self.version}"'
 
 
 class Comment(models.Model):

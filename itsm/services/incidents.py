@@ -33,6 +33,7 @@ from itsm.services.events import event_record, event_record_change
 from itsm.services.paging import incident_page_on_create, incident_responded, incident_severity_changed
 from itsm.services.publication import EMAIL_ADDRESS, publication_checked
 from itsm.services.tickets import comment_create, ticket_create
+from itsm.services.versioned import version_bump, version_bumped, version_check
 
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
@@ -92,13 +93,17 @@ def _locked(incident_id: int) -> Incident:
     return remember(Incident.objects.select_for_update().get(pk=incident_id))
 
 
-def incident_update(*, incident_id: int, actor: Any, changes: dict[str, Any]) -> Incident:
-    """Edit title, summary, severity, commander or what is published; a new severity moves the response due time."""
+def incident_update(
+    *, incident_id: int, actor: Any, changes: dict[str, Any], expected_version: int | None = None
+) -> Incident:
+    """Edit title, summary, severity, commander or what is published; a new severity moves the response due time.
+    Refused (StaleVersion) when the caller read another version than the current one (None: no check)."""
     refused = sorted(set(changes) - {*EDITABLE_FIELDS, *RELATIONS})
     if refused:
         raise InvalidInput({name: ["This field cannot be changed here."] for name in refused})
     with transaction.atomic():
         incident = _locked(incident_id)
+        version_check(incident, expected_version)
         if {"public", "public_title"} & set(changes):
             changes = {
                 **changes,
@@ -120,6 +125,7 @@ def incident_update(*, incident_id: int, actor: Any, changes: dict[str, Any]) ->
             before = set(manager.values_list("pk", flat=True))
             if event_record_change(incident=incident, actor=actor, field=relation, old=before, new=set(values), at=now):
                 manager.set(values)
+                changed.append("updated_at")  # what readers see changed: a new ETag
         if "severity" in changed:
             incident.response_due_at = incident_response_due(incident)
             changed.append("response_due_at")
@@ -128,7 +134,8 @@ def incident_update(*, incident_id: int, actor: Any, changes: dict[str, Any]) ->
             changed += _refresh_clock(incident)  # other services, other maintenance windows
         if changed:
             incident.updated_at = now
-            incident.save(update_fields=sorted({*changed, "updated_at"}))
+            incident.save(update_fields=sorted({*changed, "updated_at", version_bump(incident)}))
+            version_bumped(incident)
     return incident
 
 
@@ -180,9 +187,12 @@ def incident_clocks_refresh(*, service_ids: Iterable[int]) -> int:
     return moved
 
 
-def incident_transition(*, incident_id: int, actor: Any, to: str, note: str = "") -> Incident:
+def incident_transition(
+    *, incident_id: int, actor: Any, to: str, note: str = "", expected_version: int | None = None
+) -> Incident:
     """Move an incident by the lifecycle table. The first move out of `detected` is the response; a reopen (out of
-    `resolved`, back to work) clears the resolution time, which the move on to `reviewed` keeps."""
+    `resolved`, back to work) clears the resolution time, which the move on to `reviewed` keeps. A move is refused
+    (StaleVersion) when the caller read another version (None: no check); asking for the current state is not."""
     if to not in Incident.Status.values:
         choices = ", ".join(Incident.Status.values)
         raise InvalidInput({"to": [f'"{to}" is not an incident status. Choose one of: {choices}.']})
@@ -190,6 +200,7 @@ def incident_transition(*, incident_id: int, actor: Any, to: str, note: str = ""
         incident = _locked(incident_id)
         if incident.status == to:
             return incident
+        version_check(incident, expected_version)
         check_transition(INCIDENT_TRANSITIONS, incident.status, to)
         if to == Incident.Status.REVIEWED:
             _check_reviewable(incident)
@@ -215,7 +226,8 @@ def incident_transition(*, incident_id: int, actor: Any, to: str, note: str = ""
             incident.resolved_at = None
             changed.append("resolved_at")
         incident.updated_at = now
-        incident.save(update_fields=sorted(set(changed)))
+        incident.save(update_fields=sorted({*changed, version_bump(incident)}))
+        version_bumped(incident)
         suffix = f" (skipped {', '.join(skipped)})" if skipped else ""
         event_record(
             incident=incident,
@@ -269,7 +281,7 @@ def incident_note(*, incident_id: int, actor: Any, body: str) -> Event:
     with transaction.atomic():
         incident = _locked(incident_id)
         incident.updated_at = timezone.now()
-        incident.save(update_fields=["updated_at"])
+        incident.save(update_fields=["updated_at", version_bump(incident)])
         return event_record(incident=incident, actor=actor, kind=Event.Kind.NOTE, note=body, at=incident.updated_at)
 
 
@@ -286,20 +298,27 @@ def incident_status_update(*, incident_id: int, actor: Any, body: str) -> Event:
     with transaction.atomic():
         incident = _locked(incident_id)
         incident.updated_at = timezone.now()
-        incident.save(update_fields=["updated_at"])
+        incident.save(update_fields=["updated_at", version_bump(incident)])
         return event_record(
             incident=incident, actor=actor, kind=Event.Kind.STATUS_UPDATE, note=body, at=incident.updated_at
         )
 
 
-def postmortem_save(*, incident_id: int, actor: Any, data: dict[str, Any]) -> Postmortem:
-    """Create or update the post-mortem. A final one needs every section written and a resolved incident."""
+def postmortem_save(
+    *, incident_id: int, actor: Any, data: dict[str, Any], expected_version: int | None = None
+) -> Postmortem:
+    """Create or update the post-mortem. A final one needs every section written and a resolved incident. An
+    update is refused (StaleVersion) when the caller read another version; 0 is "none written yet" (None: no
+    check)."""
     with transaction.atomic():
         incident = _locked(incident_id)
         now = timezone.now()
         postmortem = Postmortem.objects.filter(incident=incident).first() or Postmortem(
             incident=incident, updated_at=now
         )
+        if postmortem.pk is not None:
+            version_check(remember(postmortem), expected_version)
+            version_bump(postmortem)
         was_final = postmortem.status == Postmortem.Status.FINAL
         for name in (*POSTMORTEM_FIELDS, "status"):
             if name in data:
@@ -313,6 +332,7 @@ def postmortem_save(*, incident_id: int, actor: Any, data: dict[str, Any]) -> Po
         postmortem.author = postmortem.author or (actor if getattr(actor, "pk", None) else None)
         postmortem.updated_at = now
         postmortem.save()
+        version_bumped(postmortem)
         event_record(
             incident=incident, actor=actor, kind=Event.Kind.CHANGED, field="postmortem", new=postmortem.status, at=now
         )
@@ -345,6 +365,9 @@ def postmortem_add_action_item(
         postmortem = Postmortem.objects.filter(incident=incident).first()
         if postmortem is None:
             postmortem = Postmortem.objects.create(incident=incident, author=actor, updated_at=now)
+        else:  # its action items are part of it: a new ETag
+            postmortem.updated_at = now
+            postmortem.save(update_fields=["updated_at", version_bump(postmortem)])
         ticket = ticket_create(
             requester=actor,
             actor=actor,

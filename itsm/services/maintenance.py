@@ -26,6 +26,7 @@ from itsm.roles import is_admin
 from itsm.services.events import event_record, event_record_change
 from itsm.services.monitoring import alertmanager_request
 from itsm.services.publication import publication_checked
+from itsm.services.versioned import version_bump, version_bumped, version_check
 
 logger = logging.getLogger(__name__)
 
@@ -165,13 +166,17 @@ def maintenance_create(
     return window
 
 
-def maintenance_update(*, window_id: int, actor: Any, changes: dict[str, Any]) -> MaintenanceWindow:
-    """Edit a window that has not started yet; what is published of it (PUBLICATION_FIELDS), in any status."""
+def maintenance_update(
+    *, window_id: int, actor: Any, changes: dict[str, Any], expected_version: int | None = None
+) -> MaintenanceWindow:
+    """Edit a window that has not started yet; what is published of it (PUBLICATION_FIELDS), in any status. Refused
+    (StaleVersion) when the caller read another version than the current one (None: no check)."""
     refused = sorted(set(changes) - {*EDITABLE_FIELDS, *RELATIONS})
     if refused:
         raise InvalidInput({name: ["This field cannot be changed here."] for name in refused})
     with transaction.atomic():
         window = MaintenanceWindow.objects.select_for_update().get(pk=window_id)
+        version_check(window, expected_version)
         if window.status not in MAINTENANCE_EDITABLE_STATUSES and not set(changes) <= set(PUBLICATION_FIELDS):
             raise InvalidInput({"status": [f"A window that is {window.status} can no longer be edited."]})
         if set(PUBLICATION_FIELDS) & set(changes):
@@ -204,7 +209,9 @@ def maintenance_update(*, window_id: int, actor: Any, changes: dict[str, Any]) -
         if {"starts_at", "notify_before"} & set(changes):
             window.announced_at = None  # the announcement said another time: tell people again
         window.updated_at = now
+        version_bump(window)
         window.save()
+        version_bumped(window)
         for relation in set(RELATIONS) & set(changes):
             manager, values = getattr(window, relation), list(changes[relation])
             before = set(manager.values_list("pk", flat=True))

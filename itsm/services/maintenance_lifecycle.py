@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from itsm.exceptions import Conflict
@@ -40,6 +40,7 @@ from itsm.services.maintenance import (
 from itsm.services.monitoring import MonitoringUnavailable, alertmanager_request, prometheus_query
 from itsm.services.notifications import notify
 from itsm.services.sla import sla_recompute_open_tickets
+from itsm.services.versioned import versioned_write
 
 logger = logging.getLogger(__name__)
 
@@ -59,15 +60,27 @@ STAMPS = {
 
 
 # --- moves people ask for ------------------------------------------------------------------------------------------
-def maintenance_transition(*, window_id: int, actor: Any, to: str, now: datetime | None = None) -> MaintenanceWindow:
+def maintenance_transition(
+    *, window_id: int, actor: Any, to: str, now: datetime | None = None, expected_version: int | None = None
+) -> MaintenanceWindow:
     """A manual move: start now (through the backup gate), complete early (the verification period starts now),
     cancel, retry a blocked window, re-run failed checks (a new verification period), accept the outcome
-    (completed, without waiting for the period's end). Asking for the current state does nothing."""
+    (completed, without waiting for the period's end). Asking for the current state does nothing. A move from a
+    stale version (`expected_version`, None: no check) is refused with StaleVersion before anything is written."""
     now = now or timezone.now()
     window = MaintenanceWindow.objects.get(pk=window_id)
     if window.status == to:
         return window
     check_transition(MAINTENANCE_TRANSITIONS, window.status, to)
+    if expected_version is not None:
+        # The check and a bump under the row lock claim the version: of two moves from one read, one is refused.
+        # The move itself may wait on the backup gate, too long to hold the lock.
+        versioned_write(
+            model=MaintenanceWindow,
+            pk=window_id,
+            expected_version=expected_version,
+            write=lambda locked: locked.save(update_fields=["version"]),
+        )
     if to == Status.IN_PROGRESS:
         if maintenance_start(window_id=window_id, now=now, force=True, actor=actor) is None:
             raise Conflict("The window's pre-start gate is already running; it starts when its backup is verified.")
@@ -102,7 +115,7 @@ def _move(
         fields[stamp] = now
     with transaction.atomic():
         moved = MaintenanceWindow.objects.filter(pk=window_id, status=current).update(
-            status=to, updated_at=now, **fields
+            status=to, updated_at=now, version=F("version") + 1, **fields
         )
         if moved:
             event_record(
@@ -396,7 +409,7 @@ def maintenance_verify(*, window_id: int, now: datetime) -> dict[str, Any] | Non
                 _finish(MaintenanceWindow.objects.get(pk=window_id))
         else:
             MaintenanceWindow.objects.filter(pk=window_id, status=Status.VERIFYING, last_checked_at=now).update(
-                verification=verification, updated_at=now
+                verification=verification, updated_at=now, version=F("version") + 1
             )
     if outcome != Status.VERIFYING:
         maintenance_unsilence(window_id=window_id)

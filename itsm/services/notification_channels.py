@@ -16,6 +16,7 @@ from itsm.exceptions import InvalidInput
 from itsm.models import Notification, NotificationChannel, WebhookEndpoint
 from itsm.models.notifications import generate_secret
 from itsm.notifiers import ssrf
+from itsm.services.versioned import version_bump, version_bumped, version_check
 
 Channel = Notification.Channel
 Signed = NotificationChannel | WebhookEndpoint
@@ -68,7 +69,9 @@ def signing_secrets(signed: Signed, *, now: datetime | None = None) -> tuple[str
     return signed.secret, ""
 
 
-def webhook_secret_rotate(*, signed: Signed, window: timedelta = ROTATION_WINDOW) -> Signed:
+def webhook_secret_rotate(
+    *, signed: Signed, window: timedelta = ROTATION_WINDOW, expected_version: int | None = None
+) -> Signed:
     """Give `signed` a fresh signing secret. The former one goes on signing beside it for `window` (zero: it stops at
     once), so the receiver can switch to the new secret without refusing a delivery. A rotation during another's
     window drops the secret before the former one. Raises InvalidInput for a window out of range."""
@@ -76,8 +79,14 @@ def webhook_secret_rotate(*, signed: Signed, window: timedelta = ROTATION_WINDOW
         raise InvalidInput({"window_hours": [f"Must be between 0 and {MAX_ROTATION_WINDOW.days * 24} hours."]})
     with transaction.atomic():
         locked = type(signed).objects.select_for_update().get(pk=signed.pk)
+        fields = ["secret", "previous_secret", "previous_secret_expires_at"]
+        if isinstance(locked, NotificationChannel):  # a user's channel is versioned (an admin's endpoint is not)
+            version_check(locked, expected_version)
+            fields.append(version_bump(locked))
         locked.previous_secret = locked.secret if window else ""
         locked.previous_secret_expires_at = timezone.now() + window if window else None
         locked.secret = generate_secret()
-        locked.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])
+        locked.save(update_fields=fields)
+        if isinstance(locked, NotificationChannel):
+            version_bumped(locked)
     return locked

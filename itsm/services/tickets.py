@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from itsm import metrics
 from itsm.audit import remember
-from itsm.exceptions import InvalidInput, NotPermitted, StaleVersion
+from itsm.exceptions import InvalidInput, NotPermitted
 from itsm.lifecycles import TICKET_REQUESTER_TARGETS, TICKET_TRANSITIONS, check_transition
 from itsm.models import Comment, Event, Service, Ticket
 from itsm.roles import is_admin, is_staff_role
@@ -32,6 +32,7 @@ from itsm.services.ticket_notifications import (
     ticket_notify_created,
     ticket_notify_moved,
 )
+from itsm.services.versioned import version_check
 
 # Fields a requester may edit on their own ticket, and while it is in one of these statuses.
 REQUESTER_EDITABLE_FIELDS = frozenset({"title", "description"})
@@ -101,8 +102,7 @@ def ticket_update(*, ticket_id: int, actor: Any, expected_version: int | None, c
     """Apply field edits if the client saw the current version; one event per changed field."""
     with transaction.atomic():
         ticket = _locked(ticket_id)
-        if expected_version is not None and expected_version != ticket.version:
-            raise StaleVersion(ticket.etag)
+        version_check(ticket, expected_version)
         _check_may_edit(ticket, actor, set(changes))
         now = timezone.now()
         changed: list[str] = []

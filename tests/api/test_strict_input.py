@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from itsm.models import Alert, Incident, MaintenanceWindow, NotificationChannel, Team
+from tests.etags import if_match
 from tests.factories import TeamFactory, make_ticket
 
 pytestmark = pytest.mark.django_db
@@ -55,14 +56,24 @@ class TestText:
 class TestLists:
     def test_an_object_for_a_list_of_ids_is_a_400_not_an_empty_list(self, as_agent, as_admin, agent):
         window = self._window(as_agent)
-        response = as_agent.patch(f"/api/v1/maintenance-windows/{window}/", {"notify_users": {}}, format="json")
+        response = as_agent.patch(
+            f"/api/v1/maintenance-windows/{window}/",
+            {"notify_users": {}},
+            format="json",
+            **if_match(MaintenanceWindow, window),
+        )
         assert response.status_code == 400
         assert response.json() == {"notify_users": ["Expected a list of items."]}
         response = as_admin.post("/api/v1/teams/", {"name": "Ops", "slug": "ops", "members": {}}, format="json")
         assert response.status_code == 400
         assert set(response.json()) == {"members"}
         assert not Team.objects.exists()
-        ok = as_agent.patch(f"/api/v1/maintenance-windows/{window}/", {"notify_users": [agent.pk]}, format="json")
+        ok = as_agent.patch(
+            f"/api/v1/maintenance-windows/{window}/",
+            {"notify_users": [agent.pk]},
+            format="json",
+            **if_match(MaintenanceWindow, window),
+        )
         assert ok.json()["notify_users"] == [agent.pk]
 
     def _window(self, client):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from itsm.models import Service
+from tests.etags import if_match
 from tests.factories import ServiceFactory, TeamFactory
 
 URL = "/api/v1/services/"
@@ -19,7 +20,12 @@ class TestServices:
         )
         assert created.status_code == 201, created.content
         service_id = created.json()["id"]
-        edited = as_admin.patch(f"{URL}{service_id}/", {"description": "Remote access for staff"}, format="json")
+        edited = as_admin.patch(
+            f"{URL}{service_id}/",
+            {"description": "Remote access for staff"},
+            format="json",
+            **if_match(Service, service_id),
+        )
         assert edited.status_code == 200
         assert as_admin.delete(f"{URL}{service_id}/").status_code == 204
         assert not Service.objects.exists()

@@ -203,3 +203,25 @@ def test_the_incident_page_costs_the_same_however_long_its_timeline(
     for one in (quiet, incident):
         with django_assert_max_num_queries(INCIDENT_PAGE_BUDGET):
             assert desk.get(page(one)).status_code == 200
+
+
+def test_a_postmortem_saved_from_a_page_read_before_someone_elses_save_is_refused_and_kept_as_a_draft(
+    desk: Desk, agent: Any
+) -> None:
+    incident = incident_create(actor=agent, title="DB pool exhausted", severity="low")
+    other = Desk(make_user("bob", "agent"))
+    page = desk.get(f"/admin/itsm/incident/{incident.pk}/change/")
+    shown = re.findall(r'<input type="hidden" name="version" value="(\d+)"', page_text(page))
+    # The page carries the versions it was read at: the post-mortem's (0, none written yet), the incident's.
+    assert shown == ["0", str(incident.version)]
+    other.post(desk_url(incident, "postmortem"), {"root_cause": "Bob's cause", "status": "draft", "version": "0"})
+    refused = desk.post(
+        desk_url(incident, "postmortem"),
+        {"root_cause": "Alice's cause", "status": "draft", "version": "0"},
+        follow=True,
+    )
+    assert "The post-mortem was changed by someone else" in " ".join(shown_messages(refused))
+    assert Postmortem.objects.get(incident=incident).root_cause == "Bob's cause"
+    again = re.findall(r'<input type="hidden" name="version" value="(\d+)"', page_text(refused))
+    assert again[0] == str(Postmortem.objects.get(incident=incident).version)  # the draft, at the current version
+    assert "Alice&#x27;s cause" in page_text(refused)

@@ -3,6 +3,7 @@ maintenance_transition; and its checklist (announcement, backup, silences, verif
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from itsm.models import Event, MaintenanceWindow
-from itsm.services.maintenance import maintenance_create
+from itsm.services.maintenance import maintenance_create, maintenance_update
 from itsm.services.maintenance_lifecycle import maintenance_transition
 from tests.conftest import page_text
 from tests.desk.conftest import Desk, buttons, shown_messages
@@ -156,3 +157,18 @@ def test_the_window_page_costs_the_same_however_long_its_history(
         MaintenanceWindow.objects.filter(pk=window.pk).update(status=Status.SCHEDULED, gate_started_at=None)
     with django_assert_max_num_queries(WINDOW_PAGE_BUDGET):
         assert desk.get(page(window)).status_code == 200
+
+
+def test_a_move_from_a_page_read_before_someone_elses_change_is_refused(
+    desk: Desk, agent: Any, window: MaintenanceWindow
+) -> None:
+    shown = page_text(desk.get(page(window)))
+    read_at = re.search(r'<input type="hidden" name="version" value="(\d+)">', shown)
+    assert read_at is not None
+    assert read_at.group(1) == str(window.version)
+    maintenance_update(window_id=window.pk, actor=agent, changes={"title": "VPN firmware 7.2"})
+    desk.post(f"{WINDOWS}{window.pk}/desk/move/", {"to": "cancelled", "version": read_at.group(1)})
+    window.refresh_from_db()
+    assert window.status == Status.SCHEDULED
+    expected = "The maintenance window was changed by someone else: fetch it again and reapply your change."
+    assert expected in shown_messages(desk.get(page(window)))

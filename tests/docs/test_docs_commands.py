@@ -79,7 +79,7 @@ RUN = [
     # Mail in: the message appended by curl (IMAP, no HTTP status) opens a ticket the search then finds.
     Run("README.md", "Printer prints blank pages\\r\\n", (0, 200), "keys"),
     # The incident guide with API and TOKEN as the README set them.
-    Run("docs/incident-response.md", "INCIDENT=$(curl", (201, 200, 201, 201, 200)),
+    Run("docs/incident-response.md", "INCIDENT=$(curl", (201, 200, 200, 201, 201, 200, 200)),
     # The backup runbook, in its order: take backups, look at them, read-only mode, the checks.
     Run("docs/runbooks/backup-restore.md", "manage.py backup                       # database"),
     Run("docs/runbooks/backup-restore.md", "from itsm.models import Backup", (200,)),

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from itsm.models import Incident
 from itsm.services.incidents import incident_create
+from tests.etags import if_match
 from tests.factories import ServiceFactory, make_ticket
 
 URL = "/api/v1/incidents/"
@@ -78,7 +79,7 @@ class TestAnEditTakesWhatItsSchemaOffers:
         incident = incident_create(actor=agent, title="API answers 502", severity="medium")
         values = self._values(agent, requester)
         body = {name: values[name] for name in _body_fields(schema, "/api/v1/incidents/{id}/", method)}
-        response = getattr(as_agent, method)(f"{URL}{incident.pk}/", body, format="json")
+        response = getattr(as_agent, method)(f"{URL}{incident.pk}/", body, format="json", **if_match(incident))
         assert response.status_code == 200, response.content
         assert response.json()["title"] == "Checkout is slow"
 
@@ -86,9 +87,9 @@ class TestAnEditTakesWhatItsSchemaOffers:
         incident = incident_create(actor=agent, title="API answers 502", severity="medium")
         read = as_agent.get(f"{URL}{incident.pk}/").json()
         unchanged = {"title": "API answers 503", "detected_at": read["detected_at"]}
-        assert as_agent.patch(f"{URL}{incident.pk}/", unchanged, format="json").status_code == 200
+        assert as_agent.patch(f"{URL}{incident.pk}/", unchanged, format="json", **if_match(incident)).status_code == 200
         earlier = (incident.detected_at - timedelta(hours=1)).isoformat()
-        response = as_agent.patch(f"{URL}{incident.pk}/", {"detected_at": earlier}, format="json")
+        response = as_agent.patch(f"{URL}{incident.pk}/", {"detected_at": earlier}, format="json", **if_match(incident))
         assert response.status_code == 400
         assert response.json() == {"detected_at": ["The detection time is fixed once the incident exists."]}
         assert Incident.objects.get(pk=incident.pk).detected_at == incident.detected_at

@@ -14,6 +14,7 @@ from itsm.lifecycles import INCIDENT_TRANSITIONS
 from itsm.models import Event, Incident, Ticket
 from itsm.services.incidents import EMAIL_ADDRESS, incident_create, incident_transition
 from itsm.services.tickets import ticket_transition
+from tests.etags import if_match
 from tests.factories import ServiceFactory, make_ticket
 
 URL = "/api/v1/incidents/"
@@ -75,7 +76,7 @@ class TestDeclare:
 
     def test_raising_the_severity_moves_the_due_time_and_is_on_the_timeline(self, as_agent, agent):
         incident = declare(agent, severity="low")
-        response = as_agent.patch(detail(incident.pk), {"severity": "high"}, format="json")
+        response = as_agent.patch(detail(incident.pk), {"severity": "high"}, format="json", **if_match(incident))
         assert response.status_code == 200, response.content
         incident.refresh_from_db()
         assert incident.response_due_at - incident.detected_at == timedelta(hours=1)
@@ -87,7 +88,10 @@ class TestDeclare:
         ticket = make_ticket(requester)
         service = ServiceFactory.create()
         response = as_agent.patch(
-            detail(incident.pk), {"linked_tickets": [ticket.pk], "services": [service.pk]}, format="json"
+            detail(incident.pk),
+            {"linked_tickets": [ticket.pk], "services": [service.pk]},
+            format="json",
+            **if_match(incident),
         )
         assert response.status_code == 200
         assert response.json()["linked_tickets"] == [ticket.pk]
@@ -141,14 +145,19 @@ class TestLifecycle:
 
     def test_an_illegal_move_is_a_409_naming_the_allowed_states(self, as_agent, agent):
         incident = incident_in("mitigating", agent)
-        response = as_agent.post(detail(incident.pk, "transition/"), {"to": "acknowledged"}, format="json")
+        response = as_agent.post(
+            detail(incident.pk, "transition/"), {"to": "acknowledged"}, format="json", **if_match(incident)
+        )
         assert response.status_code == 409
         assert response.json()["allowed"] == ["resolved"]
 
     def test_a_false_alarm_goes_straight_to_resolved_and_says_what_it_skipped(self, as_agent, agent):
         incident = declare(agent)
         response = as_agent.post(
-            detail(incident.pk, "transition/"), {"to": "resolved", "note": "False alarm"}, format="json"
+            detail(incident.pk, "transition/"),
+            {"to": "resolved", "note": "False alarm"},
+            format="json",
+            **if_match(incident),
         )
         assert response.status_code == 200
         event = Event.objects.get(incident=incident, kind="transition")
@@ -157,7 +166,9 @@ class TestLifecycle:
 
     def test_acknowledging_makes_the_agent_commander_when_there_is_none(self, as_agent, agent):
         incident = declare(agent)
-        response = as_agent.post(detail(incident.pk, "transition/"), {"to": "acknowledged"}, format="json")
+        response = as_agent.post(
+            detail(incident.pk, "transition/"), {"to": "acknowledged"}, format="json", **if_match(incident)
+        )
         assert response.json()["commander"] == agent.pk
 
     def test_reopening_clears_the_resolution_time(self, agent):
@@ -182,12 +193,19 @@ class TestLifecycle:
     def test_a_critical_incident_needs_a_final_postmortem_to_be_reviewed(self, as_agent, agent):
         incident = declare(agent, severity="critical")
         incident_transition(incident_id=incident.pk, actor=agent, to="resolved")
-        response = as_agent.post(detail(incident.pk, "transition/"), {"to": "reviewed"}, format="json")
+        response = as_agent.post(
+            detail(incident.pk, "transition/"), {"to": "reviewed"}, format="json", **if_match(incident)
+        )
         assert response.status_code == 409
         assert "post-mortem" in response.json()["detail"]
         final = {"status": "final", "summary": "s", "impact": "i", "root_cause": "r", "resolution": "fix"}
         assert as_agent.put(detail(incident.pk, "postmortem/"), final, format="json").status_code == 200
-        assert as_agent.post(detail(incident.pk, "transition/"), {"to": "reviewed"}, format="json").status_code == 200
+        assert (
+            as_agent.post(
+                detail(incident.pk, "transition/"), {"to": "reviewed"}, format="json", **if_match(incident)
+            ).status_code
+            == 200
+        )
 
     def test_a_low_incident_is_reviewed_without_a_postmortem(self, agent):
         incident = incident_in("resolved", agent)
@@ -212,7 +230,7 @@ class TestTimelineAndPostmortem:
             as_agent.post(detail(incident.pk, "timeline/"), {"body": "Restarted pods"}, format="json").status_code
             == 201
         )
-        as_agent.post(detail(incident.pk, "transition/"), {"to": "acknowledged"}, format="json")
+        as_agent.post(detail(incident.pk, "transition/"), {"to": "acknowledged"}, format="json", **if_match(incident))
         kinds = [event["kind"] for event in as_agent.get(detail(incident.pk, "timeline/")).json()["results"]]
         assert kinds[0] == "created"
         assert kinds.index("note") < kinds.index("transition")
@@ -224,7 +242,7 @@ class TestTimelineAndPostmortem:
         as_agent.post(detail(incident.pk, "timeline/"), {"body": "The relay's disk is full"}, format="json")
         update = {"body": "Mail is slow; we are on it.", "public": True}
         assert as_agent.post(detail(incident.pk, "timeline/"), update, format="json").status_code == 201
-        as_agent.post(detail(incident.pk, "transition/"), {"to": "acknowledged"}, format="json")
+        as_agent.post(detail(incident.pk, "transition/"), {"to": "acknowledged"}, format="json", **if_match(incident))
         events = as_requester.get(detail(incident.pk, "timeline/")).json()["results"]
         assert [(event["kind"], event["note"], event["actor"]) for event in events] == [
             ("status_update", update["body"], None)

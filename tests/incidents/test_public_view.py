@@ -11,6 +11,7 @@ import pytest
 from itsm.models import Comment, Incident
 from itsm.models.incidents import PUBLIC_FIELDS
 from itsm.services.incidents import incident_create, incident_transition
+from tests.etags import if_match
 from tests.factories import ServiceFactory, make_ticket
 
 URL = "/api/v1/incidents/"
@@ -27,7 +28,10 @@ def test_an_incident_is_private_until_staff_publish_it_under_a_public_title(as_a
     assert as_requester.get(f"{URL}{incident_id}/timeline/").status_code == 404
 
     published = as_agent.patch(
-        f"{URL}{incident_id}/", {"public": True, "public_title": "  Some requests fail  "}, format="json"
+        f"{URL}{incident_id}/",
+        {"public": True, "public_title": "  Some requests fail  "},
+        format="json",
+        **if_match(Incident, incident_id),
     )
     assert published.status_code == 200, published.content
     assert (published.json()["public"], published.json()["public_title"]) == (True, "Some requests fail")
@@ -42,7 +46,7 @@ def test_a_public_incident_needs_a_public_title_without_an_e_mail_address(as_age
     assert list(refused.json()) == ["public_title"]
     incident = incident_create(actor=agent, title="Disk full")
     for body in ({"public": True}, {"public": True, "public_title": "   "}, {"public_title": "Mail ops@example.com"}):
-        response = as_agent.patch(f"{URL}{incident.pk}/", body, format="json")
+        response = as_agent.patch(f"{URL}{incident.pk}/", body, format="json", **if_match(incident))
         assert response.status_code == 400, body
         assert list(response.json()) == ["public_title"], body
     assert Incident.objects.get().public is False
@@ -57,7 +61,9 @@ def test_requesters_cannot_publish(as_requester, agent):
 
 def test_publishing_is_on_the_timeline(as_agent, agent):
     incident = incident_create(actor=agent, title="Disk full")
-    as_agent.patch(f"{URL}{incident.pk}/", {"public": True, "public_title": "Slow mail"}, format="json")
+    as_agent.patch(
+        f"{URL}{incident.pk}/", {"public": True, "public_title": "Slow mail"}, format="json", **if_match(incident)
+    )
     changes = [
         (event["field"], event["new_value"])
         for event in as_agent.get(f"{URL}{incident.pk}/timeline/").json()["results"]

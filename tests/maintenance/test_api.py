@@ -10,6 +10,7 @@ import time_machine
 from django.utils import timezone
 
 from itsm.models import MaintenanceWindow
+from tests.etags import if_match
 from tests.maintenance.conftest import START
 
 URL = "/api/v1/maintenance-windows/"
@@ -94,7 +95,12 @@ def test_checks_are_stored_with_their_known_keys_only_and_nul_is_a_400(as_agent,
     response = as_agent.post(URL, body(database_service, checks=[extra, promql]), format="json")
     assert response.status_code == 201, response.data
     assert response.data["checks"] == [{"kind": "api_health"}, {"kind": "promql", "expr": "up == 1"}]
-    patched = as_agent.patch(f"{URL}{response.data['id']}/", {"checks": [extra]}, format="json")
+    patched = as_agent.patch(
+        f"{URL}{response.data['id']}/",
+        {"checks": [extra]},
+        format="json",
+        **if_match(MaintenanceWindow, response.data["id"]),
+    )
     assert patched.status_code == 200, patched.data
     assert MaintenanceWindow.objects.get(pk=response.data["id"]).checks == [{"kind": "api_health"}]
     nul = as_agent.post(URL, body(database_service, checks=[{"kind": "promql", "expr": "up\u0000"}]), format="json")
@@ -120,7 +126,12 @@ def test_cancelling_the_first_occurrence_cancels_the_series(as_agent_at_any_time
     as_agent = as_agent_at_any_time
     with time_machine.travel(START - timedelta(days=1), tick=False):
         created = as_agent.post(URL, body(database_service, recurrence="FREQ=WEEKLY;COUNT=3"), format="json").data
-    response = as_agent.post(f"{URL}{created['id']}/transition/", {"to": "cancelled"}, format="json")
+    response = as_agent.post(
+        f"{URL}{created['id']}/transition/",
+        {"to": "cancelled"},
+        format="json",
+        **if_match(MaintenanceWindow, created["id"]),
+    )
     assert response.status_code == 200
     assert response.data["status"] == "cancelled"
     assert response.data["cancelled_at"]
@@ -130,7 +141,7 @@ def test_cancelling_the_first_occurrence_cancels_the_series(as_agent_at_any_time
 
 def test_a_move_outside_the_table_is_a_409_naming_the_allowed_states(as_agent, make_window):
     window = make_window()
-    response = as_agent.post(f"{URL}{window.pk}/transition/", {"to": "completed"}, format="json")
+    response = as_agent.post(f"{URL}{window.pk}/transition/", {"to": "completed"}, format="json", **if_match(window))
     assert response.status_code == 409
     assert response.data["allowed"] == ["blocked", "cancelled", "in_progress"]
     assert "in_progress" in response.data["detail"]
@@ -138,7 +149,7 @@ def test_a_move_outside_the_table_is_a_409_naming_the_allowed_states(as_agent, m
 
 def test_asking_for_the_current_state_changes_nothing(as_agent, make_window):
     window = make_window()
-    response = as_agent.post(f"{URL}{window.pk}/transition/", {"to": "scheduled"}, format="json")
+    response = as_agent.post(f"{URL}{window.pk}/transition/", {"to": "scheduled"}, format="json", **if_match(window))
     assert response.status_code == 200
     assert response.data["status"] == "scheduled"
 
@@ -151,6 +162,7 @@ def test_a_scheduled_window_can_be_edited_and_a_new_start_is_announced_again(as_
         f"{URL}{window.pk}/",
         {"starts_at": new_start.isoformat(), "ends_at": (new_start + timedelta(hours=1)).isoformat()},
         format="json",
+        **if_match(window),
     )
     assert response.status_code == 200, response.data
     assert response.data["announced_at"] is None
@@ -160,7 +172,7 @@ def test_a_scheduled_window_can_be_edited_and_a_new_start_is_announced_again(as_
 def test_a_window_that_started_can_no_longer_be_edited(as_agent, make_window):
     window = make_window()
     MaintenanceWindow.objects.filter(pk=window.pk).update(status="in_progress")
-    response = as_agent.patch(f"{URL}{window.pk}/", {"title": "Something else"}, format="json")
+    response = as_agent.patch(f"{URL}{window.pk}/", {"title": "Something else"}, format="json", **if_match(window))
     assert response.status_code == 400
     assert "status" in response.data
 
@@ -191,7 +203,7 @@ def test_the_list_does_not_grow_its_queries_with_the_windows(
 @pytest.mark.parametrize("status", ["draft", ""])
 def test_an_unknown_target_state_is_a_400(as_agent, make_window, status):
     window = make_window()
-    response = as_agent.post(f"{URL}{window.pk}/transition/", {"to": status}, format="json")
+    response = as_agent.post(f"{URL}{window.pk}/transition/", {"to": status}, format="json", **if_match(window))
     assert response.status_code == 400
     assert "to" in response.data
 
@@ -204,10 +216,20 @@ def test_the_verification_period_defaults_to_the_setting_and_can_be_chosen(as_ag
     assert default.data["verify_until"] is None
     chosen = as_agent.post(URL, body(database_service, verify_for_minutes=0), format="json")
     assert chosen.data["verify_for_minutes"] == 0
-    edited = as_agent.patch(f"{URL}{chosen.data['id']}/", {"verify_for_minutes": 20}, format="json")
+    edited = as_agent.patch(
+        f"{URL}{chosen.data['id']}/",
+        {"verify_for_minutes": 20},
+        format="json",
+        **if_match(MaintenanceWindow, chosen.data["id"]),
+    )
     assert edited.status_code == 200, edited.data
     assert edited.data["verify_for_minutes"] == 20
-    untouched = as_agent.patch(f"{URL}{chosen.data['id']}/", {"title": "Renamed"}, format="json")
+    untouched = as_agent.patch(
+        f"{URL}{chosen.data['id']}/",
+        {"title": "Renamed"},
+        format="json",
+        **if_match(MaintenanceWindow, chosen.data["id"]),
+    )
     assert untouched.data["verify_for_minutes"] == 20
     assert MaintenanceWindow.objects.get(pk=chosen.data["id"]).verify_for == timedelta(minutes=20)
 

@@ -11,6 +11,7 @@ import time_machine
 
 from itsm.models import Event, MaintenanceWindow
 from itsm.services.maintenance_lifecycle import maintenance_tick, maintenance_transition
+from tests.etags import if_match
 from tests.maintenance.conftest import START
 
 Status = MaintenanceWindow.Status
@@ -24,7 +25,9 @@ def moves(window: MaintenanceWindow) -> list[tuple[str, str, str | None, str]]:
 
 def test_cancelling_a_window_records_who_cancelled_it(make_window, agent, as_agent):
     window = make_window()
-    response = as_agent.post(f"/api/v1/maintenance-windows/{window.pk}/transition/", {"to": "cancelled"})
+    response = as_agent.post(
+        f"/api/v1/maintenance-windows/{window.pk}/transition/", {"to": "cancelled"}, **if_match(window)
+    )
     assert response.status_code == 200, response.content
     assert moves(window) == [("scheduled", "cancelled", "alice", "")]
     created = Event.objects.get(window=window, kind=Event.Kind.CREATED)
@@ -82,7 +85,10 @@ def test_failed_verification_is_recorded_with_the_checks_that_failed(make_window
 def test_edits_are_recorded_field_by_field(make_window, agent, as_agent):
     window = make_window()
     response = as_agent.patch(
-        f"/api/v1/maintenance-windows/{window.pk}/", {"title": "Upgrade PostgreSQL to 17.3"}, format="json"
+        f"/api/v1/maintenance-windows/{window.pk}/",
+        {"title": "Upgrade PostgreSQL to 17.3"},
+        format="json",
+        **if_match(window),
     )
     assert response.status_code == 200, response.content
     change = Event.objects.get(window=window, kind=Event.Kind.CHANGED)
@@ -98,7 +104,7 @@ def test_agents_read_the_history_over_the_api_and_requesters_may_not(
     make_window, as_agent, as_requester, django_assert_max_num_queries: Any
 ):
     window = make_window()
-    as_agent.post(f"/api/v1/maintenance-windows/{window.pk}/transition/", {"to": "cancelled"})
+    as_agent.post(f"/api/v1/maintenance-windows/{window.pk}/transition/", {"to": "cancelled"}, **if_match(window))
     with django_assert_max_num_queries(6):
         response = as_agent.get(f"/api/v1/maintenance-windows/{window.pk}/events/")
     assert response.status_code == 200

@@ -13,6 +13,7 @@ from django.utils import timezone
 from itsm.models import MaintenanceWindow
 from itsm.models.maintenance import PUBLIC_FIELDS
 from itsm.services.maintenance_lifecycle import maintenance_transition
+from tests.etags import if_match
 from tests.maintenance.conftest import START
 from tests.maintenance.test_admin import URL as ADMIN_URL
 from tests.maintenance.test_admin import form, signed_in
@@ -25,7 +26,9 @@ def test_a_window_is_private_until_published_and_then_shows_its_public_view(as_a
     window = make_window(description="INTERNAL: run the playbook on db-1")
     assert as_agent.get(f"{URL}{window.pk}/").json()["public"] is False
     assert as_requester.get(f"{URL}{window.pk}/").status_code == 404
-    response = as_agent.patch(f"{URL}{window.pk}/", {"public": True, "public_title": "Database upgrade"}, format="json")
+    response = as_agent.patch(
+        f"{URL}{window.pk}/", {"public": True, "public_title": "Database upgrade"}, format="json", **if_match(window)
+    )
     assert response.status_code == 200, response.content
     shown = as_requester.get(f"{URL}{window.pk}/").json()
     assert set(shown) == set(PUBLIC_FIELDS)
@@ -35,7 +38,7 @@ def test_a_window_is_private_until_published_and_then_shows_its_public_view(as_a
 
 def test_a_public_window_needs_a_public_title(as_agent, make_window):
     window = make_window()
-    response = as_agent.patch(f"{URL}{window.pk}/", {"public": True}, format="json")
+    response = as_agent.patch(f"{URL}{window.pk}/", {"public": True}, format="json", **if_match(window))
     assert response.status_code == 400
     assert list(response.json()) == ["public_title"]
 
@@ -43,10 +46,14 @@ def test_a_public_window_needs_a_public_title(as_agent, make_window):
 def test_a_running_window_can_be_published_but_not_otherwise_edited(as_agent, agent, make_window):
     window = make_window(backup_required=False)
     maintenance_transition(window_id=window.pk, actor=agent, to="in_progress")
-    published = as_agent.patch(f"{URL}{window.pk}/", {"public": True, "public_title": "Upgrade"}, format="json")
+    published = as_agent.patch(
+        f"{URL}{window.pk}/", {"public": True, "public_title": "Upgrade"}, format="json", **if_match(window)
+    )
     assert published.status_code == 200, published.content
     assert published.json()["public"] is True
-    edited = as_agent.patch(f"{URL}{window.pk}/", {"title": "Other", "public_title": "Other"}, format="json")
+    edited = as_agent.patch(
+        f"{URL}{window.pk}/", {"title": "Other", "public_title": "Other"}, format="json", **if_match(window)
+    )
     assert edited.status_code == 400
     assert list(edited.json()) == ["status"]
 

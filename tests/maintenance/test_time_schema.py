@@ -19,6 +19,7 @@ import time_machine
 import yaml
 from django.core.management import call_command
 
+from tests.etags import if_match
 from tests.maintenance.conftest import START
 
 URL = "/api/v1/maintenance-windows/"
@@ -46,7 +47,9 @@ class TestAsDescribed:
         window = make_window()
         with time_machine.travel(START - timedelta(days=1), tick=False):
             earlier = (START - timedelta(days=2)).isoformat()
-            response = as_agent_at_any_time.patch(f"{URL}{window.pk}/", {"starts_at": earlier}, format="json")
+            response = as_agent_at_any_time.patch(
+                f"{URL}{window.pk}/", {"starts_at": earlier}, format="json", **if_match(window)
+            )
         assert response.status_code == 400
         assert response.json() == {"starts_at": ["A maintenance window cannot start in the past."]}
 
@@ -54,11 +57,13 @@ class TestAsDescribed:
         window = make_window()  # the scheduler has not started it (it does not run here)
         with time_machine.travel(START + timedelta(minutes=5), tick=False):
             body = {"title": "PostgreSQL 16.4", "starts_at": START.isoformat()}
-            response = as_agent_at_any_time.patch(f"{URL}{window.pk}/", body, format="json")
+            response = as_agent_at_any_time.patch(f"{URL}{window.pk}/", body, format="json", **if_match(window))
         assert response.status_code == 200, response.content
 
     def test_an_edit_whose_end_is_not_after_the_start_is_a_400_naming_ends_at(self, as_agent, make_window):
         window = make_window()
-        response = as_agent.patch(f"{URL}{window.pk}/", {"ends_at": START.isoformat()}, format="json")
+        response = as_agent.patch(
+            f"{URL}{window.pk}/", {"ends_at": START.isoformat()}, format="json", **if_match(window)
+        )
         assert response.status_code == 400
         assert response.json() == {"ends_at": ["The end must be after the start."]}

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from itsm.models import DeliveryAttempt, Event, Notification, NotificationChannel, WebhookEndpoint
 from itsm.services.notifications import notify
 from itsm.tasks.notifications import deliver_notification
+from tests.etags import if_match
 from tests.factories import ServiceFactory
 from tests.notifications.conftest import Receiver, make_incident, queued_ids
 
@@ -171,7 +172,9 @@ def test_a_user_adds_lists_changes_and_removes_their_own_channels(
 
     listing = as_requester.get(CHANNELS).json()["results"]
     assert [row["channel"] for row in listing] == ["webhook", "email"]
-    changed = as_requester.patch(f"{CHANNELS}{email['id']}/", {"enabled": False}, format="json")
+    changed = as_requester.patch(
+        f"{CHANNELS}{email['id']}/", {"enabled": False}, format="json", **if_match(NotificationChannel, email["id"])
+    )
     assert changed.status_code == 200
     assert changed.json()["enabled"] is False
     assert as_requester.delete(f"{CHANNELS}{channel['id']}/").status_code == 204
@@ -220,7 +223,12 @@ def test_a_channel_cannot_be_added_twice(as_requester: APIClient) -> None:
 
 def test_changing_a_channel_to_a_webhook_checks_the_url(as_requester: APIClient) -> None:
     channel = as_requester.post(CHANNELS, {"channel": "email", "target": "pager@example.com"}, format="json").json()
-    response = as_requester.patch(f"{CHANNELS}{channel['id']}/", {"channel": "webhook"}, format="json")
+    response = as_requester.patch(
+        f"{CHANNELS}{channel['id']}/",
+        {"channel": "webhook"},
+        format="json",
+        **if_match(NotificationChannel, channel["id"]),
+    )
     assert response.status_code == 400
     assert "target" in response.json()
 

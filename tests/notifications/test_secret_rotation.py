@@ -17,6 +17,7 @@ from itsm.models import NotificationChannel, WebhookEndpoint
 from itsm.notifiers import webhook
 from itsm.services.notifications import notify
 from itsm.tasks.notifications import deliver_notification
+from tests.etags import if_match
 from tests.notifications.conftest import Received, Receiver
 from tests.notifications.test_delivery import documented_verify_signature
 
@@ -49,7 +50,10 @@ def test_during_the_window_deliveries_carry_both_signatures_and_after_it_only_th
     old = channel.secret
     with time_machine.travel(T, tick=False):
         response = client_for(agent).post(
-            f"/api/v1/notification-channels/{channel.pk}/rotate-secret/", {"window_hours": 2}, format="json"
+            f"/api/v1/notification-channels/{channel.pk}/rotate-secret/",
+            {"window_hours": 2},
+            format="json",
+            **if_match(channel),
         )
         assert response.status_code == 200, response.json()
         new = response.json()["secret"]
@@ -83,7 +87,7 @@ def test_a_rotation_with_no_window_stops_the_former_secret_at_once(
     channel = NotificationChannel.objects.create(user=agent, channel="webhook", target=hook.url)
     old = channel.secret
     url = f"/api/v1/notification-channels/{channel.pk}/rotate-secret/"
-    response = client_for(agent).post(url, {"window_hours": 0}, format="json")
+    response = client_for(agent).post(url, {"window_hours": 0}, format="json", **if_match(channel))
     assert response.status_code == 200
     assert response.json()["previous_secret_expires_at"] is None
     request = delivered(agent, hook)
@@ -95,8 +99,8 @@ def test_rotating_twice_in_one_window_keeps_only_the_secret_just_replaced(agent:
     channel = NotificationChannel.objects.create(user=agent, channel="webhook", target="https://hooks.example.com/a")
     first = channel.secret
     url = f"/api/v1/notification-channels/{channel.pk}/rotate-secret/"
-    second = client_for(agent).post(url, {}, format="json").json()["secret"]
-    third = client_for(agent).post(url, {}, format="json").json()["secret"]
+    second = client_for(agent).post(url, {}, format="json", **if_match(channel)).json()["secret"]
+    third = client_for(agent).post(url, {}, format="json", **if_match(channel)).json()["secret"]
     channel.refresh_from_db()
     assert (channel.secret, channel.previous_secret) == (third, second)
     assert first not in (channel.secret, channel.previous_secret)
@@ -115,7 +119,9 @@ def test_a_bad_window_is_a_400_naming_the_field_and_the_secret_stays(
     agent: Any, client_for: Any, body: dict[str, Any], field: str
 ) -> None:
     channel = NotificationChannel.objects.create(user=agent, channel="webhook", target="https://hooks.example.com/a")
-    response = client_for(agent).post(f"/api/v1/notification-channels/{channel.pk}/rotate-secret/", body, format="json")
+    response = client_for(agent).post(
+        f"/api/v1/notification-channels/{channel.pk}/rotate-secret/", body, format="json", **if_match(channel)
+    )
     assert response.status_code == 400
     assert field in response.json()
     assert NotificationChannel.objects.get(pk=channel.pk).secret == channel.secret
@@ -123,7 +129,9 @@ def test_a_bad_window_is_a_400_naming_the_field_and_the_secret_stays(
 
 def test_an_e_mail_channel_has_no_secret_to_rotate(agent: Any, client_for: Any) -> None:
     channel = NotificationChannel.objects.create(user=agent, channel="email", target="alice@example.com")
-    response = client_for(agent).post(f"/api/v1/notification-channels/{channel.pk}/rotate-secret/", {})
+    response = client_for(agent).post(
+        f"/api/v1/notification-channels/{channel.pk}/rotate-secret/", {}, **if_match(channel)
+    )
     assert response.status_code == 409
     assert "no secret to rotate" in response.json()["detail"]
 

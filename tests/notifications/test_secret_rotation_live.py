@@ -110,8 +110,10 @@ def test_a_receiver_holding_either_secret_accepts_deliveries_in_the_window_and_o
         verifying_receiver.secret = old
         assert delivered_to(owner, "Before").status == Notification.Status.DELIVERED
 
-        url = f"{platform.base}/api/v1/notification-channels/{channel_id}/rotate-secret/"
-        status, _, body = http("POST", url, {"window_hours": 1}, token=token)
+        read = f"{platform.base}/api/v1/notification-channels/{channel_id}/"
+        etag = http("GET", read, token=token)[1]["ETag"]
+        url = f"{read}rotate-secret/"
+        status, _, body = http("POST", url, {"window_hours": 1}, token=token, headers={"If-Match": etag})
         assert status == 200, body
         new = body["secret"]
         assert delivered_to(owner, "In the window, receiver not moved yet").status == Notification.Status.DELIVERED
