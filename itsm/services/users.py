@@ -17,6 +17,7 @@ from django.db.models.functions import Lower
 from itsm.exceptions import InvalidInput
 from itsm.models.catalog import Team
 from itsm.roles import Role
+from itsm.services.versioned import version_bump
 
 TAKEN = "A user with that username already exists (user names are compared without case and width)."
 
@@ -117,5 +118,12 @@ def teams_set(user: Any, *, member_of: set[str], managed: set[str]) -> None:
     teams = {team.slug: team for team in Team.objects.filter(slug__in=managed)}
     for slug in sorted(managed - set(teams)):
         logger.warning("sign-in maps a group to the team %r, which does not exist", slug)
-    user.teams.add(*(team for slug, team in teams.items() if slug in member_of))
-    user.teams.remove(*(team for slug, team in teams.items() if slug not in member_of))
+    held = set(user.teams.filter(slug__in=teams).values_list("slug", flat=True))
+    joined = [team for slug, team in teams.items() if slug in member_of and slug not in held]
+    left = [team for slug, team in teams.items() if slug not in member_of and slug in held]
+    user.teams.add(*joined)
+    user.teams.remove(*left)
+    # A team's members are part of what its ETag versions (docs/api.md#concurrency): an edit read before this
+    # sign-in must not put back the membership it changed.
+    for team in [*joined, *left]:
+        team.save(update_fields=[version_bump(team)])
