@@ -42,8 +42,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
-from django.db.models import Model, QuerySet
-from django.db.models.signals import pre_save
+from django.db.models import SET_NULL, ForeignKey, Model, QuerySet
+from django.db.models.signals import pre_delete, pre_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 from django.utils.encoding import smart_str
@@ -144,6 +144,8 @@ def register_models() -> None:
         masked = {"mask_callable": "itsm.audit.hidden"} if options.get("mask_fields") else {}
         exclude = [*options.get("exclude_fields", []), *_reverse_relations(model)]
         auditlog.register(model, **{**options, **masked, "exclude_fields": exclude})
+    for field in _set_null_keys():
+        pre_delete.connect(_log_set_null, sender=field.related_model, dispatch_uid="itsm.audit.set_null")
 
 
 def _reverse_relations(model: type[Model]) -> list[str]:
@@ -225,6 +227,28 @@ def audited_bulk_create(objs: Sequence[M], **options: Any) -> list[M]:
     if _recording(model):
         _write(LogEntry.Action.CREATE, ((None, obj) for obj in created), None, options.get("batch_size"))
     return created
+
+
+@cache
+def _set_null_keys() -> list[ForeignKey[Any, Any]]:
+    """The keys of recorded rows that a deletion sets to null (on_delete=SET_NULL): one UPDATE by Django's deletion,
+    without signals."""
+    return [
+        field
+        for model in auditlog.get_models()
+        for field in model._meta.concrete_fields
+        if isinstance(field, ForeignKey) and field.remote_field.on_delete is SET_NULL
+    ]
+
+
+@check_disable
+def _log_set_null(sender: type[Model], instance: Model, **_: Any) -> None:
+    """Before a row goes, record the keys to it that its deletion is about to set to null (in its transaction)."""
+    for field in _set_null_keys():
+        if field.related_model is sender:
+            rows = field.model._base_manager.using(instance._state.db).filter(**{field.attname: instance.pk})
+            nulled = [(row, _with(row, {field.attname: None})) for row in rows]
+            _write(LogEntry.Action.UPDATE, nulled, [field.name, field.attname])
 
 
 def _recording(model: type[Model]) -> bool:

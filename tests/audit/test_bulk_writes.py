@@ -33,7 +33,7 @@ from itsm.services.integrations import integration_token_check, integration_toke
 from itsm.services.maintenance import maintenance_create
 from itsm.tasks.maintenance import run_maintenance_windows
 from itsm.tasks.paging import escalate_incidents
-from tests.factories import ServiceFactory
+from tests.factories import ServiceFactory, TeamFactory, make_ticket
 
 ROOT = Path(__file__).resolve().parents[2]
 SIGNAL_LESS = {"update", "bulk_create", "bulk_update"}
@@ -63,7 +63,7 @@ NOT_RECORDED_WRITES = {
     ("itsm/audit.py", "audited_bulk_create", UNKNOWN): "the helper itself, which records the rows it creates",
     ("itsm/services/restore.py", "_merge_catalogue", "Backup"): (
         "a restore puts back the backup catalogue of just before it (newer backups, newer states) into the restored "
-        "database, whose audit trail is the backup's; the restore itself is logged and is a job run"
+        "database, whose audit trail is the backup's; the restore itself is in its command's output and the logs"
     ),
 }
 
@@ -328,3 +328,19 @@ def test_seed_demo_records_each_ticket_and_comment_it_creates_as_the_commands():
     assert entry.changes["title"] == [None, ticket.title]
     assert "version" not in entry.changes
     assert entry.additional_data["source"] == "command"
+
+
+@pytest.mark.django_db
+def test_keys_a_deletion_sets_to_null_are_recorded_on_the_rows_that_held_them(admin, requester):
+    team = TeamFactory.create(name="Platform")
+    service, team_id = ServiceFactory.create(team=team), team.pk
+    first = make_ticket(requester, title="VPN drops")
+    follow_up = make_ticket(requester, title="VPN drops again")
+    Ticket.objects.filter(pk=follow_up.pk).update(follow_up_of=first)  # set up outside the trail
+    with audit_context(source="admin", actor=admin):
+        team.delete()
+        Ticket.objects.filter(pk=first.pk).delete()
+    (nulled,) = [entry for entry in entries_of(service) if entry.action == LogEntry.Action.UPDATE]
+    assert nulled.changes == {"team": [team_id, None]}
+    assert (nulled.actor, nulled.additional_data["source"]) == (admin, "admin")
+    assert entries_of(follow_up)[-1].changes == {"follow_up_of": [first.pk, None]}
