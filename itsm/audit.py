@@ -201,14 +201,15 @@ def audited_update(queryset: QuerySet[Any], **changes: Any) -> int:
     model = queryset.model
     if not _recording(model):
         return queryset.update(**changes)
-    with transaction.atomic(using=queryset.db, savepoint=False):
-        before = list(queryset.select_for_update())
+    locked = queryset.select_for_update()  # for a write: the primary's alias
+    with transaction.atomic(using=locked.db, savepoint=False):
+        before = list(locked)
         if not before:
             return 0
         pks = [row.pk for row in before]
-        updated = queryset.filter(pk__in=pks).update(**changes)
+        updated = queryset.using(locked.db).filter(pk__in=pks).update(**changes)
         if any(hasattr(value, "resolve_expression") for value in changes.values()):  # F(), Coalesce(): as written
-            written = model._default_manager.using(queryset.db).in_bulk(pks)
+            written = model._default_manager.using(locked.db).in_bulk(pks)
             after = [written[pk] for pk in pks]
         else:
             after = [_with(row, changes) for row in before]
