@@ -82,7 +82,8 @@ RECORDED: dict[type[Model], dict[str, Any]] = {
     models.SlaPolicyScope: {},
     models.BusinessCalendar: {},
     models.Holiday: {},
-    models.AlertRule: {},
+    # What each evaluation (every minute) read and when: the evaluator's heartbeat. The state it moves is recorded.
+    models.AlertRule: {"exclude_fields": ["last_value", "last_evaluated_at", "last_error"]},
     models.Rotation: {},
     models.RotationMember: {},
     models.Override: {},

@@ -27,7 +27,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from itsm.audit import RECORDED, audit_context, audited_update
-from itsm.models import Backup, Comment, MaintenanceWindow, Ticket
+from itsm.models import AlertRule, Backup, Comment, MaintenanceWindow, Ticket
 from itsm.services.incidents import incident_create
 from itsm.services.integrations import integration_token_check, integration_token_issue, integration_token_revoke
 from itsm.services.maintenance import maintenance_create
@@ -344,3 +344,15 @@ def test_keys_a_deletion_sets_to_null_are_recorded_on_the_rows_that_held_them(ad
     assert nulled.changes == {"team": [team_id, None]}
     assert (nulled.actor, nulled.additional_data["source"]) == (admin, "admin")
     assert entries_of(follow_up)[-1].changes == {"follow_up_of": [first.pk, None]}
+
+
+@pytest.mark.django_db
+def test_an_alert_rules_evaluation_records_the_state_it_moves_not_each_reading():
+    rule = AlertRule.objects.create(name="disk", probe="promql", expression="x", threshold=90)
+    for minute, value in enumerate((50.0, 95.0, 96.0)):
+        rule.last_value, rule.last_evaluated_at = value, T0 + timedelta(minutes=minute)
+        if value > rule.threshold:
+            rule.state = AlertRule.State.PENDING
+        rule.save()
+    updates = [entry.changes for entry in entries_of(rule) if entry.action == LogEntry.Action.UPDATE]
+    assert updates == [{"state": ["inactive", "pending"]}]
