@@ -14,7 +14,9 @@ what the library leaves to the project, in one place per source:
 - Commands: anything written outside the three above is a command's (`manage.py` and its shell, a migration), with
   the command's name and the operating-system user who ran it.
 
-The correlation id (`cid`) is the request id of the logs, which follows a request into its tasks.
+The correlation id (`cid`) is the request id of the logs, which follows a request into its tasks. Writes that send
+no signal (`QuerySet.update()`, `bulk_create()`, the keys a deletion sets to null) are recorded here too, as the
+signals would have recorded them.
 """
 
 from __future__ import annotations
