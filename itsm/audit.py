@@ -14,7 +14,9 @@ what the library leaves to the project, in one place per source:
 - Commands: anything written outside the three above is a command's (`manage.py` and its shell, a migration), with
   the command's name and the operating-system user who ran it.
 
-The correlation id (`cid`) is the request id of the logs, which follows a request into its tasks.
+The correlation id (`cid`) is the request id of the logs, which follows a request into its tasks. Writes that send
+no signal (`QuerySet.update()`, `bulk_create()`, the keys a deletion sets to null) are recorded here too, as the
+signals would have recorded them.
 """
 
 from __future__ import annotations
@@ -23,24 +25,30 @@ import contextlib
 import copy
 import getpass
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from auditlog.cid import get_cid
+from auditlog.context import auditlog_disabled
 from auditlog.diff import model_instance_diff
-from auditlog.models import LogEntry
+from auditlog.models import DEFAULT_OBJECT_REPR, LogEntry
 from auditlog.receivers import check_disable, log_update
 from auditlog.registry import auditlog
 from celery import signals
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Model
-from django.db.models.signals import pre_save
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import transaction
+from django.db.models import SET_NULL, ForeignKey, Model, QuerySet
+from django.db.models.signals import pre_delete, pre_save
 from django.dispatch import receiver
 from django.http import HttpRequest
+from django.utils.encoding import smart_str
 from rest_framework.throttling import BaseThrottle
 
 from itsm import models
@@ -52,6 +60,7 @@ URL_SOURCES = (("/api/", "api"), ("/admin/", "admin"), ("/portal/", "portal"))
 ACTOR_HEADER = "audit_actor"
 HIDDEN = "(hidden)"
 BEFORE = "_audit_before"
+M = TypeVar("M", bound=Model)
 
 # What is recorded, with the fields left out or hidden. Every model of the app is either here or in NOT_RECORDED
 # (tests/audit/test_registration.py keeps it so): a new model needs a decision.
@@ -61,22 +70,30 @@ RECORDED: dict[type[Model], dict[str, Any]] = {
     models.Attachment: {},
     models.TicketRating: {},
     models.Incident: {},
-    models.IntegrationToken: {"mask_fields": ["digest"]},
+    # Its last use is stamped at most once a minute by the token check (itsm.services.integrations): a heartbeat.
+    models.IntegrationToken: {"mask_fields": ["digest"], "exclude_fields": ["last_used_at"]},
     models.Postmortem: {},
-    models.MaintenanceWindow: {"m2m_fields": ["notify_users"]},
+    # The scheduler's claims on a window (its pre-start gate, the minute its checks last ran): leases, not changes.
+    models.MaintenanceWindow: {
+        "m2m_fields": ["notify_users"],
+        "exclude_fields": ["gate_started_at", "last_checked_at"],
+    },
     models.Service: {},
     models.Team: {"m2m_fields": ["members"]},
     models.SlaPolicy: {},
     models.SlaPolicyScope: {},
     models.BusinessCalendar: {},
     models.Holiday: {},
-    models.AlertRule: {},
+    # What each evaluation (every minute) read and when: the evaluator's heartbeat. The state it moves is recorded.
+    models.AlertRule: {"exclude_fields": ["last_value", "last_evaluated_at", "last_error"]},
     models.Rotation: {},
     models.RotationMember: {},
     models.Override: {},
-    models.Backup: {},
+    # How many times a run was started: a retry counter (the run's states and outcome are recorded).
+    models.Backup: {"exclude_fields": ["attempts"]},
     models.RecoveryDrill: {},
-    models.Mailbox: {},
+    # The poller's read position and heartbeat, written by every poll (its settings and `enabled` are recorded).
+    models.Mailbox: {"exclude_fields": ["uidvalidity", "last_uid", "last_polled_at", "last_success_at", "last_error"]},
     models.SuppressedAddress: {},
     models.NotificationPreference: {},
     # Signing secrets, and targets and URLs that may carry a token (a Slack webhook's URL is its credential): the
@@ -133,6 +150,8 @@ def register_models() -> None:
         versioned = ["version"] if issubclass(model, Versioned) else []
         exclude = [*options.get("exclude_fields", []), *versioned, *_reverse_relations(model)]
         auditlog.register(model, **{**options, **masked, "exclude_fields": exclude})
+    for field in _set_null_keys():
+        pre_delete.connect(_log_set_null, sender=field.related_model, dispatch_uid="itsm.audit.set_null")
 
 
 def _reverse_relations(model: type[Model]) -> list[str]:
@@ -174,6 +193,112 @@ def _log_update(sender: type[Model], instance: Model, **kwargs: Any) -> None:
 def hidden(value: str) -> str:
     """django-auditlog's mask for secrets: the fact of a value, never any of it (its default keeps half)."""
     return value if value in ("", "None") else HIDDEN
+
+
+# --- writes that send no signal: QuerySet.update() and bulk_create() ----------------------------------------------
+# tests/audit/test_bulk_writes.py finds every such write in itsm/: on a recorded model it goes through these two.
+# QuerySet.delete() needs neither: Django deletes the rows of a model with delete receivers one by one, with signals.
+
+
+def audited_update(queryset: QuerySet[Any], **changes: Any) -> int:
+    """`queryset.update(**changes)`, recorded as each row's save() would be: one update row per object, the changed
+    fields before and after. The rows are read under their lock in the update's transaction, so the values before are
+    the ones replaced and a compare-and-set keeps its one winner. Returns the number of rows updated."""
+    model = queryset.model
+    if not _recording(model):
+        return queryset.update(**changes)
+    locked = queryset.select_for_update()  # for a write: the primary's alias
+    with transaction.atomic(using=locked.db, savepoint=False):
+        before = list(locked)
+        if not before:
+            return 0
+        pks = [row.pk for row in before]
+        updated = queryset.using(locked.db).filter(pk__in=pks).update(**changes)
+        if any(hasattr(value, "resolve_expression") for value in changes.values()):  # F(), Coalesce(): as written
+            written = model._default_manager.using(locked.db).in_bulk(pks)
+            after = [written[pk] for pk in pks]
+        else:
+            after = [_with(row, changes) for row in before]
+        fields = [*changes, *(model._meta.get_field(name).attname for name in changes)]
+        _write(LogEntry.Action.UPDATE, zip(before, after, strict=True), fields)
+    return updated
+
+
+def audited_bulk_create(objs: Sequence[M], **options: Any) -> list[M]:
+    """`bulk_create(objs, **options)` of their model, recorded as each one's save() would be: one create row per
+    object, all written in one INSERT (per `batch_size`)."""
+    if not objs:
+        return []
+    model = type(objs[0])
+    created = model._default_manager.bulk_create(objs, **options)
+    if _recording(model):
+        _write(LogEntry.Action.CREATE, ((None, obj) for obj in created), None, options.get("batch_size"))
+    return created
+
+
+@cache
+def _set_null_keys() -> list[ForeignKey[Any, Any]]:
+    """The keys of recorded rows that a deletion sets to null (on_delete=SET_NULL): one UPDATE by Django's deletion,
+    without signals."""
+    return [
+        field
+        for model in auditlog.get_models()
+        for field in model._meta.concrete_fields
+        if isinstance(field, ForeignKey) and field.remote_field.on_delete is SET_NULL
+    ]
+
+
+@check_disable
+def _log_set_null(sender: type[Model], instance: Model, **_: Any) -> None:
+    """Before a row goes, record the keys to it that its deletion is about to set to null (in its transaction)."""
+    for field in _set_null_keys():
+        if field.related_model is sender:
+            rows = field.model._base_manager.using(instance._state.db).filter(**{field.attname: instance.pk})
+            nulled = [(row, _with(row, {field.attname: None})) for row in rows]
+            _write(LogEntry.Action.UPDATE, nulled, [field.name, field.attname])
+
+
+def _recording(model: type[Model]) -> bool:
+    return auditlog.contains(model) and not auditlog_disabled.get()
+
+
+def _with(row: M, changes: dict[str, Any]) -> M:
+    new = copy.copy(row)
+    for name, value in changes.items():
+        setattr(new, name, value)
+    return new
+
+
+def _write(action: int, rows: Any, fields: list[str] | None, batch_size: int | None = None) -> None:
+    """The rows django-auditlog's receivers would write for these (before, after) pairs, as one INSERT."""
+    entries = []
+    for old, new in rows:
+        changes = model_instance_diff(
+            old, new, fields_to_check=fields, use_json_for_changes=settings.AUDITLOG_STORE_JSON_CHANGES
+        )
+        if changes:
+            entries.append(_entry(new, action, changes))
+    LogEntry.objects.bulk_create(entries, batch_size=batch_size)
+
+
+def _entry(instance: Model, action: int, changes: dict[str, Any]) -> LogEntry:
+    """What LogEntry.objects.log_create writes (a bulk_create sends no pre_save: `_stamp` is called here)."""
+    try:
+        text = smart_str(instance)
+    except ObjectDoesNotExist:
+        text = DEFAULT_OBJECT_REPR
+    entry = LogEntry(
+        content_type=ContentType.objects.get_for_model(instance),
+        object_pk=instance.pk,
+        object_id=instance.pk if isinstance(instance.pk, int) else None,
+        object_repr=text,
+        serialized_data=LogEntry.objects._get_serialized_data_or_none(instance),
+        action=action,
+        changes=changes,
+        cid=get_cid(),
+    )
+    _stamp(LogEntry, entry)
+    return entry
 
 
 @contextlib.contextmanager

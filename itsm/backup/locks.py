@@ -22,12 +22,19 @@ def advisory_lock(params: dict[str, Any], key: int, *, namespace: int = ADVISORY
     """Try a session advisory lock on a connection of its own; yields whether it is held. Closing the
     connection (or the death of this process) releases it."""
     conn = connect(params, autocommit=True)
+    keys = [namespace, key % (1 << 31)]
+    held = False
     try:
         with conn.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [namespace, key % (1 << 31)])
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", keys)
             held = bool(cursor.fetchone()[0])
         yield held
     finally:
+        # Released before closing: the server frees a closed session's locks only once its backend has exited,
+        # and the next run could ask for the lock before that and be told another process holds it.
+        if held:
+            with contextlib.suppress(Exception), conn.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", keys)
         conn.close()
 
 

@@ -23,6 +23,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from itsm import metrics
+from itsm.audit import audited_update
 from itsm.backup.base import (
     BackupError,
     Progress,
@@ -171,7 +172,8 @@ def backup_run(*, backup_id: int, final_attempt: bool = True, progress: Progress
             return backup
         if backup.status == Backup.Status.RUNNING:
             _clean_after_crash(backup)
-        Backup.objects.filter(pk=backup_id).update(
+        audited_update(
+            Backup.objects.filter(pk=backup_id),
             status=Backup.Status.RUNNING,
             started_at=Coalesce(F("started_at"), Value(timezone.now(), output_field=DateTimeField())),
             attempts=F("attempts") + 1,
@@ -205,7 +207,7 @@ def _run_steps(backup: Backup, *, final_attempt: bool, progress: Progress) -> Ba
     except StorageUnavailable as exc:
         if final_attempt:
             return _fail(backup, stage, f"{exc} (attempt {backup.attempts}; the local copy is kept)")
-        Backup.objects.filter(pk=backup.pk).update(error=f"attempt {backup.attempts}: {exc}"[:4000])
+        audited_update(Backup.objects.filter(pk=backup.pk), error=f"attempt {backup.attempts}: {exc}"[:4000])
         logger.warning("backup %s: %s; will retry", backup.pk, exc)
         raise
     except BackupError as exc:
@@ -261,7 +263,9 @@ def _dump(backup: Backup, progress: Progress) -> None:
                 clear.unlink()
             manifest = {**manifest, "encrypted_to": recipient_of(key)}
         sha256, size = storage.commit(relative)
-    Backup.objects.filter(pk=backup.pk).update(local_path=relative, sha256=sha256, size_bytes=size, manifest=manifest)
+    audited_update(
+        Backup.objects.filter(pk=backup.pk), local_path=relative, sha256=sha256, size_bytes=size, manifest=manifest
+    )
     backup.refresh_from_db()
     progress(f"stored {size} bytes in {time.perf_counter() - started:.1f} s, sha256 {sha256}")
 
@@ -274,14 +278,16 @@ def _upload(backup: Backup, progress: Progress) -> None:
     progress(f"uploading to s3://{s3.bucket}/{key} ({storage_class})")
     result = s3.upload(local_storage().path(backup.local_path), key, sha256=backup.sha256, storage_class=storage_class)
     verification = {**backup.verification, "upload": {**result, "at": timezone.now().isoformat()}}
-    Backup.objects.filter(pk=backup.pk).update(s3_key=key, s3_storage_class=storage_class, verification=verification)
+    audited_update(
+        Backup.objects.filter(pk=backup.pk), s3_key=key, s3_storage_class=storage_class, verification=verification
+    )
     backup.refresh_from_db()
     progress(f"S3 copy checked ({result['checked_by']}): {result['size']} bytes")
 
 
 def _succeed(backup: Backup, progress: Progress) -> Backup:
     now = timezone.now()
-    Backup.objects.filter(pk=backup.pk).update(status=Backup.Status.SUCCEEDED, finished_at=now, error="")
+    audited_update(Backup.objects.filter(pk=backup.pk), status=Backup.Status.SUCCEEDED, finished_at=now, error="")
     backup.refresh_from_db()
     labels = {"kind": backup.kind, "tier": backup.tier}
     metrics.BACKUP_LAST_SUCCESS.labels(**labels).set(now.timestamp())
@@ -294,8 +300,8 @@ def _succeed(backup: Backup, progress: Progress) -> Backup:
 
 
 def _fail(backup: Backup, stage: str, error: str) -> Backup:
-    Backup.objects.filter(pk=backup.pk).update(
-        status=Backup.Status.FAILED, finished_at=timezone.now(), error=error[:4000]
+    audited_update(
+        Backup.objects.filter(pk=backup.pk), status=Backup.Status.FAILED, finished_at=timezone.now(), error=error[:4000]
     )
     backup.refresh_from_db()
     metrics.BACKUP_FAILURES.labels(kind=backup.kind, tier=backup.tier, stage=stage).inc()
@@ -353,12 +359,12 @@ def backup_apply_retention(*, kind: str | None = None, now: datetime | None = No
         try:
             if deletion.location == "local":
                 local_storage().delete(backup.local_path)
-                Backup.objects.filter(pk=backup.pk).update(local_deleted_at=timezone.now())
+                audited_update(Backup.objects.filter(pk=backup.pk), local_deleted_at=timezone.now())
             else:
                 if s3 is None:
                     continue
                 s3.delete(backup.s3_key)
-                Backup.objects.filter(pk=backup.pk).update(s3_deleted_at=timezone.now())
+                audited_update(Backup.objects.filter(pk=backup.pk), s3_deleted_at=timezone.now())
         except (OSError, BackupError, StorageUnavailable) as exc:
             logger.error("retention could not delete backup %s from %s: %s", backup.pk, deletion.location, exc)
             continue

@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from itsm.audit import audited_update
 from itsm.exceptions import DomainError, InvalidInput
 from itsm.models.integrations import IntegrationToken
 from itsm.roles import Scope, scope_role
@@ -90,8 +91,8 @@ def integration_token_issue(
 def integration_token_revoke(row: IntegrationToken, *, by: Any = None) -> bool:
     """Revoke the token at once (its next request is a 401); the row stays, as the record of what it was. Returns
     False when it was revoked already."""
-    updated = IntegrationToken.objects.filter(pk=row.pk, revoked_at__isnull=True).update(
-        revoked_at=timezone.now(), revoked_by=by
+    updated = audited_update(
+        IntegrationToken.objects.filter(pk=row.pk, revoked_at__isnull=True), revoked_at=timezone.now(), revoked_by=by
     )
     row.refresh_from_db(fields=["revoked_at", "revoked_by"])
     return bool(updated)

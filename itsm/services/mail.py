@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from itsm import metrics
-from itsm.audit import audit_context
+from itsm.audit import audit_context, audited_update
 from itsm.exceptions import InvalidInput
 from itsm.mail.parse import MailParseError, ParsedMail, parse_mail
 from itsm.mail.reply import strip_quoted
@@ -158,8 +158,11 @@ def _bounced(mail: ParsedMail) -> Outcome:
             },
         )
         if not created:
-            SuppressedAddress.objects.filter(pk=suppressed.pk).update(
-                bounces=suppressed.bounces + 1, last_bounced_at=now, reason=bounce.diagnostic[:2000]
+            audited_update(
+                SuppressedAddress.objects.filter(pk=suppressed.pk),
+                bounces=suppressed.bounces + 1,
+                last_bounced_at=now,
+                reason=bounce.diagnostic[:2000],
             )
     return Outcome(Status.IGNORED, f"bounce ({bounce.status}): no more mail to {addresses}")
 
@@ -218,7 +221,7 @@ def _new_ticket(mailbox: Mailbox, sender: Any, mail: ParsedMail, *, follow_up_of
         service=mailbox.service,
     )
     if follow_up_of is not None:
-        Ticket.objects.filter(pk=ticket.pk).update(follow_up_of=follow_up_of)
+        audited_update(Ticket.objects.filter(pk=ticket.pk), follow_up_of=follow_up_of)
     watchers = [_user_for(address, "") for address in mail.cc if address != mail.sender and not _is_ours(address)]
     ticket.watchers.add(*[user for user in watchers if user is not None])
     left_out = _attach(ticket, sender, mail, None)
@@ -273,5 +276,5 @@ def _user_for(address: str, name: str) -> Any:
     user, _ = user_upsert(username=username, role=Role.REQUESTER, password=None, email=address)
     first, _, last = name.partition(" ")
     if first:
-        User.objects.filter(pk=user.pk).update(first_name=first[:150], last_name=last[:150])
+        audited_update(User.objects.filter(pk=user.pk), first_name=first[:150], last_name=last[:150])
     return user

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from itsm import metrics
+from itsm.audit import audited_update
 from itsm.mail.imap import ImapMailbox, LoginRefused, MailboxConfig, MailboxUnavailable, OAuth2Client, config_from_url
 from itsm.models import InboundMessage, Mailbox
 from itsm.services.mail import mail_receive
@@ -150,7 +151,7 @@ def _secret(mailbox: Mailbox, what: str) -> str:
 def _environment_mailbox() -> None:
     """The mailbox of ITSM_MAIL_INBOX_URL as a row (its state, its log), without the password."""
     if not settings.ITSM_MAIL_INBOX_URL:
-        Mailbox.objects.filter(from_environment=True, enabled=True).update(enabled=False)
+        audited_update(Mailbox.objects.filter(from_environment=True, enabled=True), enabled=False)
         return
     url = urlsplit(settings.ITSM_MAIL_INBOX_URL)
     query = {key: values[-1] for key, values in parse_qs(url.query).items()}

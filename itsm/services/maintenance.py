@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from itsm.audit import audited_update
 from itsm.exceptions import InvalidInput, NotPermitted
 from itsm.lifecycles import MAINTENANCE_EDITABLE_STATUSES
 from itsm.models import Event, MaintenanceWindow, Service
@@ -323,7 +324,7 @@ def maintenance_silence(*, window_id: int) -> list[str]:
             ids.append(str(alertmanager_request("POST", "/api/v2/silences", body)["silenceID"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             logger.warning("window %s: could not silence service %s in Alertmanager: %s", window.pk, slug, exc)
-    MaintenanceWindow.objects.filter(pk=window_id).update(silence_ids=ids)
+    audited_update(MaintenanceWindow.objects.filter(pk=window_id), silence_ids=ids)
     return ids
 
 
@@ -342,5 +343,5 @@ def maintenance_unsilence(*, window_id: int) -> list[str]:
         except OSError as exc:
             logger.warning("window %s: could not expire silence %s: %s", window.pk, silence_id, exc)
             kept.append(silence_id)
-    MaintenanceWindow.objects.filter(pk=window_id).update(silence_ids=kept)
+    audited_update(MaintenanceWindow.objects.filter(pk=window_id), silence_ids=kept)
     return kept

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from itsm.audit import audited_update
 from itsm.exceptions import Conflict
 from itsm.lifecycles import MAINTENANCE_EDITABLE_STATUSES, MAINTENANCE_TRANSITIONS, check_transition
 from itsm.models import Backup, Event, Incident, MaintenanceWindow
@@ -114,8 +115,12 @@ def _move(
     if stamp and not (to == Status.VERIFYING and current == Status.VERIFICATION_FAILED):
         fields[stamp] = now
     with transaction.atomic():
-        moved = MaintenanceWindow.objects.filter(pk=window_id, status=current).update(
-            status=to, updated_at=now, version=F("version") + 1, **fields
+        moved = audited_update(
+            MaintenanceWindow.objects.filter(pk=window_id, status=current),
+            status=to,
+            updated_at=now,
+            version=F("version") + 1,
+            **fields,
         )
         if moved:
             event_record(
@@ -198,9 +203,10 @@ def maintenance_tick(*, now: datetime | None = None) -> dict[str, Any]:
 def maintenance_announce(*, window_id: int, now: datetime) -> bool:
     """Tell the window's audience once; a second call (or a second scheduler) sends nothing."""
     with transaction.atomic():
-        claimed = MaintenanceWindow.objects.filter(
-            pk=window_id, status=Status.SCHEDULED, announced_at__isnull=True
-        ).update(announced_at=now)
+        claimed = audited_update(
+            MaintenanceWindow.objects.filter(pk=window_id, status=Status.SCHEDULED, announced_at__isnull=True),
+            announced_at=now,
+        )
         if not claimed:
             return False
         window = MaintenanceWindow.objects.get(pk=window_id)
@@ -244,7 +250,7 @@ def maintenance_start(*, window_id: int, now: datetime, force: bool = False, act
         return None
     if window.backup_required:
         backup, problem = _pre_maintenance_backup(window)
-        MaintenanceWindow.objects.filter(pk=window_id).update(backup=backup)
+        audited_update(MaintenanceWindow.objects.filter(pk=window_id), backup=backup)
         if problem:
             with transaction.atomic():
                 if _move(
@@ -408,8 +414,11 @@ def maintenance_verify(*, window_id: int, now: datetime) -> dict[str, Any] | Non
                 outcome = Status.COMPLETED
                 _finish(MaintenanceWindow.objects.get(pk=window_id))
         else:
-            MaintenanceWindow.objects.filter(pk=window_id, status=Status.VERIFYING, last_checked_at=now).update(
-                verification=verification, updated_at=now, version=F("version") + 1
+            audited_update(
+                MaintenanceWindow.objects.filter(pk=window_id, status=Status.VERIFYING, last_checked_at=now),
+                verification=verification,
+                updated_at=now,
+                version=F("version") + 1,
             )
     if outcome != Status.VERIFYING:
         maintenance_unsilence(window_id=window_id)

@@ -17,6 +17,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from itsm import metrics
+from itsm.audit import audited_update
 from itsm.exceptions import Conflict
 from itsm.lifecycles import INCIDENT_CLOSED_STATUSES
 from itsm.models import Event, Incident, Team
@@ -157,12 +158,13 @@ def incident_escalation_scan(*, now: datetime | None = None, batch_size: int = 2
         finished = longest == 0 or step >= longest * rounds
         with transaction.atomic():
             # Compare-and-set on the step and the timer: a second scan of the same slot updates nothing.
-            claimed = Incident.objects.filter(
-                pk=incident.pk,
-                escalation_level=incident.escalation_level,
-                next_escalation_at=incident.next_escalation_at,
-                status=Incident.Status.DETECTED,
-            ).update(
+            claimed = audited_update(
+                Incident.objects.filter(
+                    pk=incident.pk,
+                    escalation_level=incident.escalation_level,
+                    next_escalation_at=incident.next_escalation_at,
+                    status=Incident.Status.DETECTED,
+                ),
                 escalation_level=step,
                 # The next step is a response target away, not counting maintenance of the incident's services.
                 next_escalation_at=None if finished else incident_escalation_due(incident, now),
@@ -190,9 +192,12 @@ def incident_escalation_scan(*, now: datetime | None = None, batch_size: int = 2
             _page(incident, users, Event.Kind.ESCALATION, f"Unacknowledged: escalation step {step}.", now, urgent=True)
             escalated += 1
     # Medium and low incidents have no escalation timer, but their target is missed all the same.
-    Incident.objects.filter(
-        status=Incident.Status.DETECTED, response_due_at__lte=now, response_target_missed=False
-    ).update(response_target_missed=True)
+    audited_update(
+        Incident.objects.filter(
+            status=Incident.Status.DETECTED, response_due_at__lte=now, response_target_missed=False
+        ),
+        response_target_missed=True,
+    )
     _record_open_incidents()
     return {"escalated": escalated, "exhausted": exhausted}
 

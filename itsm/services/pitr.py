@@ -25,6 +25,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from itsm import metrics
+from itsm.audit import audited_update
 from itsm.backup.base import Progress, no_progress
 from itsm.backup.cluster import RestoredCluster
 from itsm.backup.configured import drill_lock, pgbackrest, pitr_database, restored_cluster
@@ -202,8 +203,12 @@ def pitr_drill(*, trigger: str = RecoveryDrill.Trigger.MANUAL, progress: Progres
             _drill(drill, tool, detail, progress)
     except (PitrError, psycopg2.Error, OSError) as exc:  # a full disk or a bad directory fails the drill too
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        RecoveryDrill.objects.filter(pk=drill.pk).update(
-            status=RecoveryDrill.Status.FAILED, finished_at=timezone.now(), error=message[:2000], detail=detail
+        audited_update(
+            RecoveryDrill.objects.filter(pk=drill.pk),
+            status=RecoveryDrill.Status.FAILED,
+            finished_at=timezone.now(),
+            error=message[:2000],
+            detail=detail,
         )
         metrics.PITR_DRILLS.labels(outcome="failed").inc()
         logger.error("PITR drill %s failed: %s", drill.pk, message)
@@ -230,8 +235,12 @@ def pitr_drills_reap(*, now: datetime | None = None) -> list[int]:
             left = _remove_drill_clusters(drill_id)
             with contextlib.suppress(psycopg2.Error):
                 _delete_markers(pitr_database(), (f"drill-{drill_id}-%",))
-            updated = RecoveryDrill.objects.filter(pk=drill_id, status=RecoveryDrill.Status.RUNNING).update(
-                status=RecoveryDrill.Status.FAILED, finished_at=now, error=INTERRUPTED, detail={"removed": left}
+            updated = audited_update(
+                RecoveryDrill.objects.filter(pk=drill_id, status=RecoveryDrill.Status.RUNNING),
+                status=RecoveryDrill.Status.FAILED,
+                finished_at=now,
+                error=INTERRUPTED,
+                detail={"removed": left},
             )
         if updated:
             reaped.append(drill_id)
@@ -275,7 +284,7 @@ def _drill(drill: RecoveryDrill, tool: PgBackRest, detail: dict[str, Any], progr
     before, after = f"drill-{drill.pk}-before-{secrets.token_hex(4)}", f"drill-{drill.pk}-after-{secrets.token_hex(4)}"
     target, segment, written_at = _write_markers(live, before, after)
     detail.update(target=target.isoformat(), segment=segment)
-    RecoveryDrill.objects.filter(pk=drill.pk).update(target_time=target)
+    audited_update(RecoveryDrill.objects.filter(pk=drill.pk), target_time=target)
     progress(f"wrote a row before {target.isoformat()} and one after; waiting for WAL segment {segment} to be archived")
     rpo = _wait_archived(live, segment, written_at)
     progress(f"archived {rpo:.1f} s after the last write (RPO)")
@@ -300,7 +309,8 @@ def _drill(drill: RecoveryDrill, tool: PgBackRest, detail: dict[str, Any], progr
     if after in found:
         raise PitrError(f"the row written after {target.isoformat()} is in the restored cluster: it replayed too far")
     _delete_markers(live, (before, after))
-    RecoveryDrill.objects.filter(pk=drill.pk).update(
+    audited_update(
+        RecoveryDrill.objects.filter(pk=drill.pk),
         status=RecoveryDrill.Status.SUCCEEDED,
         finished_at=timezone.now(),
         rpo_seconds=round(rpo, 3),

@@ -26,6 +26,7 @@ from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 
 from itsm import metrics
+from itsm.audit import audited_update
 from itsm.backup.base import BackupError, Progress, StorageUnavailable, VerificationFailed, no_progress, sha256_of
 from itsm.backup.configured import (
     database_is_postgres,
@@ -248,7 +249,7 @@ def verify_archive(backup: Backup, *, source: str, progress: Progress = no_progr
     now = timezone.now()
     detail = {"ok": ok, "at": now.isoformat(), "seconds": round(time.perf_counter() - started, 3), **detail}
     verification = {**backup.verification, source: detail}
-    Backup.objects.filter(pk=backup.pk).update(verified_at=now, verified_ok=ok, verification=verification)
+    audited_update(Backup.objects.filter(pk=backup.pk), verified_at=now, verified_ok=ok, verification=verification)
     backup.refresh_from_db()
     metrics.BACKUP_VERIFICATIONS.labels(kind=backup.kind, source=source, outcome="passed" if ok else "failed").inc()
     if ok:

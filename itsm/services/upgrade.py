@@ -21,6 +21,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from itsm import databases
+from itsm.audit import audited_update
 from itsm.backup.base import BackupError, Progress, no_progress
 from itsm.backup.configured import local_storage, s3_storage
 from itsm.exceptions import InvalidInput
@@ -200,11 +201,11 @@ def upgrade_backup_remove(*, backup_id: int) -> Backup:
     now = timezone.now()
     if backup.has_local_copy:
         local_storage().delete(backup.local_path)
-        Backup.objects.filter(pk=backup.pk).update(local_deleted_at=now)
+        audited_update(Backup.objects.filter(pk=backup.pk), local_deleted_at=now)
     s3 = s3_storage()
     if backup.has_s3_copy and s3 is not None:
         s3.delete(backup.s3_key)
-        Backup.objects.filter(pk=backup.pk).update(s3_deleted_at=now)
+        audited_update(Backup.objects.filter(pk=backup.pk), s3_deleted_at=now)
     backup.refresh_from_db()
     logger.warning("pre-upgrade backup %s removed by an operator", backup.pk)
     return backup

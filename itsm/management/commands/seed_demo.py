@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 from tqdm import tqdm
 
+from itsm.audit import audited_bulk_create
 from itsm.models import Comment, Event, Service, Team, Ticket
 from itsm.roles import Role
 from itsm.services.sla import calendar_from, sla_policy_default, sla_status_at, ticket_sla_times
@@ -150,7 +151,7 @@ class Command(BaseCommand):
             ticket.sla_status = sla_status_at(ticket, now)
             tickets.append(ticket)
             histories.append((history, agent))
-        Ticket.objects.bulk_create(tickets)
+        audited_bulk_create(tickets)
         events, comments = [], []
         for ticket, (history, agent) in zip(tickets, histories, strict=True):
             events.append(
@@ -198,7 +199,7 @@ class Command(BaseCommand):
                     )
                 )
         Event.objects.bulk_create(events)
-        Comment.objects.bulk_create(comments)
+        audited_bulk_create(comments)
 
 
 def _status_offsets(
