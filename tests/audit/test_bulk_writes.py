@@ -57,10 +57,28 @@ QUERYSET_METHODS = {
 }
 UNKNOWN = "?"  # a queryset whose model the source does not name (a variable, a related manager)
 
+ERASURE = (
+    "a personal data erasure (docs/security.md#personal-data): a row per change would copy into the trail the "
+    "names and addresses it erases; the erasure is one audit row of its own, with counts and no old values"
+)
+
 # (file, function, model): why that bulk write on a recorded model is not recorded.
 NOT_RECORDED_WRITES = {
     ("itsm/audit.py", "audited_update", UNKNOWN): "the helper itself, which records the rows it updates",
     ("itsm/audit.py", "audited_bulk_create", UNKNOWN): "the helper itself, which records the rows it creates",
+    **{
+        ("itsm/services/privacy.py", function, model): ERASURE
+        for function, model in [
+            ("_scrub", UNKNOWN),
+            ("_own_rows", "IntegrationToken"),
+            ("_own_rows", "NotificationChannel"),
+            ("_own_rows", "SuppressedAddress"),
+            ("_comments", "Comment"),
+            ("_comments", "TicketRating"),
+            ("_audit_trail", "AdminLogEntry"),
+            ("personal_data_erase", UNKNOWN),
+        ]
+    },
     ("itsm/services/restore.py", "_merge_catalogue", "Backup"): (
         "a restore puts back the backup catalogue of just before it (newer backups, newer states) into the restored "
         "database, whose audit trail is the backup's; the restore itself is in its command's output and the logs"
