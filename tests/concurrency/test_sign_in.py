@@ -11,7 +11,7 @@ from tests.factories import TeamFactory, make_user
 
 
 def test_a_sign_in_that_changes_a_teams_members_moves_its_etag(client_for: Any, admin: Any) -> None:
-    network, database = TeamFactory(slug="network"), TeamFactory(slug="database")
+    network, database = TeamFactory.create(slug="network"), TeamFactory.create(slug="database")
     alice = make_user("alice", "agent")
     read = client_for(admin).get(f"/api/v1/teams/{network.pk}/")
     assert read.status_code == 200
@@ -28,7 +28,7 @@ def test_a_sign_in_that_changes_a_teams_members_moves_its_etag(client_for: Any, 
 
 
 def test_a_sign_in_that_changes_nothing_leaves_the_etags_alone(admin: Any) -> None:
-    network = TeamFactory(slug="network")
+    network = TeamFactory.create(slug="network")
     alice = make_user("alice", "agent")
     teams_set(alice, member_of={"network"}, managed={"network"})
     version = Team.objects.get(pk=network.pk).version
