@@ -12,8 +12,9 @@ from django.db import models
 
 
 class Versioned(models.Model):
-    # Bumped by every write that readers see: the ETag, so that If-Match can refuse a stale update.
-    version = models.PositiveIntegerField(default=1, editable=False)
+    # Bumped by every write that readers see: the ETag, so that If-Match can refuse a stale update. The database's
+    # default too, for rows written in SQL (the bench's seeding COPY, an operator's INSERT).
+    version = models.PositiveIntegerField(default=1, db_default=1, editable=False)
 
     class Meta:
         abstract = True
