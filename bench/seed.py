@@ -167,7 +167,9 @@ class Seeder:
         self.agent_ids = list(range(start + requesters, start + requesters + agents))
         teams = []
         for name in TEAM_NAMES:
-            self.cursor.execute("INSERT INTO itsm_team (name, slug, version) VALUES (%s, %s, 1) RETURNING id", [name, name.lower()])
+            self.cursor.execute(
+                "INSERT INTO itsm_team (name, slug, version) VALUES (%s, %s, 1) RETURNING id", [name, name.lower()]
+            )
             teams.append(self.cursor.fetchone()[0])
         self.copy(
             "itsm_team_members",
