@@ -167,7 +167,9 @@ class Seeder:
         self.agent_ids = list(range(start + requesters, start + requesters + agents))
         teams = []
         for name in TEAM_NAMES:
-            self.cursor.execute("INSERT INTO itsm_team (name, slug) VALUES (%s, %s) RETURNING id", [name, name.lower()])
+            self.cursor.execute(
+                "INSERT INTO itsm_team (name, slug, version) VALUES (%s, %s, 1) RETURNING id", [name, name.lower()]
+            )
             teams.append(self.cursor.fetchone()[0])
         self.copy(
             "itsm_team_members",
@@ -180,8 +182,8 @@ class Seeder:
         for i, name in enumerate(SERVICE_NAMES):
             slug = name.lower().replace("/", "-").replace(" ", "-")
             self.cursor.execute(
-                "INSERT INTO itsm_service (name, slug, description, team_id, auto_resolve_incidents) "
-                "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                "INSERT INTO itsm_service (name, slug, description, team_id, auto_resolve_incidents, version) "
+                "VALUES (%s, %s, %s, %s, %s, 1) RETURNING id",
                 [name, slug, f"The {name} service.", teams[i % len(teams)], i % 3 == 0],
             )
             self.service_ids.append(self.cursor.fetchone()[0])
@@ -307,7 +309,7 @@ class Seeder:
                     f"{commander or N}\t{rng.choice(self.agent_ids) if source == 'manual' else N}\t{ts(detected)}\t"
                     + "\t".join(cols)
                     + f"\t{ts(due)}\t{missed}\t{f'seed:{iid}' if source == 'alertmanager' else N}\t0\t{N}\t"
-                    f"{ts(updated)}\tf\t\n"  # private, as every incident starts
+                    f"{ts(updated)}\tf\t\t1\n"  # private, as every incident starts; version 1
                 )
                 services = rng.sample(self.service_ids, rng.choice((1, 1, 2)))
                 links += [f"{iid}\t{sid}\n" for sid in services]
@@ -338,7 +340,7 @@ class Seeder:
                 "id, title, summary, severity, status, source, commander_id, created_by_id, detected_at, "
                 "acknowledged_at, diagnosing_at, mitigating_at, resolved_at, reviewed_at, response_due_at, "
                 "response_target_missed, group_key, escalation_level, next_escalation_at, updated_at, public, "
-                "public_title",
+                "public_title, version",
                 incidents,
             )
             self.copy("itsm_incident_services", "incident_id, service_id", links)
