@@ -30,15 +30,22 @@ class EraseForm(forms.Form):
     )
 
 
-@admin.action(description="Export the personal data of the selected person (JSON)")
-def export_personal_data(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]
-) -> HttpResponse | None:
+def _one_person(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
+    """The one person selected, or None with the message saying to select exactly one."""
     people = list(queryset[:2])
     if len(people) != 1:
         modeladmin.message_user(request, ONE_PERSON, messages.ERROR)
         return None
-    person = people[0]
+    return people[0]
+
+
+@admin.action(description="Export the personal data of the selected person (JSON)")
+def export_personal_data(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]
+) -> HttpResponse | None:
+    person = _one_person(modeladmin, request, queryset)
+    if person is None:
+        return None
     text = json.dumps(personal_data_export(person), indent=2, ensure_ascii=False)
     response = HttpResponse(text, content_type="application/json; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="personal-data-{person.pk}.json"'
@@ -49,11 +56,9 @@ def export_personal_data(
 def erase_personal_data(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]
 ) -> HttpResponse | None:
-    people = list(queryset[:2])
-    if len(people) != 1:
-        modeladmin.message_user(request, ONE_PERSON, messages.ERROR)
+    person = _one_person(modeladmin, request, queryset)
+    if person is None:
         return None
-    person = people[0]
     form = EraseForm(request.POST if "erase" in request.POST else None)
     if "erase" in request.POST and form.is_valid():
         username = person.get_username()
