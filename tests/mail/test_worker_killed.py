@@ -60,10 +60,11 @@ def test_a_worker_killed_between_the_ticket_and_its_progress_leaves_one_ticket_p
         with holder.cursor() as cursor:
             # NO KEY UPDATE: the progress update waits for it, the foreign-key checks of new rows do not.
             cursor.execute("SELECT 1 FROM itsm_mailbox WHERE id = %s FOR NO KEY UPDATE", [mailbox.pk])
+        assert not _waits_for_a_lock(holder)  # nothing waits yet, and a later look must not see this one again
         command = [PYTHON, "manage.py", "fetch_mail", "--mailbox", "support"]
         with started(command, env, tmp_path / "fetch_mail.log") as process:
             eventually(lambda: InboundMessage.objects.count() == 1, 60, "the first message's ticket committed")
-            eventually(lambda: _waits_for_a_lock(holder, process.pid), 30, "the process waiting on the mailbox row")
+            eventually(lambda: _waits_for_a_lock(holder), 30, "the process waiting on the mailbox row")
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
         # Its connection dies with it (as with a lost machine), or PostgreSQL would still run the update it sent.
@@ -87,8 +88,10 @@ def _terminate_the_waiting_backend(holder: Any) -> None:
         assert cursor.fetchall() == [(True,)]
 
 
-def _waits_for_a_lock(holder: Any, pid: int) -> bool:
-    """A backend of the process (its pid or a child's) waits on a lock: the progress update, behind our lock."""
+def _waits_for_a_lock(holder: Any) -> bool:
+    """A backend waits on a lock: the process's progress update, behind our lock. The holder's transaction keeps
+    the first pg_stat_activity it reads until its end: cleared first, each look is a new one."""
     with holder.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(f"SELECT count(*) FROM pg_stat_activity WHERE {WAITING}")
         return bool(cursor.fetchone()[0])
