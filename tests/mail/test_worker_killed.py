@@ -23,7 +23,7 @@ from tests.system.processes import PYTHON, base_env, current_database_url, event
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 MESSAGES = 5
 # The backend of the killed process: its progress update, waiting behind this test's lock on the mailbox row.
-WAITING = "wait_event_type = 'Lock' AND query LIKE 'UPDATE%%itsm_mailbox%%'"
+WAITING = "datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE%%itsm_mailbox%%'"
 
 
 def mail(n: int) -> bytes:
