@@ -4,7 +4,7 @@ satisfaction rating (their actions are in itsm.api.attachments and itsm.api.sati
 from __future__ import annotations
 
 import copy
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 import django_filters
@@ -100,7 +100,9 @@ class TicketSerializer(StrictModelSerializer):
 
     def to_representation(self, instance: Ticket) -> dict[str, Any]:
         """The same JSON as ModelSerializer's (a test compares them), written out: the field-by-field path cost
-        as much as everything else in a list request together (docs/benchmarks.md)."""
+        as much as everything else in a list request together (docs/benchmarks.md). The current time zone is
+        looked up once per ticket, not once per time (a fifth of a list's CPU went to those lookups)."""
+        zone = timezone.get_current_timezone()
         return {
             "id": instance.pk,
             "title": instance.title,
@@ -111,23 +113,23 @@ class TicketSerializer(StrictModelSerializer):
             "service": instance.service_id,
             "requester": instance.requester_id,
             "assignee": instance.assignee_id,
-            "created_at": _iso(instance.created_at),
-            "updated_at": _iso(instance.updated_at),
-            "first_response_at": _iso(instance.first_response_at),
-            "resolved_at": _iso(instance.resolved_at),
-            "closed_at": _iso(instance.closed_at),
-            "response_due_at": _iso(instance.response_due_at),
-            "resolution_due_at": _iso(instance.resolution_due_at),
+            "created_at": _iso(instance.created_at, zone),
+            "updated_at": _iso(instance.updated_at, zone),
+            "first_response_at": _iso(instance.first_response_at, zone),
+            "resolved_at": _iso(instance.resolved_at, zone),
+            "closed_at": _iso(instance.closed_at, zone),
+            "response_due_at": _iso(instance.response_due_at, zone),
+            "resolution_due_at": _iso(instance.resolution_due_at, zone),
             "sla_status": instance.sla_status,
             "sla_policy": instance.sla_policy_id,
         }
 
 
-def _iso(value: datetime | None) -> str | None:
+def _iso(value: datetime | None, zone: tzinfo) -> str | None:
     """DRF's DateTimeField output: in the current time zone, ISO 8601, UTC written as Z."""
     if value is None:
         return None
-    text = timezone.localtime(value).isoformat()
+    text = timezone.localtime(value, zone).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 

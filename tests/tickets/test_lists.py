@@ -61,6 +61,15 @@ class TestFilters:
         assert response.status_code == 400
         assert set(response.json()) == set(params)
 
+    def test_filters_apply_beside_a_search_and_a_page_and_empty_ones_are_not_given(self, as_agent, requester):
+        # The filter set is skipped when no filter is named (itsm.api.strict.FilterBackend): these name one.
+        high = make_ticket(requester, title="VPN down", priority="high")
+        make_ticket(requester, title="VPN slow", priority="low")
+        assert ids(as_agent.get(URL, {"search": "vpn", "priority": "high", "page": 1})) == [high.pk]
+        assert len(ids(as_agent.get(URL, {"search": "vpn", "priority": "", "status": ""}))) == 2
+        response = as_agent.get(URL, {"search": "vpn", "page_size": 10, "created_after": "yesterday"})
+        assert (response.status_code, set(response.json())) == (400, {"created_after"})
+
 
 @pytest.mark.django_db
 class TestSearch:
